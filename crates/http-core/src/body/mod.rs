@@ -1,0 +1,27 @@
+//! Request bodies and their limits.
+
+mod incoming;
+mod limit;
+pub(crate) mod shared;
+
+use std::sync::Arc;
+
+pub use incoming::RequestBody;
+pub use limit::{MaxRequestBodySize, ReadOnlyError};
+
+use crate::RequestRejection;
+
+/// Why reading a request body failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The client sent something the server refuses: a body over its limit
+    /// (`413`), a malformed chunk, or too little before closing. The
+    /// connection answers with the rejection's status if the response has
+    /// not started.
+    #[error("{0}")]
+    Rejected(RequestRejection),
+    /// Reading the connection failed.
+    #[error("connection failed while reading the request body: {0}")]
+    Io(Arc<std::io::Error>),
+}

@@ -1,0 +1,113 @@
+//! The state a request body shares with the connection that feeds it.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+use crate::BodyError;
+
+/// One request body's hand-off point: the connection decodes at most one
+/// chunk ahead of the application, and only once the application has
+/// started reading.
+#[derive(Default)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub chunk: Option<Bytes>,
+    pub trailers: Option<HeaderMap>,
+    pub finished: bool,
+    pub error: Option<BodyError>,
+    pub read_started: bool,
+    pub reader_dropped: bool,
+    pub reader_waker: Option<Waker>,
+    pub conn_waker: Option<Waker>,
+    pub limit: Option<u64>,
+    pub content_length: Option<u64>,
+    pub delivered: u64,
+}
+
+/// What the connection may do for the body now.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// The reader is gone: stop feeding; drain what is left.
+    Dropped,
+    /// The reader has not asked yet, or has not taken the last chunk.
+    Wait,
+    /// Decode and deliver the next piece; `limit` is the body-size limit now.
+    Data { limit: Option<u64> },
+}
+
+impl Shared {
+    pub fn new(limit: Option<u64>, content_length: Option<u64>) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                limit,
+                content_length,
+                ..State::default()
+            }),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the connection should feed the body, registering `cx` to be
+    /// woken when that changes.
+    pub fn poll_want(&self, cx: &mut Context<'_>) -> Want {
+        let mut state = self.lock();
+        if state.reader_dropped {
+            return Want::Dropped;
+        }
+        if !state.read_started || state.chunk.is_some() || state.trailers.is_some() {
+            set_waker(&mut state.conn_waker, cx);
+            return Want::Wait;
+        }
+        Want::Data { limit: state.limit }
+    }
+
+    pub fn deliver_data(&self, data: Bytes) {
+        let mut state = self.lock();
+        state.chunk = Some(data);
+        wake(&mut state.reader_waker);
+    }
+
+    pub fn deliver_trailers(&self, trailers: http::HeaderMap) {
+        let mut state = self.lock();
+        state.trailers = Some(trailers);
+        wake(&mut state.reader_waker);
+    }
+
+    pub fn finish(&self) {
+        let mut state = self.lock();
+        state.finished = true;
+        wake(&mut state.reader_waker);
+    }
+
+    pub fn fail(&self, error: BodyError) {
+        let mut state = self.lock();
+        state.error = Some(error);
+        state.finished = true;
+        wake(&mut state.reader_waker);
+    }
+}
+
+pub(crate) fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+pub(crate) fn wake(slot: &mut Option<Waker>) {
+    if let Some(waker) = slot.take() {
+        waker.wake();
+    }
+}

@@ -1,0 +1,33 @@
+//! The error a connection ends with.
+
+use std::io;
+
+use crate::RequestRejection;
+
+/// A boxed error from the application or its response body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why [`serve_connection`](crate::serve_connection) ended other than by a
+/// clean close. A clean close is the peer closing between requests, a
+/// keep-alive timeout, or a graceful shutdown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing the connection failed.
+    #[error("connection i/o failed: {0}")]
+    Io(#[from] io::Error),
+    /// A request was refused and answered with an error status; the
+    /// connection was then closed.
+    #[error("bad request: {0}")]
+    Rejected(RequestRejection),
+    /// The connection closed in the middle of a request's headers.
+    #[error("connection closed before the request headers were complete")]
+    IncompleteHead,
+    /// A response body failed after its head was sent; the connection was
+    /// aborted so the client sees an incomplete response.
+    #[error("response body failed: {0}")]
+    ResponseBody(BoxError),
+    /// The service failed to become ready.
+    #[error("service failed: {0}")]
+    Service(BoxError),
+}

@@ -1,0 +1,591 @@
+//! The HTTP/1.1 connection state machine.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body;
+use kite_transport_core::{CloseSignal, ConnectionIo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use super::decode::{ChunkedDecoder, Decoded, Decoder};
+use super::encode::{self, Framing, HeadOptions};
+use super::feed::BodyFeeder;
+use super::parse::{parse_head, BodyLength, ParsedHead};
+use crate::body::shared::Want;
+use crate::{
+    BoxError, ConnectionInfo, Error, HttpOptions, Limits, MaxRequestBodySize, RequestBody,
+    RequestRejection,
+};
+
+/// How much is read at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// How long, and how much, a rejected connection is read and discarded
+/// before it is closed, so the client sees the error rather than a reset.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
+pub(crate) struct H1Connection<S> {
+    io: Box<dyn ConnectionIo>,
+    read_buf: BytesMut,
+    write_buf: Vec<u8>,
+    write_pos: usize,
+    limits: Limits,
+    server_header: bool,
+    drain_timeout: Duration,
+    info: ConnectionInfo,
+    close: CloseSignal,
+    timer: Pin<Box<Sleep>>,
+    service: S,
+}
+
+enum HeadEvent {
+    Read(usize),
+    Timeout,
+    Close,
+}
+
+impl<S, B> H1Connection<S>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    pub fn new(
+        io: Box<dyn ConnectionIo>,
+        info: ConnectionInfo,
+        close: CloseSignal,
+        service: S,
+        options: &HttpOptions,
+    ) -> Self {
+        Self {
+            io,
+            read_buf: BytesMut::new(),
+            write_buf: Vec::new(),
+            write_pos: 0,
+            limits: options.limits.clone(),
+            server_header: options.add_server_header,
+            drain_timeout: options.drain_timeout,
+            info,
+            close,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            service,
+        }
+    }
+
+    pub async fn run(mut self) -> Result<(), Error> {
+        let result = self.serve().await;
+        if !matches!(result, Err(Error::Io(_)) | Err(Error::ResponseBody(_))) {
+            // Send what is left and close our side cleanly.
+            if self.flush().await.is_ok() {
+                let _ = poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await;
+            }
+        }
+        result
+    }
+
+    async fn serve(&mut self) -> Result<(), Error> {
+        let mut first = true;
+        loop {
+            let Some(head) = self.read_head(first).await? else {
+                return Ok(());
+            };
+            first = false;
+            let span = tracing::debug_span!(
+                "request",
+                connection_id = %self.info.id(),
+                method = %head.request.method(),
+                path = %head.request.uri().path(),
+            );
+            let _entered = span.enter();
+            if !self.dispatch(head).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads the next request head. `None` is a clean end: the peer closed
+    /// between requests, the keep-alive timeout passed, or close was
+    /// requested while idle.
+    async fn read_head(&mut self, first: bool) -> Result<Option<ParsedHead>, Error> {
+        let headers_timeout = self.limits.request_headers_timeout;
+        // The first request's headers are timed from accept; later ones get
+        // the keep-alive timeout until their first byte arrives.
+        let mut awaiting_first_byte = !first && self.read_buf.is_empty();
+        let deadline = if awaiting_first_byte {
+            self.limits.keep_alive_timeout
+        } else {
+            headers_timeout
+        };
+        self.timer.as_mut().reset(Instant::now() + deadline);
+        loop {
+            if !self.read_buf.is_empty() {
+                match parse_head(&mut self.read_buf, &self.limits) {
+                    Ok(Some(head)) => return Ok(Some(head)),
+                    Ok(None) => {}
+                    Err(rejection) => return Err(self.reject(rejection).await),
+                }
+                if awaiting_first_byte && !self.read_buf.is_empty() {
+                    awaiting_first_byte = false;
+                    self.timer.as_mut().reset(Instant::now() + headers_timeout);
+                }
+            }
+            // Pipelined responses leave together, before we wait for more.
+            self.flush().await?;
+            if self.read_buf.is_empty() && self.close.is_requested() {
+                return Ok(None);
+            }
+            let event = poll_fn(|cx| {
+                if let Poll::Ready(read) = self.poll_fill(cx) {
+                    return Poll::Ready(read.map(HeadEvent::Read));
+                }
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(HeadEvent::Timeout));
+                }
+                if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
+                    return Poll::Ready(Ok(HeadEvent::Close));
+                }
+                Poll::Pending
+            })
+            .await?;
+            match event {
+                HeadEvent::Read(0) if self.read_buf.is_empty() => return Ok(None),
+                HeadEvent::Read(0) => {
+                    tracing::debug!(
+                        target: "kite::bad_requests",
+                        connection_id = %self.info.id(),
+                        "connection closed in the middle of a request head"
+                    );
+                    return Err(Error::IncompleteHead);
+                }
+                HeadEvent::Read(_) => {}
+                HeadEvent::Timeout if self.read_buf.is_empty() => {
+                    tracing::debug!(
+                        connection_id = %self.info.id(),
+                        reason = if awaiting_first_byte { "keep-alive timeout" } else { "no request before RequestHeadersTimeout" },
+                        "closing idle connection"
+                    );
+                    return Ok(None);
+                }
+                HeadEvent::Timeout => {
+                    return Err(self.reject(RequestRejection::RequestHeadersTimeout).await)
+                }
+                HeadEvent::Close => return Ok(None),
+            }
+        }
+    }
+
+    /// Serves one request. Returns whether the connection stays open.
+    async fn dispatch(&mut self, head: ParsedHead) -> Result<bool, Error> {
+        let ParsedHead {
+            request,
+            body: length,
+            mut keep_alive,
+            expect_continue,
+        } = head;
+        let is_head = request.method() == Method::HEAD;
+        let version = request.version();
+        let (mut parts, ()) = request.into_parts();
+
+        let limit = self.limits.max_request_body_size;
+        let mut feeder = match length {
+            BodyLength::Empty => None,
+            BodyLength::Length(n) => Some(BodyFeeder::new(
+                Decoder::Length(n),
+                Some(n),
+                limit,
+                expect_continue,
+            )),
+            BodyLength::Chunked => Some(BodyFeeder::new(
+                Decoder::Chunked(ChunkedDecoder::new(
+                    self.limits.max_request_headers_total_size,
+                )),
+                None,
+                limit,
+                expect_continue,
+            )),
+        };
+        let body = match &feeder {
+            Some(f) => RequestBody::incoming(f.shared.clone()),
+            None => RequestBody::empty(),
+        };
+        parts.extensions.insert(self.info.clone());
+        parts.extensions.insert(MaxRequestBodySize::new(
+            feeder.as_ref().map(|f| f.shared.clone()),
+            limit,
+        ));
+        let request = Request::from_parts(parts, body);
+
+        if let Err(error) = poll_fn(|cx| self.service.poll_ready(cx)).await {
+            let error = error.into();
+            tracing::error!(connection_id = %self.info.id(), %error, "service is not ready; closing the connection");
+            self.write_empty(StatusCode::SERVICE_UNAVAILABLE, None, false);
+            return Err(Error::Service(error));
+        }
+        let mut call = pin!(self.service.call(request));
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(result) = call.as_mut().poll(cx) {
+                return Poll::Ready(result);
+            }
+            if let Some(f) = feeder.as_mut() {
+                self.poll_feed(cx, f);
+            }
+            Poll::Pending
+        })
+        .await;
+
+        keep_alive &= !self.close.is_requested();
+        if let Some(f) = &feeder {
+            keep_alive &= f.reusable();
+            // A client still waiting for `100 Continue` may never send the
+            // body, so the connection cannot be reused safely.
+            keep_alive &= f.finished || !f.expect_continue;
+        }
+
+        let rejection = feeder.as_ref().and_then(|f| f.rejection);
+        match (outcome, rejection) {
+            (_, Some(rejection)) => {
+                log_rejection(&self.info, rejection);
+                self.write_empty(rejection.status(), rejection.allow(), false);
+                return Ok(false);
+            }
+            (Err(error), None) => {
+                let error: BoxError = error.into();
+                tracing::error!(connection_id = %self.info.id(), %error, "the application failed; sending 500");
+                self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, keep_alive);
+            }
+            (Ok(response), None) => {
+                keep_alive = self
+                    .write_response(response, is_head, version, keep_alive, &mut feeder)
+                    .await?;
+            }
+        }
+
+        if let Some(f) = feeder.as_mut() {
+            if !f.finished && keep_alive {
+                keep_alive = self.drain(f).await?;
+            }
+        }
+        if keep_alive && self.write_buf.len() >= self.limits.max_response_buffer_size {
+            self.flush().await?;
+        }
+        Ok(keep_alive)
+    }
+
+    /// Writes the response and streams its body, feeding the request body
+    /// meanwhile (an echo reads one while writing the other). Returns
+    /// whether the connection stays open.
+    async fn write_response(
+        &mut self,
+        response: Response<B>,
+        is_head: bool,
+        version: Version,
+        mut keep_alive: bool,
+        feeder: &mut Option<BodyFeeder>,
+    ) -> Result<bool, Error> {
+        let (parts, body) = response.into_parts();
+        let (framing, framing_header) = encode::framing(
+            parts.status,
+            is_head,
+            &parts.headers,
+            &body.size_hint(),
+            body.is_end_stream(),
+            version,
+        );
+        keep_alive &= framing != Framing::CloseDelimited && !encode::wants_close(&parts.headers);
+        let options = HeadOptions {
+            keep_alive,
+            request_version: version,
+            server_header: self.server_header,
+        };
+        encode::write_head(
+            &mut self.write_buf,
+            parts.status,
+            &parts.headers,
+            framing_header,
+            &options,
+        );
+        if let Some(f) = feeder.as_mut() {
+            f.head_written = true;
+        }
+        if framing == Framing::None {
+            return Ok(keep_alive);
+        }
+
+        let mut body = pin!(body);
+        let mut written: u64 = 0;
+        let mut trailers = None;
+        let max_buffer = self.limits.max_response_buffer_size;
+        poll_fn(|cx| loop {
+            if let Some(f) = feeder.as_mut() {
+                self.poll_feed(cx, f);
+            }
+            if self.write_buf.len() >= max_buffer {
+                ready!(self.poll_flush(cx))?;
+            }
+            match body.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let len = bytes::Buf::remaining(&data);
+                        if len == 0 {
+                            continue;
+                        }
+                        written += len as u64;
+                        if let Framing::Length(declared) = framing {
+                            if written > declared {
+                                return Poll::Ready(Err(Error::ResponseBody(
+                                    format!("response body is longer than its content-length {declared}").into(),
+                                )));
+                            }
+                        }
+                        if framing == Framing::Chunked {
+                            encode::write_chunk_size(&mut self.write_buf, len);
+                        }
+                        put_buf(&mut self.write_buf, data);
+                        if framing == Framing::Chunked {
+                            self.write_buf.extend_from_slice(b"\r\n");
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(map) = frame.into_trailers() {
+                            trailers = Some(map);
+                        }
+                    }
+                },
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(Error::ResponseBody(error.into()))),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    // The body waits on something: send what we have.
+                    if !self.write_buf.is_empty() {
+                        ready!(self.poll_flush(cx))?;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await?;
+
+        match framing {
+            Framing::Chunked => encode::write_last_chunk(&mut self.write_buf, trailers.as_ref()),
+            Framing::Length(declared) if written != declared => {
+                return Err(Error::ResponseBody(
+                    format!("response body ended after {written} of its content-length {declared} bytes").into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(keep_alive)
+    }
+
+    /// Decodes request body bytes for the application when it wants them.
+    fn poll_feed(&mut self, cx: &mut Context<'_>, f: &mut BodyFeeder) {
+        while !f.finished {
+            let limit = match f.shared.poll_want(cx) {
+                Want::Dropped | Want::Wait => return,
+                Want::Data { limit } => limit,
+            };
+            if let Some(limit) = limit {
+                if f.content_length.unwrap_or(f.received) > limit {
+                    f.reject(RequestRejection::RequestBodyTooLarge);
+                    return;
+                }
+            }
+            if f.expect_continue {
+                f.expect_continue = false;
+                if !f.head_written {
+                    self.write_buf
+                        .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+            }
+            if !f.head_written && !self.write_buf.is_empty() {
+                match self.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return f.fail_io(e),
+                    Poll::Pending => return,
+                }
+            }
+            match f.decoder.decode(&mut self.read_buf) {
+                Ok(Decoded::Data(data)) => {
+                    f.received += data.len() as u64;
+                    if limit.is_some_and(|limit| f.received > limit) {
+                        return f.reject(RequestRejection::RequestBodyTooLarge);
+                    }
+                    f.shared.deliver_data(data);
+                }
+                Ok(Decoded::Trailers(trailers)) => f.shared.deliver_trailers(trailers),
+                Ok(Decoded::Done) => {
+                    f.finished = true;
+                    f.shared.finish();
+                }
+                Ok(Decoded::NeedMore) => match self.poll_fill(cx) {
+                    Poll::Ready(Ok(0)) => {
+                        return f.reject(RequestRejection::UnexpectedEndOfRequestContent)
+                    }
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(e)) => return f.fail_io(e),
+                    Poll::Pending => return,
+                },
+                Err(rejection) => return f.reject(rejection),
+            }
+        }
+    }
+
+    /// Reads and discards what is left of a request body the application
+    /// did not read, for up to the drain timeout. Returns whether the whole
+    /// body arrived, so the connection can be reused.
+    async fn drain(&mut self, f: &mut BodyFeeder) -> Result<bool, Error> {
+        self.flush().await?;
+        self.timer
+            .as_mut()
+            .reset(Instant::now() + self.drain_timeout);
+        let drained = poll_fn(|cx| loop {
+            match f.decoder.decode(&mut self.read_buf) {
+                Ok(Decoded::Data(_)) | Ok(Decoded::Trailers(_)) => {}
+                Ok(Decoded::Done) => return Poll::Ready(true),
+                Err(_) => return Poll::Ready(false),
+                Ok(Decoded::NeedMore) => match self.poll_fill(cx) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(false),
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Pending => {
+                        if self.timer.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(false);
+                        }
+                        return Poll::Pending;
+                    }
+                },
+            }
+        })
+        .await;
+        if !drained {
+            tracing::debug!(connection_id = %self.info.id(), "request body not drained in time; closing the connection");
+        }
+        f.finished = true;
+        f.shared.finish();
+        Ok(drained)
+    }
+
+    /// Answers a rejected request and closes the connection.
+    async fn reject(&mut self, rejection: RequestRejection) -> Error {
+        log_rejection(&self.info, rejection);
+        self.write_empty(rejection.status(), rejection.allow(), false);
+        if let Err(e) = self.flush().await {
+            return Error::Io(e);
+        }
+        self.linger().await;
+        Error::Rejected(rejection)
+    }
+
+    /// Closes our side, then reads and discards for a while, so that unread
+    /// request bytes do not make the kernel reset the connection before the
+    /// client has read our answer.
+    async fn linger(&mut self) {
+        if poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        self.timer.as_mut().reset(Instant::now() + LINGER_TIME);
+        let mut discarded = 0usize;
+        let mut scratch = [0u8; 4096];
+        let _ = poll_fn(|cx| loop {
+            if self.timer.as_mut().poll(cx).is_ready() || discarded > LINGER_BYTES {
+                return Poll::Ready(());
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => discarded += buf.filled().len(),
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        })
+        .await;
+    }
+
+    fn write_empty(&mut self, status: StatusCode, allow: Option<&str>, keep_alive: bool) {
+        let options = HeadOptions {
+            keep_alive,
+            request_version: Version::HTTP_11,
+            server_header: self.server_header,
+        };
+        encode::write_empty(&mut self.write_buf, status, allow, &options);
+    }
+
+    /// Reads more into the read buffer. An idle connection holds no buffer:
+    /// it waits for readability first, and gives its buffers back when a
+    /// read finds nothing.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read_buf.capacity() - self.read_buf.len() < 512 {
+            if self.read_buf.is_empty() {
+                ready!(self.io.poll_read_ready(cx))?;
+            }
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        let filled = {
+            let mut buf = ReadBuf::uninit(self.read_buf.spare_capacity_mut());
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => buf.filled().len(),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    if self.read_buf.is_empty() && self.write_buf.is_empty() {
+                        self.read_buf = BytesMut::new();
+                        self.write_buf = Vec::new();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        };
+        // SAFETY: `poll_read` initialised the first `filled` bytes of the
+        // spare capacity, which directly follow the buffer's length.
+        unsafe { self.read_buf.set_len(self.read_buf.len() + filled) };
+        Poll::Ready(Ok(filled))
+    }
+
+    /// Writes the whole write buffer, then flushes the stream.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.write_pos < self.write_buf.len() {
+            let n =
+                ready!(Pin::new(&mut self.io).poll_write(cx, &self.write_buf[self.write_pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.write_pos += n;
+        }
+        self.write_buf.clear();
+        self.write_pos = 0;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.write_buf.is_empty() {
+            return Ok(());
+        }
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+}
+
+fn put_buf(dst: &mut Vec<u8>, mut data: impl bytes::Buf) {
+    while data.has_remaining() {
+        let chunk = data.chunk();
+        dst.extend_from_slice(chunk);
+        let n = chunk.len();
+        data.advance(n);
+    }
+}
+
+fn log_rejection(info: &ConnectionInfo, rejection: RequestRejection) {
+    tracing::debug!(
+        target: "kite::bad_requests",
+        connection_id = %info.id(),
+        status = rejection.status().as_u16(),
+        reason = %rejection,
+        "bad request rejected"
+    );
+}

@@ -1,0 +1,129 @@
+//! Kite's HTTP core: HTTP/1.1 over any [`Connection`], hosting any
+//! [`tower_service::Service`].
+//!
+//! [`serve_connection`] is the one entry point: give it a connection from
+//! any transport (after any middleware), a service, and [`HttpOptions`], and
+//! it serves requests until the peer closes, a timeout passes, or the
+//! connection's [`CloseSignal`](kite_transport_core::CloseSignal) asks it to
+//! stop. The HTTP/1.1 connection is Kite's own, on `httparse`: keep-alive,
+//! pipelining with batched writes, chunked bodies both ways, lazy
+//! `100 Continue`, request draining, and Kestrel's limits, each answered
+//! with Kestrel's status ([`RequestRejection`]).
+//!
+//! The application is any `Service<http::Request<RequestBody>>` whose
+//! response body implements [`http_body::Body`]; an axum `Router` is one.
+//! Every request carries a [`ConnectionInfo`] and a [`MaxRequestBodySize`]
+//! extension.
+//!
+//! # Example: serving one connection over an in-memory pipe
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use kite_http_core::{serve_connection, HttpOptions, RequestBody};
+//! use kite_transport_core::{Connection, ConnectionContext, ConnectionId, Endpoint, PlainIo};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let service = tower_service_fn(|_req: Request<RequestBody>| async {
+//!     Ok::<_, Infallible>(Response::new(String::from("hi")))
+//! });
+//!
+//! let (server_io, mut client) = tokio::io::duplex(4096);
+//! let ctx = ConnectionContext::new(ConnectionId::next(), Endpoint::Unnamed, Endpoint::Unnamed, "memory");
+//! let connection = Connection::new(Box::new(PlainIo(server_io)), ctx);
+//! let server = tokio::spawn(async move { serve_connection(connection, service, &HttpOptions::default()).await });
+//!
+//! client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+//! let mut response = String::new();
+//! client.read_to_string(&mut response).await.unwrap();
+//! assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+//! assert!(response.ends_with("\r\n\r\nhi"));
+//! server.await.unwrap().unwrap();
+//!
+//! // A tiny `service_fn`, to keep this example free of other crates.
+//! fn tower_service_fn<F, Fut>(f: F) -> impl tower_service::Service<Request<RequestBody>, Response = Response<String>, Error = Infallible, Future = Fut>
+//! where
+//!     F: FnMut(Request<RequestBody>) -> Fut,
+//!     Fut: std::future::Future<Output = Result<Response<String>, Infallible>>,
+//! {
+//!     struct ServiceFn<F>(F);
+//!     impl<F, Fut> tower_service::Service<Request<RequestBody>> for ServiceFn<F>
+//!     where
+//!         F: FnMut(Request<RequestBody>) -> Fut,
+//!         Fut: std::future::Future<Output = Result<Response<String>, Infallible>>,
+//!     {
+//!         type Response = Response<String>;
+//!         type Error = Infallible;
+//!         type Future = Fut;
+//!         fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+//!             std::task::Poll::Ready(Ok(()))
+//!         }
+//!         fn call(&mut self, req: Request<RequestBody>) -> Fut {
+//!             (self.0)(req)
+//!         }
+//!     }
+//!     ServiceFn(f)
+//! }
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+mod body;
+mod date;
+mod error;
+mod h1;
+mod info;
+mod options;
+mod rejection;
+
+use http::{Request, Response};
+use http_body::Body;
+use kite_transport_core::Connection;
+use tower_service::Service;
+
+pub use body::{BodyError, MaxRequestBodySize, ReadOnlyError, RequestBody};
+pub use error::{BoxError, Error};
+pub use info::ConnectionInfo;
+pub use options::{HttpOptions, Limits};
+pub use rejection::RequestRejection;
+
+/// The request head parser and the body decoders, exposed for fuzzing.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::h1::decode::{ChunkedDecoder, Decoded, Decoder};
+    pub use crate::h1::parse::{parse_head, BodyLength, ParsedHead};
+}
+
+/// Serves HTTP/1.1 on `connection` with `service` until the connection ends.
+///
+/// Returns `Ok(())` on a clean end: the peer closed between requests, the
+/// keep-alive timeout passed, or the connection's close signal was
+/// requested (the response in flight is finished first, with
+/// `Connection: close`).
+///
+/// # Errors
+///
+/// [`Error::Rejected`] after a bad request was answered with its status;
+/// [`Error::Io`] when the connection failed; [`Error::ResponseBody`] when a
+/// response body failed after its head was sent (the connection is then
+/// aborted); [`Error::IncompleteHead`] when the peer closed mid-head.
+pub async fn serve_connection<S, B>(
+    connection: Connection,
+    service: S,
+    options: &HttpOptions,
+) -> Result<(), Error>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (io, context) = connection.into_parts();
+    let close = context.close_signal().clone();
+    let info = ConnectionInfo::new(context);
+    h1::conn::H1Connection::new(io, info, close, service, options)
+        .run()
+        .await
+}

@@ -1,0 +1,119 @@
+//! Why a request was refused before it reached the application.
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// Why the HTTP core refused a request (Kestrel's `RequestRejectionReason`).
+///
+/// A rejected request never reaches the application: the client gets
+/// [`status`](Self::status) with an empty body and `Connection: close`, and
+/// a `tracing` event under the target `kite::bad_requests` names the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestRejection {
+    /// The request line is not `METHOD SP target SP version`.
+    InvalidRequestLine,
+    /// The request target is not a valid origin, absolute, authority or
+    /// asterisk form.
+    InvalidRequestTarget,
+    /// A header field is malformed.
+    InvalidRequestHeader,
+    /// The version is well formed but not HTTP/1.0 or HTTP/1.1 (`505`).
+    UnrecognizedHttpVersion,
+    /// The request line is longer than the limit (`414`).
+    RequestLineTooLong,
+    /// The header fields are larger than the limit (`431`).
+    HeadersExceedMaxTotalSize,
+    /// There are more header fields than the limit (`431`).
+    TooManyHeaders,
+    /// An HTTP/1.1 request has no `Host`.
+    MissingHostHeader,
+    /// A request has more than one `Host`.
+    MultipleHostHeaders,
+    /// `Host` is not a valid host, or does not match an absolute target.
+    InvalidHostHeader,
+    /// `Content-Length` is not a decimal number.
+    InvalidContentLength,
+    /// A request has more than one `Content-Length`.
+    MultipleContentLengths,
+    /// `Transfer-Encoding`'s last coding is not `chunked`.
+    FinalTransferCodingNotChunked,
+    /// An HTTP/1.0 `POST` or `PUT` has no `Content-Length`.
+    LengthRequiredHttp10,
+    /// The asterisk target `*` with a method other than `OPTIONS` (`405`).
+    OptionsMethodRequired,
+    /// An authority target with a method other than `CONNECT` (`405`).
+    ConnectMethodRequired,
+    /// The headers did not arrive within `RequestHeadersTimeout` (`408`).
+    RequestHeadersTimeout,
+    /// The body is larger than its limit (`413`).
+    RequestBodyTooLarge,
+    /// A chunk size line is malformed.
+    BadChunkSizeData,
+    /// A chunk is not followed by CRLF.
+    BadChunkSuffix,
+    /// The trailer section of a chunked body is malformed or too large.
+    BadChunkTrailers,
+    /// The connection closed before the body was complete.
+    UnexpectedEndOfRequestContent,
+}
+
+impl RequestRejection {
+    /// The status code the client receives.
+    pub fn status(self) -> StatusCode {
+        use RequestRejection::*;
+        match self {
+            UnrecognizedHttpVersion => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            RequestLineTooLong => StatusCode::URI_TOO_LONG,
+            HeadersExceedMaxTotalSize | TooManyHeaders => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestHeadersTimeout => StatusCode::REQUEST_TIMEOUT,
+            OptionsMethodRequired | ConnectMethodRequired => StatusCode::METHOD_NOT_ALLOWED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The `Allow` header value that goes with a `405`, if any.
+    pub fn allow(self) -> Option<&'static str> {
+        match self {
+            RequestRejection::OptionsMethodRequired => Some("OPTIONS"),
+            RequestRejection::ConnectMethodRequired => Some("CONNECT"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RequestRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RequestRejection::*;
+        f.write_str(match self {
+            InvalidRequestLine => "Invalid request line",
+            InvalidRequestTarget => "Invalid request target",
+            InvalidRequestHeader => "Invalid request header",
+            UnrecognizedHttpVersion => "Unrecognized HTTP version",
+            RequestLineTooLong => "Request line too long",
+            HeadersExceedMaxTotalSize => "Request headers too long",
+            TooManyHeaders => "Request contains too many headers",
+            MissingHostHeader => "Request is missing Host header",
+            MultipleHostHeaders => "Multiple Host headers",
+            InvalidHostHeader => "Invalid Host header",
+            InvalidContentLength => "Invalid content length",
+            MultipleContentLengths => "Multiple Content-Length headers",
+            FinalTransferCodingNotChunked => "The message's final transfer coding is not chunked",
+            LengthRequiredHttp10 => "An HTTP/1.0 POST or PUT request requires a Content-Length",
+            OptionsMethodRequired => "Method not allowed: the asterisk target needs OPTIONS",
+            ConnectMethodRequired => "Method not allowed: an authority target needs CONNECT",
+            RequestHeadersTimeout => "Request headers timed out",
+            RequestBodyTooLarge => "Request body too large",
+            BadChunkSizeData => "Bad chunk size data",
+            BadChunkSuffix => "Bad chunk suffix",
+            BadChunkTrailers => "Bad chunked trailers",
+            UnexpectedEndOfRequestContent => "Unexpected end of request content",
+        })
+    }
+}
+
+impl std::error::Error for RequestRejection {}

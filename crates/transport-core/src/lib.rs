@@ -1,0 +1,42 @@
+//! Kite's transport contracts.
+//!
+//! A [`Transport`] binds an [`Endpoint`] and returns a [`Listener`]; the
+//! listener yields [`Connection`]s: a byte stream ([`ConnectionIo`]) plus a
+//! [`ConnectionContext`] (id, addresses, a [`CloseSignal`], and a typed map
+//! of [`Features`] that connection middleware extends). Every other Kite
+//! crate is written against these types, so a new transport, a new
+//! middleware or a whole custom server plugs in without touching the rest.
+//!
+//! # Example: a connection over an in-memory pipe
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use kite_transport_core::{Connection, ConnectionContext, ConnectionId, Endpoint, PlainIo};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let (server_side, mut client_side) = tokio::io::duplex(1024);
+//! let context = ConnectionContext::new(ConnectionId::next(), Endpoint::Unnamed, Endpoint::Unnamed, "memory");
+//! let mut connection = Connection::new(Box::new(PlainIo(server_side)), context);
+//!
+//! client_side.write_all(b"ping").await.unwrap();
+//! let mut buf = [0u8; 4];
+//! connection.read_exact(&mut buf).await.unwrap();
+//! assert_eq!(&buf, b"ping");
+//! assert_eq!(connection.context().transport(), "memory");
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+mod connection;
+mod context;
+mod endpoint;
+mod features;
+mod lifetime;
+mod transport;
+
+pub use connection::{Connection, ConnectionIo, PlainIo};
+pub use context::{ConnectionContext, ConnectionId};
+pub use endpoint::Endpoint;
+pub use features::Features;
+pub use lifetime::CloseSignal;
+pub use transport::{Listener, Transport};

@@ -1,0 +1,102 @@
+//! The graceful-close request a server sends to its connections.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+/// A request to close a connection gracefully (Kestrel's
+/// `IConnectionLifetimeNotificationFeature.RequestClose`).
+///
+/// The server keeps one clone per connection and calls
+/// [`request_close`](Self::request_close) at shutdown; the protocol handling
+/// the connection watches it and ends at the next safe point: HTTP/1.1 after
+/// the response in flight, with `Connection: close`; an idle keep-alive
+/// connection at once. Clones share one state. A new signal is not requested.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use kite_transport_core::CloseSignal;
+///
+/// let signal = CloseSignal::new();
+/// let watcher = signal.clone();
+/// signal.request_close();
+/// watcher.requested().await; // returns at once: close was requested
+/// assert!(watcher.is_requested());
+/// # });
+/// ```
+#[derive(Clone, Default)]
+pub struct CloseSignal {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    requested: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl CloseSignal {
+    /// A signal on which close has not been requested.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the connection to close at its next safe point. Idempotent.
+    pub fn request_close(&self) {
+        if self.inner.requested.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let wakers = std::mem::take(&mut *lock(&self.inner.wakers));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Whether close has been requested.
+    pub fn is_requested(&self) -> bool {
+        self.inner.requested.load(Ordering::Acquire)
+    }
+
+    /// Polls for the close request; registers `cx`'s waker until it comes.
+    pub fn poll_requested(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_requested() {
+            return Poll::Ready(());
+        }
+        {
+            let mut wakers = lock(&self.inner.wakers);
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+        }
+        // Close may have been requested between the check and the push.
+        if self.is_requested() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Waits until close is requested.
+    pub async fn requested(&self) {
+        poll_fn(|cx| self.poll_requested(cx)).await
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A waker list stays valid even if a holder panicked.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl fmt::Debug for CloseSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloseSignal")
+            .field("requested", &self.is_requested())
+            .finish()
+    }
+}
