@@ -1,1 +1,55 @@
-//! placeholder
+//! Kite's server: endpoints, options, graceful shutdown, and the `kite`
+//! binary.
+//!
+//! [`Server::builder`] takes endpoints from code ([`listen`](ServerBuilder::listen),
+//! [`listen_unix`](ServerBuilder::listen_unix)) or URLs in Kestrel's forms
+//! ([`urls`](ServerBuilder::urls): `http://localhost:5000`, `http://*:80`,
+//! `http://[::1]:0`, `http://unix:/run/kite.sock`), options
+//! ([`ServerOptions`], [`Limits`]), a transport (the sockets transport by
+//! default) and connection middleware. [`ServerBuilder::bind`] binds every
+//! endpoint; [`Server::serve`] runs any `tower::Service` until a signal or
+//! a [`ShutdownHandle`] starts a graceful shutdown.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use kite_server::{service_fn, RequestBody, Server};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let server = Server::builder().urls(["http://127.0.0.1:0"]).handle_signals(false).bind().await.unwrap();
+//! let addr = server.local_endpoints()[0].as_tcp().unwrap();
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.serve(service_fn(|_req: Request<RequestBody>| async {
+//!     Ok::<_, Infallible>(Response::new(String::from("Hello, World!")))
+//! })));
+//!
+//! let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+//! client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+//! let mut response = String::new();
+//! client.read_to_string(&mut response).await.unwrap();
+//! assert!(response.ends_with("Hello, World!"));
+//!
+//! shutdown.shutdown();
+//! running.await.unwrap().unwrap();
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+mod address;
+mod error;
+mod options;
+mod server;
+mod service_fn;
+mod shutdown;
+mod tracker;
+
+pub use address::ListenAddress;
+pub use error::ServerError;
+pub use kite_http_core::{ConnectionInfo, HttpOptions, Limits, MaxRequestBodySize, RequestBody};
+pub use options::ServerOptions;
+pub use server::{Server, ServerBuilder, DEFAULT_URL};
+pub use service_fn::{service_fn, ServiceFn};
+pub use shutdown::ShutdownHandle;

@@ -232,7 +232,7 @@ where
         let mut call = pin!(self.service.call(request));
         let outcome = poll_fn(|cx| {
             if let Poll::Ready(result) = call.as_mut().poll(cx) {
-                return Poll::Ready(result);
+                return Poll::Ready(result.map_err(Into::<BoxError>::into));
             }
             if let Some(f) = feeder.as_mut() {
                 self.poll_feed(cx, f);
@@ -257,7 +257,6 @@ where
                 return Ok(false);
             }
             (Err(error), None) => {
-                let error: BoxError = error.into();
                 tracing::error!(connection_id = %self.info.id(), %error, "the application failed; sending 500");
                 self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, keep_alive);
             }
