@@ -1,1 +1,65 @@
-//! placeholder
+//! Kite: a Kestrel-style HTTP server framework for Rust, built from
+//! swappable parts.
+//!
+//! ```text
+//! Transport ──accept──▶ Connection ──▶ ConnectionBuilder pipeline ──▶ HTTP core ──▶ application
+//! ```
+//!
+//! - [`transport`]: the contracts (`Transport`, `Listener`, `Connection`,
+//!   `Endpoint`, `ConnectionContext`); [`sockets`] is the default transport.
+//! - [`middleware`]: `ConnectionMiddleware` and `ConnectionBuilder`, with
+//!   connection logging built in.
+//! - [`http`]: the HTTP/1.1 core and `serve_connection`, which hosts any
+//!   `tower::Service` (an axum `Router` runs unchanged).
+//! - [`Server`]: endpoints from code or URLs, Kestrel's limits, graceful
+//!   shutdown.
+//!
+//! Cargo features: `sockets` (default) compiles the tokio sockets
+//! transport in.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use kite::{service_fn, RequestBody, Server};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), kite::ServerError> {
+//!     let server = Server::builder().urls(["http://localhost:5000"]).bind().await?;
+//!     server
+//!         .serve(service_fn(|_req: ::http::Request<RequestBody>| async {
+//!             Ok::<_, Infallible>(::http::Response::new(String::from("Hello, World!")))
+//!         }))
+//!         .await
+//! }
+//! ```
+#![warn(missing_docs)]
+
+pub use kite_server::{
+    service_fn, ConnectionInfo, Limits, ListenAddress, MaxRequestBodySize, RequestBody, Server,
+    ServerBuilder, ServerError, ServerOptions, ServiceFn, ShutdownHandle, DEFAULT_URL,
+};
+
+/// The transport contracts: [`Transport`](transport::Transport),
+/// [`Listener`](transport::Listener), [`Connection`](transport::Connection)
+/// and the connection context.
+pub mod transport {
+    pub use kite_transport_core::*;
+}
+
+/// The default transport on tokio's TCP and Unix sockets.
+#[cfg(feature = "sockets")]
+pub mod sockets {
+    pub use kite_transport_sockets::*;
+}
+
+/// Connection middleware: the trait, the builder, and the built-ins.
+pub mod middleware {
+    pub use kite_connection_middleware::*;
+}
+
+/// The HTTP core: [`serve_connection`](http::serve_connection), options,
+/// limits, request bodies and extensions.
+pub mod http {
+    pub use kite_http_core::*;
+}

@@ -1,0 +1,376 @@
+//! The end-to-end harness: a real server on loopback port 0, a test
+//! application, and small raw-socket clients.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use kite::{
+    ConnectionInfo, MaxRequestBodySize, RequestBody, Server, ServerOptions, ShutdownHandle,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type TestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// An upper bound on any one wait in these tests, so a bug fails a test
+/// instead of hanging it.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The transports the end-to-end tests run on.
+pub fn transports() -> Vec<&'static str> {
+    vec!["sockets"]
+}
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub addresses: Vec<String>,
+    pub shutdown: ShutdownHandle,
+    pub done: tokio::task::JoinHandle<Result<(), kite::ServerError>>,
+    pub gate: Arc<Gate>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Shuts down and waits for the server to finish.
+    pub async fn stop(self) {
+        self.shutdown.shutdown();
+        tokio::time::timeout(WAIT, self.done)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Lets a test hold a request inside the application: `/slow` signals
+/// `entered` and waits for `release`.
+#[derive(Default)]
+pub struct Gate {
+    pub entered: Notify,
+    pub release: Notify,
+}
+
+pub async fn start(transport: &str, options: ServerOptions) -> TestServer {
+    start_with(transport, options, |b| b).await
+}
+
+pub async fn start_with(
+    transport: &str,
+    mut options: ServerOptions,
+    configure: impl FnOnce(kite::ServerBuilder) -> kite::ServerBuilder,
+) -> TestServer {
+    assert_eq!(transport, "sockets", "unknown transport {transport}");
+    options.handle_signals = false;
+    let gate = Arc::new(Gate::default());
+    let builder = Server::builder()
+        .urls(["http://127.0.0.1:0"])
+        .options(options);
+    let server = configure(builder).bind().await.expect("bind");
+    let addresses = server.addresses();
+    let addr = server
+        .local_endpoints()
+        .iter()
+        .find_map(|e| e.as_tcp())
+        .unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+    let shutdown = server.shutdown_handle();
+    let app_gate = Arc::clone(&gate);
+    let done =
+        tokio::spawn(server.serve(kite::service_fn(move |req| app(req, Arc::clone(&app_gate)))));
+    TestServer {
+        addr,
+        addresses,
+        shutdown,
+        done,
+        gate,
+    }
+}
+
+fn full(body: impl Into<Bytes>) -> Response<TestBody> {
+    Response::new(
+        http_body_util::Full::new(body.into())
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    )
+}
+
+/// The test application.
+pub async fn app(
+    req: Request<RequestBody>,
+    gate: Arc<Gate>,
+) -> Result<Response<TestBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    let response = match path.as_str() {
+        "/plaintext" => full("Hello, World!"),
+        "/remote" => {
+            let info = req
+                .extensions()
+                .get::<ConnectionInfo>()
+                .expect("connection info");
+            full(info.remote().to_string())
+        }
+        "/echo" => {
+            let (_, body) = req.into_parts();
+            Response::new(body.map_err(BoxError::from).boxed_unsync())
+        }
+        "/count" => {
+            // Reads the whole body and answers with its length.
+            match req.into_body().collect().await {
+                Ok(collected) => full(collected.to_bytes().len().to_string()),
+                Err(e) => {
+                    let mut response = full(e.to_string());
+                    *response.status_mut() = StatusCode::BAD_REQUEST;
+                    response
+                }
+            }
+        }
+        "/unlimited" => {
+            let limit = req
+                .extensions()
+                .get::<MaxRequestBodySize>()
+                .expect("limit extension")
+                .clone();
+            limit.set(None).expect("writable before reading");
+            let (_, mut body) = req.into_parts();
+            let first = body.frame().await;
+            let read_only = limit.set(Some(1)).is_err();
+            let mut total = first
+                .and_then(|f| f.ok())
+                .and_then(|f| f.into_data().ok())
+                .map_or(0, |d| d.len());
+            while let Some(frame) = body.frame().await {
+                total += frame
+                    .expect("body frame")
+                    .into_data()
+                    .map_or(0, |d| d.len());
+            }
+            full(format!("{total} read_only={read_only}"))
+        }
+        "/ignore" => full("ignored"),
+        "/slow" => {
+            gate.entered.notify_one();
+            gate.release.notified().await;
+            full("finished")
+        }
+        "/stream" => Response::new(Chunks { left: 3 }.boxed_unsync()),
+        "/nocontent" => {
+            let mut response = full("");
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        _ => {
+            let mut response = full("not found");
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
+    };
+    Ok(response)
+}
+
+/// A body of unknown length: three chunks of `chunk\n`.
+pub struct Chunks {
+    pub left: u32,
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        self.left -= 1;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"chunk\n")))))
+    }
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// A parsed response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response (content-length, chunked, or to EOF) from `stream`,
+/// keeping bytes that follow it in `buf`.
+pub async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
+    tokio::time::timeout(WAIT, read_response_inner(stream, buf, false))
+        .await
+        .expect("response in time")
+}
+
+/// Reads the response to a HEAD request: a head only, whatever its
+/// framing headers say.
+pub async fn read_head_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
+    tokio::time::timeout(WAIT, read_response_inner(stream, buf, true))
+        .await
+        .expect("response in time")
+}
+
+async fn read_response_inner(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head_only: bool,
+) -> RawResponse {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head_len) =
+            parsed.parse(buf).expect("valid response head")
+        {
+            let status = parsed.code.unwrap();
+            let headers: Vec<(String, String)> = parsed
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).to_string(),
+                    )
+                })
+                .collect();
+            buf.drain(..head_len);
+            let response = RawResponse {
+                status,
+                headers,
+                body: Vec::new(),
+            };
+            if head_only {
+                return response;
+            }
+            return read_body(stream, buf, response).await;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(
+            n > 0,
+            "connection closed before a response head; got {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> usize {
+    let mut chunk = [0u8; 8192];
+    let n = stream.read(&mut chunk).await.expect("read");
+    buf.extend_from_slice(&chunk[..n]);
+    n
+}
+
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    mut response: RawResponse,
+) -> RawResponse {
+    if response.status == 100 || response.status == 204 || response.status == 304 {
+        return response;
+    }
+    if let Some(length) = response
+        .header("content-length")
+        .map(|v| v.parse::<usize>().unwrap())
+    {
+        while buf.len() < length {
+            assert!(fill(stream, buf).await > 0, "closed mid-body");
+        }
+        response.body = buf.drain(..length).collect();
+    } else if response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        loop {
+            let line_end = loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                assert!(fill(stream, buf).await > 0, "closed mid-chunk");
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16).unwrap();
+            buf.drain(..line_end + 2);
+            while buf.len() < size + 2 {
+                assert!(fill(stream, buf).await > 0, "closed mid-chunk");
+            }
+            response.body.extend(buf.drain(..size));
+            buf.drain(..2);
+            if size == 0 {
+                break;
+            }
+        }
+    } else {
+        while fill(stream, buf).await > 0 {}
+        response.body = std::mem::take(buf);
+    }
+    response
+}
+
+/// Sends `request` on a new connection and reads one response.
+pub async fn roundtrip(addr: SocketAddr, request: &[u8]) -> (RawResponse, TcpStream) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut buf = Vec::new();
+    let response = read_response(&mut stream, &mut buf).await;
+    (response, stream)
+}
+
+/// Asserts the server closes `stream` (EOF or reset) in time.
+pub async fn assert_closed(stream: &mut TcpStream) {
+    let mut rest = Vec::new();
+    let result = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest))
+        .await
+        .expect("server closes in time");
+    if let Ok(n) = result {
+        assert_eq!(
+            n,
+            0,
+            "unexpected bytes before close: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+}
+
+/// Whether an external tool is on PATH. Missing under CI (`CI` set) fails
+/// the test; elsewhere the test is skipped with a message.
+pub fn require_tool(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{tool} is required by this test but is not installed; .ci/run installs it");
+        }
+        eprintln!("skipped: {tool} is not installed");
+    }
+    found
+}
