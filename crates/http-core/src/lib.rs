@@ -12,8 +12,8 @@
 //!
 //! The application is any `Service<http::Request<RequestBody>>` whose
 //! response body implements [`http_body::Body`]; an axum `Router` is one.
-//! Every request carries a [`ConnectionInfo`] and a [`MaxRequestBodySize`]
-//! extension.
+//! Every request carries a [`ConnectionInfo`] extension, and every request
+//! with a body a [`MaxRequestBodySize`].
 //!
 //! # Example: serving one connection over an in-memory pipe
 //!

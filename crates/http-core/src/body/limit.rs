@@ -7,7 +7,8 @@ use super::shared::Shared;
 /// A request extension that reads and changes the request's body-size limit
 /// (Kestrel's `IHttpMaxRequestBodySizeFeature`).
 ///
-/// Every request carries one; it starts at
+/// Every request with a body carries one (a request without a body has
+/// nothing to limit); it starts at
 /// [`Limits::max_request_body_size`](crate::Limits::max_request_body_size).
 /// It can be changed until the application starts reading the body; after
 /// that it is read-only and [`set`](Self::set) fails.
@@ -24,8 +25,7 @@ use super::shared::Shared;
 /// ```
 #[derive(Clone)]
 pub struct MaxRequestBodySize {
-    shared: Option<Arc<Shared>>,
-    default: Option<u64>,
+    shared: Arc<Shared>,
 }
 
 /// The body has started to be read; its limit can no longer change.
@@ -34,24 +34,18 @@ pub struct MaxRequestBodySize {
 pub struct ReadOnlyError;
 
 impl MaxRequestBodySize {
-    pub(crate) fn new(shared: Option<Arc<Shared>>, default: Option<u64>) -> Self {
-        Self { shared, default }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
     /// The limit in bytes, `None` for no limit.
     pub fn get(&self) -> Option<u64> {
-        match &self.shared {
-            Some(shared) => shared.lock().limit,
-            None => self.default,
-        }
+        self.shared.lock().limit
     }
 
-    /// Whether the body has started to be read, so the limit is fixed. A
-    /// request without a body is never read-only: there is nothing to limit.
+    /// Whether the body has started to be read, so the limit is fixed.
     pub fn is_read_only(&self) -> bool {
-        self.shared
-            .as_ref()
-            .is_some_and(|shared| shared.lock().read_started)
+        self.shared.lock().read_started
     }
 
     /// Sets the limit in bytes, `None` for no limit.
@@ -60,13 +54,11 @@ impl MaxRequestBodySize {
     ///
     /// [`ReadOnlyError`] once the body has started to be read.
     pub fn set(&self, limit: Option<u64>) -> Result<(), ReadOnlyError> {
-        if let Some(shared) = &self.shared {
-            let mut state = shared.lock();
-            if state.read_started {
-                return Err(ReadOnlyError);
-            }
-            state.limit = limit;
+        let mut state = self.shared.lock();
+        if state.read_started {
+            return Err(ReadOnlyError);
         }
+        state.limit = limit;
         Ok(())
     }
 }

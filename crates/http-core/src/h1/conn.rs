@@ -3,7 +3,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use super::buffers;
 use super::decode::{ChunkedDecoder, Decoded, Decoder};
 use super::encode::{self, Framing, HeadOptions};
 use super::feed::BodyFeeder;
@@ -24,8 +25,6 @@ use crate::{
     RequestRejection,
 };
 
-/// How much is read at a time.
-const READ_CHUNK: usize = 8 * 1024;
 /// How long, and how much, a rejected connection is read and discarded
 /// before it is closed, so the client sees the error rather than a reset.
 const LINGER_TIME: Duration = Duration::from_secs(2);
@@ -41,6 +40,9 @@ pub(crate) struct H1Connection<S> {
     drain_timeout: Duration,
     info: ConnectionInfo,
     close: CloseSignal,
+    /// The waker last registered with `close`, so it is registered once,
+    /// not on every poll.
+    close_waker: Option<Waker>,
     timer: Pin<Box<Sleep>>,
     service: S,
 }
@@ -75,6 +77,7 @@ where
             drain_timeout: options.drain_timeout,
             info,
             close,
+            close_waker: None,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             service,
         }
@@ -88,6 +91,9 @@ where
                 let _ = poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await;
             }
         }
+        self.read_buf.clear();
+        self.write_buf.clear();
+        self.release_buffers();
         result
     }
 
@@ -149,7 +155,7 @@ where
                 if self.timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Ok(HeadEvent::Timeout));
                 }
-                if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
+                if self.read_buf.is_empty() && self.poll_close(cx).is_ready() {
                     return Poll::Ready(Ok(HeadEvent::Close));
                 }
                 Poll::Pending
@@ -217,10 +223,11 @@ where
             None => RequestBody::empty(),
         };
         parts.extensions.insert(self.info.clone());
-        parts.extensions.insert(MaxRequestBodySize::new(
-            feeder.as_ref().map(|f| f.shared.clone()),
-            limit,
-        ));
+        if let Some(f) = &feeder {
+            parts
+                .extensions
+                .insert(MaxRequestBodySize::new(f.shared.clone()));
+        }
         let request = Request::from_parts(parts, body);
 
         if let Err(error) = poll_fn(|cx| self.service.poll_ready(cx)).await {
@@ -514,7 +521,7 @@ where
             request_version: Version::HTTP_11,
             server_header: self.server_header,
         };
-        encode::write_empty(&mut self.write_buf, status, allow, &options);
+        encode::write_empty(self.write_buf(), status, allow, &options);
     }
 
     /// Reads more into the read buffer. An idle connection holds no buffer:
@@ -522,10 +529,13 @@ where
     /// read finds nothing.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.read_buf.capacity() - self.read_buf.len() < 512 {
-            if self.read_buf.is_empty() {
+            if self.read_buf.capacity() == 0 {
+                // Idle: wait for data before taking a buffer.
                 ready!(self.io.poll_read_ready(cx))?;
+                self.read_buf = buffers::take_read();
+            } else {
+                self.read_buf.reserve(buffers::READ_BUFFER);
             }
-            self.read_buf.reserve(READ_CHUNK);
         }
         let filled = {
             let mut buf = ReadBuf::uninit(self.read_buf.spare_capacity_mut());
@@ -534,8 +544,7 @@ where
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     if self.read_buf.is_empty() && self.write_buf.is_empty() {
-                        self.read_buf = BytesMut::new();
-                        self.write_buf = Vec::new();
+                        self.release_buffers();
                     }
                     return Poll::Pending;
                 }
@@ -545,6 +554,37 @@ where
         // spare capacity, which directly follow the buffer's length.
         unsafe { self.read_buf.set_len(self.read_buf.len() + filled) };
         Poll::Ready(Ok(filled))
+    }
+
+    /// Polls the close signal, registering this task's waker only when it
+    /// changed.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.close.is_requested() {
+            return Poll::Ready(());
+        }
+        if self
+            .close_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        self.close_waker = Some(cx.waker().clone());
+        self.close.poll_requested(cx)
+    }
+
+    /// Gives both buffers back to the pool while the connection waits.
+    fn release_buffers(&mut self) {
+        buffers::give_read(std::mem::take(&mut self.read_buf));
+        buffers::give_write(std::mem::take(&mut self.write_buf));
+    }
+
+    /// The write buffer, taken from the pool if the connection has none.
+    fn write_buf(&mut self) -> &mut Vec<u8> {
+        if self.write_buf.capacity() == 0 {
+            self.write_buf = buffers::take_write();
+        }
+        &mut self.write_buf
     }
 
     /// Writes the whole write buffer, then flushes the stream.

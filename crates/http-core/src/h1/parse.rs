@@ -1,6 +1,8 @@
 //! The request head parser: httparse for the syntax, Kestrel's rules for
 //! the meaning.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
@@ -38,7 +40,10 @@ struct Span {
     value: (u32, u32),
 }
 
+/// Header slots on the stack; a larger `max_request_header_count` uses the heap.
 const STACK_HEADERS: usize = 100;
+/// Requests with up to this many fields keep their field positions on the stack.
+const SMALL_HEADERS: usize = 24;
 
 /// Parses a request head from the front of `buf`.
 ///
@@ -72,25 +77,18 @@ pub fn parse_head(
     };
 
     let count = limits.max_request_header_count;
-    let mut stack_headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut stack_headers =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap_headers;
-    let headers: &mut [httparse::Header<'_>] = if count <= STACK_HEADERS {
+    let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if count <= STACK_HEADERS {
         &mut stack_headers[..count]
     } else {
-        heap_headers = vec![httparse::EMPTY_HEADER; count];
+        heap_headers = vec![MaybeUninit::uninit(); count];
         &mut heap_headers
     };
-    let mut stack_spans = [Span::default(); STACK_HEADERS];
-    let mut heap_spans;
-    let spans: &mut [Span] = if count <= STACK_HEADERS {
-        &mut stack_spans[..count]
-    } else {
-        heap_spans = vec![Span::default(); count];
-        &mut heap_spans
-    };
 
-    let mut req = httparse::Request::new(headers);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() - line_len > limits.max_request_headers_total_size {
@@ -124,6 +122,15 @@ pub fn parse_head(
     let path_span = offset(path.as_bytes());
     let header_count = req.headers.len();
 
+    // Where each field lies, so values can share the frozen head's memory.
+    let mut stack_spans = [Span::default(); SMALL_HEADERS];
+    let mut heap_spans;
+    let spans: &mut [Span] = if header_count <= SMALL_HEADERS {
+        &mut stack_spans[..header_count]
+    } else {
+        heap_spans = vec![Span::default(); header_count];
+        &mut heap_spans
+    };
     let mut meta = HeaderMeta::default();
     for (span, header) in spans.iter_mut().zip(req.headers.iter()) {
         *span = Span {
@@ -141,7 +148,7 @@ pub fn parse_head(
     let uri = parse_target(&method, slice(path_span))?;
 
     let mut headers = HeaderMap::with_capacity(header_count);
-    for span in &spans[..header_count] {
+    for span in spans.iter() {
         let name = HeaderName::from_bytes(&head[span.name.0 as usize..span.name.1 as usize])
             .map_err(|_| RequestRejection::InvalidRequestHeader)?;
         let value = HeaderValue::from_maybe_shared(slice(span.value))

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Kite against hyper 1.x + hyper-util, side by side in one run.
+#
+# Each server runs pinned to CPU 0 and wrk to CPU 1; the servers take turns,
+# ROUNDS times per workload. For each run it reads the server's user+sys CPU
+# time from /proc/PID/stat and divides by the requests wrk completed: server
+# CPU microseconds per request. It prints medians and the Kite/hyper ratio.
+#
+#   bench/run.sh                 # 3 rounds of 10 s per server and workload
+#   ROUNDS=5 DURATION=15 bench/run.sh
+#
+# Needs wrk and taskset (Debian: apt-get install wrk util-linux).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-50}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+OUT=${OUT:-bench/results}
+
+for tool in wrk taskset; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk util-linux)" >&2; exit 1; }
+done
+
+cargo build --release -q -p kite-server --bin kite -p kite-bench --bin hyper-peer
+KITE=target/release/kite
+HYPER=target/release/hyper-peer
+mkdir -p "$OUT"
+TICKS=$(getconf CLK_TCK)
+
+server_pid=
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true; }
+trap cleanup EXIT
+
+# start NAME: starts a server on a free port, sets server_pid and port.
+start() {
+  local log="$OUT/$1.log"
+  if [ "$1" = kite ]; then
+    taskset -c "$SERVER_CPU" "$KITE" --urls http://127.0.0.1:0 --log warn >"$log" 2>&1 &
+  else
+    taskset -c "$SERVER_CPU" "$HYPER" 127.0.0.1:0 >"$log" 2>&1 &
+  fi
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    port=$(sed -n 's#^Now listening on: http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$log" | head -n1)
+    [ -n "$port" ] && return 0
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "bench: $1 did not report its address" >&2; exit 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# measure NAME WORKLOAD: prints "requests_per_second cpu_us_per_request".
+measure() {
+  local name=$1 workload=$2 args=()
+  case $workload in
+    keepalive) args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s") ;;
+    pipelined) args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/pipeline.lua) ;;
+  esac
+  start "$name"
+  local url="http://127.0.0.1:$port/plaintext"
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null   # warm-up
+  local before after out requests
+  before=$(cpu_ticks "$server_pid")
+  if [ "$workload" = pipelined ]; then
+    out=$(taskset -c "$CLIENT_CPU" wrk "${args[@]}" "$url" -- 16)
+  else
+    out=$(taskset -c "$CLIENT_CPU" wrk "${args[@]}" "$url")
+  fi
+  after=$(cpu_ticks "$server_pid")
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+  echo "$out" >"$OUT/$name-$workload-$round.wrk"
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
+    echo "bench: $name/$workload reported errors:" >&2; echo "$out" >&2
+  fi
+  awk -v r="$requests" -v d="$DURATION" -v t=$((after - before)) -v hz="$TICKS" \
+    'BEGIN { printf "%.0f %.3f\n", r / d, (t / hz) * 1e6 / r }'
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+printf '%-11s %12s %12s %14s %14s %10s\n' workload kite_rps hyper_rps kite_us/req hyper_us/req ratio
+for workload in keepalive pipelined; do
+  : >"$OUT/$workload.kite"; : >"$OUT/$workload.hyper"
+  for round in $(seq 1 "$ROUNDS"); do
+    measure kite "$workload" >>"$OUT/$workload.kite"
+    measure hyper "$workload" >>"$OUT/$workload.hyper"
+  done
+  krps=$(cut -d' ' -f1 "$OUT/$workload.kite" | median); hrps=$(cut -d' ' -f1 "$OUT/$workload.hyper" | median)
+  kcpu=$(cut -d' ' -f2 "$OUT/$workload.kite" | median); hcpu=$(cut -d' ' -f2 "$OUT/$workload.hyper" | median)
+  # The ratio of the per-round ratios' median, so drift between rounds cancels.
+  ratio=$(paste -d' ' "$OUT/$workload.kite" "$OUT/$workload.hyper" | awk '{print $2 / $4}' | median)
+  printf '%-11s %12s %12s %14s %14s %10.3f\n' "$workload" "$krps" "$hrps" "$kcpu" "$hcpu" "$ratio"
+done
+echo "(server CPU per request; medians of $ROUNDS alternating rounds of ${DURATION}s; ratio = kite/hyper, lower is better)"
