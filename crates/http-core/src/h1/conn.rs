@@ -312,7 +312,7 @@ where
             server_header: self.server_header,
         };
         encode::write_head(
-            &mut self.write_buf,
+            self.write_buf(),
             parts.status,
             &parts.headers,
             framing_header,
@@ -406,7 +406,7 @@ where
             if f.expect_continue {
                 f.expect_continue = false;
                 if !f.head_written {
-                    self.write_buf
+                    self.write_buf()
                         .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                 }
             }
