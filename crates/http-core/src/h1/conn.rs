@@ -500,19 +500,21 @@ where
         }
         self.timer.as_mut().reset(Instant::now() + LINGER_TIME);
         let mut discarded = 0usize;
-        let mut scratch = [0u8; 4096];
+        // Discard through the connection's own read buffer: a scratch array
+        // here would make every connection's future larger.
         let _ = poll_fn(|cx| loop {
             if self.timer.as_mut().poll(cx).is_ready() || discarded > LINGER_BYTES {
                 return Poll::Ready(());
             }
-            let mut buf = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => discarded += buf.filled().len(),
-                Poll::Ready(_) => return Poll::Ready(()),
+            self.read_buf.clear();
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(n)) => discarded += n,
                 Poll::Pending => return Poll::Pending,
             }
         })
         .await;
+        self.read_buf.clear();
     }
 
     fn write_empty(&mut self, status: StatusCode, allow: Option<&str>, keep_alive: bool) {

@@ -1,0 +1,56 @@
+//! The state an idle connection holds is its `serve_connection` future (its
+//! buffers go back to a pool while it waits). This guards its size, so a
+//! scratch array or a large value held across an await does not quietly
+//! become part of every connection.
+
+use std::convert::Infallible;
+
+use http::{Request, Response};
+use kite_http_core::{serve_connection, HttpOptions, RequestBody};
+use kite_transport_core::{Connection, ConnectionContext, ConnectionId, Endpoint, PlainIo};
+
+#[derive(Clone)]
+struct Hello;
+
+impl tower_service::Service<Request<RequestBody>> for Hello {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<RequestBody>) -> Self::Future {
+        std::future::ready(Ok(Response::new(String::new())))
+    }
+}
+
+/// The bound in bytes; it was 5,248 before the linger scratch buffer moved
+/// into the pooled read buffer.
+const MAX_FUTURE_SIZE: usize = 3 * 1024;
+
+#[test]
+fn a_connection_future_stays_small() {
+    let (io, _peer) = tokio::io::duplex(16);
+    let context = ConnectionContext::new(
+        ConnectionId::next(),
+        Endpoint::Unnamed,
+        Endpoint::Unnamed,
+        "memory",
+    );
+    let options = HttpOptions::default();
+    let future = serve_connection(
+        Connection::new(Box::new(PlainIo(io)), context),
+        Hello,
+        &options,
+    );
+    let size = std::mem::size_of_val(&future);
+    assert!(
+        size <= MAX_FUTURE_SIZE,
+        "serve_connection's future grew to {size} bytes (bound {MAX_FUTURE_SIZE})"
+    );
+}
