@@ -162,3 +162,66 @@ async fn code_endpoints_override_urls() {
     assert_eq!(addresses.len(), 1);
     assert!(!addresses[0].ends_with(":1"), "{addresses:?}");
 }
+
+/// A service that is `Send` but not `Sync` (it holds a `Cell`), like
+/// tower's `BoxCloneService`: each connection gets its own clone.
+#[derive(Clone)]
+struct CountingService(std::cell::Cell<u32>);
+
+impl tower_service::Service<Request<RequestBody>> for CountingService {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<RequestBody>) -> Self::Future {
+        self.0.set(self.0.get() + 1);
+        std::future::ready(Ok(Response::new(format!(
+            "request {} on this connection",
+            self.0.get()
+        ))))
+    }
+}
+
+#[tokio::test]
+async fn a_service_that_is_not_sync_is_served() {
+    let server = Server::builder()
+        .listen(([127, 0, 0, 1], 0))
+        .handle_signals(false)
+        .bind()
+        .await
+        .unwrap();
+    let addr = server.local_endpoints()[0].as_tcp().unwrap();
+    let shutdown = server.shutdown_handle();
+    let done = tokio::spawn(server.serve(CountingService(std::cell::Cell::new(0))));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        response.contains("request 1 on this connection"),
+        "{response}"
+    );
+    assert!(
+        response.ends_with("request 2 on this connection"),
+        "{response}"
+    );
+    shutdown.shutdown();
+    tokio::time::timeout(WAIT, done)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -108,15 +108,39 @@ impl io::Write for Captured {
     }
 }
 
+/// The log output of this test binary, captured from its one subscriber.
+fn captured() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("kite::connection_logging=debug,kite::bad_requests=debug")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .init();
+        captured
+    })
+}
+
+#[tokio::test]
+async fn a_rejected_request_is_logged_with_its_reason() {
+    let captured = captured();
+    let server = common::start("sockets", ServerOptions::default()).await;
+    let (response, _) = common::roundtrip(server.addr, b"GET / HTTP/1.1\r\nX: 1\r\n\r\n").await;
+    assert_eq!(response.status, 400);
+    server.stop().await;
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let event = log
+        .lines()
+        .find(|l| l.contains("kite::bad_requests") && l.contains("Request is missing Host header"))
+        .unwrap_or_else(|| panic!("no bad-request event names the reason:\n{log}"));
+    assert!(event.contains("status=400"), "{event}");
+}
+
 #[tokio::test]
 async fn logging_before_the_cipher_sees_ciphertext_and_after_it_plaintext() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("kite::connection_logging=debug")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let captured = captured();
 
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut options = ServerOptions::default();

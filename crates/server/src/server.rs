@@ -244,14 +244,14 @@ impl Server {
     /// stops accepting, lets in-flight requests finish with
     /// `Connection: close`, closes idle connections, and aborts what is
     /// left after the shutdown timeout. The service is cloned per
-    /// connection.
+    /// connection; it need not be `Sync`.
     ///
     /// # Errors
     ///
     /// None today: connection failures are logged, not returned.
     pub async fn serve<S, B>(self, service: S) -> Result<(), ServerError>
     where
-        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send,
         S::Error: Into<BoxError>,
         B: Body + Send + 'static,
@@ -263,8 +263,14 @@ impl Server {
         for middleware in self.middleware {
             builder = builder.use_arc(middleware);
         }
+        // Locked only to clone the service, once per connection, so a
+        // service need not be `Sync` (tower's BoxCloneService is not).
+        let service = std::sync::Mutex::new(service);
         let pipeline = builder.run(move |connection: Connection| {
-            let service = service.clone();
+            let service = service
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
             let options = Arc::clone(&http_options);
             async move {
                 serve_connection(connection, service, &options)
