@@ -110,8 +110,7 @@ where
                 method = %head.request.method(),
                 path = %head.request.uri().path(),
             );
-            let _entered = span.enter();
-            if !self.dispatch(head).await? {
+            if !tracing::Instrument::instrument(self.dispatch(head), span).await? {
                 return Ok(());
             }
         }
@@ -258,11 +257,9 @@ where
 
         let rejection = feeder.as_ref().and_then(|f| f.rejection);
         match (outcome, rejection) {
-            (_, Some(rejection)) => {
-                log_rejection(&self.info, rejection);
-                self.write_empty(rejection.status(), rejection.allow(), false);
-                return Ok(false);
-            }
+            // The body was refused (too large, malformed): answer with its
+            // status, as for a refused head, and close.
+            (_, Some(rejection)) => return Err(self.reject(rejection).await),
             (Err(error), None) => {
                 tracing::error!(connection_id = %self.info.id(), %error, "the application failed; sending 500");
                 self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, keep_alive);

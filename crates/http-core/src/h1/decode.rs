@@ -185,12 +185,11 @@ impl ChunkedDecoder {
 mod tests {
     use super::*;
 
-    /// Decodes `input` fed in pieces of `step` bytes; returns the body, the
-    /// trailers, and what is left in the buffer.
-    pub(crate) fn decode_all(
-        input: &[u8],
-        step: usize,
-    ) -> Result<(Vec<u8>, Option<HeaderMap>, Vec<u8>), RequestRejection> {
+    /// The body, the trailers, and what is left in the buffer.
+    type DecodedAll = (Vec<u8>, Option<HeaderMap>, Vec<u8>);
+
+    /// Decodes `input` fed in pieces of `step` bytes.
+    pub(crate) fn decode_all(input: &[u8], step: usize) -> Result<DecodedAll, RequestRejection> {
         let mut decoder = Decoder::Chunked(ChunkedDecoder::new(1024));
         let mut buf = BytesMut::new();
         let mut body = Vec::new();

@@ -74,9 +74,7 @@ proptest! {
 
     #[test]
     fn head_parser_never_panics_and_only_consumes_what_it_has(input in proptest::collection::vec(any::<u8>(), 0..1024)) {
-        let mut limits = Limits::default();
-        limits.max_request_line_size = 64;
-        limits.max_request_header_count = 8;
+        let limits = Limits { max_request_line_size: 64, max_request_header_count: 8, ..Limits::default() };
         let mut buf = BytesMut::from(&input[..]);
         if let Ok(Some(_)) = parse_head(&mut buf, &limits) {
             prop_assert!(buf.len() < input.len());
