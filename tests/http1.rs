@@ -510,3 +510,21 @@ async fn curl_gets_and_posts() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn server_header_can_be_turned_off() {
+    for transport in transports() {
+        let mut options = ServerOptions::default();
+        options.add_server_header = false;
+        let server = start(transport, options).await;
+        let (response, _) = roundtrip(
+            server.addr,
+            b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("server"), None);
+        assert!(response.header("date").is_some());
+        server.stop().await;
+    }
+}

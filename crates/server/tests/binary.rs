@@ -1,0 +1,111 @@
+//! The `kite` binary end to end: it prints its real addresses, serves the
+//! demo routes, and shuts down gracefully on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn get(addr: &str, request: &str) -> (String, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    (
+        String::from_utf8_lossy(&raw[..split]).to_string(),
+        raw[split..].to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn kite_serves_the_demo_and_stops_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args(["--urls", "http://127.0.0.1:0", "--log", "warn"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kite starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("Now listening on: ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let addr = url.strip_prefix("http://").unwrap().to_string();
+    assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
+
+    let close = "\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (head, body) = get(&addr, &format!("GET /plaintext HTTP/1.1{close}")).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("content-type: text/plain"), "{head}");
+    assert_eq!(body, b"Hello, World!");
+
+    let (_, body) = get(&addr, &format!("GET /json HTTP/1.1{close}")).await;
+    assert_eq!(body, br#"{"message":"Hello, World!"}"#);
+
+    let (_, body) = get(&addr, &format!("GET /info HTTP/1.1{close}")).await;
+    let info: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(info["protocol"], "HTTP/1.1");
+    assert_eq!(info["transport"], "sockets");
+    assert_eq!(info["local"], addr.as_str());
+    assert!(info["remote"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(info["tls"].is_null());
+
+    let (head, body) = get(
+        &addr,
+        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    )
+    .await;
+    assert!(head.contains("content-length: 5"), "{head}");
+    assert_eq!(body, b"hello");
+
+    let (head, body) = get(&addr, &format!("GET /bytes/100000 HTTP/1.1{close}")).await;
+    assert!(head.contains("content-length: 100000"), "{head}");
+    assert_eq!(body.len(), 100_000);
+
+    let (head, body) = get(&addr, &format!("GET / HTTP/1.1{close}")).await;
+    assert!(head.contains("text/html"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("/plaintext"));
+
+    let (head, _) = get(&addr, &format!("GET /nope HTTP/1.1{close}")).await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -TERM {}", child.id()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("kite exits after SIGTERM")
+    .unwrap()
+    .unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+}
+
+#[test]
+fn kite_names_the_bad_url_and_fails() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args(["--urls", "http://a:1/base"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("http://a:1/base") && stderr.contains("path base"),
+        "{stderr}"
+    );
+}
