@@ -104,13 +104,7 @@ where
                 return Ok(());
             };
             first = false;
-            let span = tracing::debug_span!(
-                "request",
-                connection_id = %self.info.id(),
-                method = %head.request.method(),
-                path = %head.request.uri().path(),
-            );
-            if !tracing::Instrument::instrument(self.dispatch(head), span).await? {
+            if !self.dispatch(head).await? {
                 return Ok(());
             }
         }
@@ -235,7 +229,19 @@ where
             self.write_empty(StatusCode::SERVICE_UNAVAILABLE, None, false);
             return Err(Error::Service(error));
         }
-        let mut call = pin!(self.service.call(request));
+        // The application runs in the request's span. Only its future is
+        // wrapped: wrapping the whole dispatch would copy that larger future
+        // once more per request.
+        let span = tracing::debug_span!(
+            "request",
+            connection_id = %self.info.id(),
+            method = %request.method(),
+            path = %request.uri().path(),
+        );
+        let mut call = pin!(tracing::Instrument::instrument(
+            self.service.call(request),
+            span
+        ));
         let outcome = poll_fn(|cx| {
             if let Poll::Ready(result) = call.as_mut().poll(cx) {
                 return Poll::Ready(result.map_err(Into::<BoxError>::into));
