@@ -32,6 +32,7 @@ mod context;
 mod endpoint;
 mod features;
 mod lifetime;
+pub mod socket;
 mod transport;
 
 pub use connection::{Connection, ConnectionIo, PlainIo};

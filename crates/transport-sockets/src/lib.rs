@@ -26,7 +26,6 @@
 #![warn(missing_docs)]
 
 mod listener;
-mod options;
 mod stream;
 
 use std::io;
@@ -34,8 +33,8 @@ use std::io;
 use async_trait::async_trait;
 use kite_transport_core::{Endpoint, Listener, Transport};
 
+pub use kite_transport_core::socket::SocketOptions;
 pub use listener::SocketListener;
-pub use options::SocketOptions;
 pub use stream::SocketStream;
 
 /// The name this transport gives its connections.
