@@ -6,7 +6,8 @@
 //! ```
 //!
 //! - [`transport`]: the contracts (`Transport`, `Listener`, `Connection`,
-//!   `Endpoint`, `ConnectionContext`); [`sockets`] is the default transport.
+//!   `Endpoint`, `ConnectionContext`); `sockets` is the default transport,
+//!   `mio` an event-loop one.
 //! - [`middleware`]: `ConnectionMiddleware` and `ConnectionBuilder`, with
 //!   connection logging built in.
 //! - [`http`]: the HTTP/1.1 core and `serve_connection`, which hosts any
@@ -15,7 +16,8 @@
 //!   shutdown.
 //!
 //! Cargo features: `sockets` (default) compiles the tokio sockets
-//! transport in.
+//! transport in; `mio` the event-loop transport ([`mio`]), chosen with
+//! [`ServerBuilder::transport`].
 //!
 //! # Example
 //!
@@ -51,6 +53,13 @@ pub mod transport {
 #[cfg(feature = "sockets")]
 pub mod sockets {
     pub use kite_transport_sockets::*;
+}
+
+/// The event-loop transport on mio, the role Kestrel's libuv transport
+/// played.
+#[cfg(feature = "mio")]
+pub mod mio {
+    pub use kite_transport_mio::*;
 }
 
 /// Connection middleware: the trait, the builder, and the built-ins.

@@ -6,11 +6,10 @@ use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use common::{transports, WAIT};
+use common::{builder_on, transports, WAIT};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use kite::Server;
 
 #[tokio::test]
 async fn axum_router_runs_unchanged() {
@@ -26,7 +25,7 @@ async fn axum_router_runs_unchanged() {
                 post(|body: String| async move { body.to_uppercase() }),
             );
 
-        let server = Server::builder()
+        let server = builder_on(transport)
             .urls(["http://127.0.0.1:0"])
             .handle_signals(false)
             .bind()

@@ -5,7 +5,7 @@ mod common;
 use std::convert::Infallible;
 use std::io::ErrorKind;
 
-use common::WAIT;
+use common::{builder_on, transports, WAIT};
 use http::{Request, Response};
 use kite::{service_fn, RequestBody, Server, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,11 +31,17 @@ fn hello() -> impl tower_service::Service<
 
 #[tokio::test]
 async fn unix_socket_serves_and_is_removed_at_shutdown() {
-    let dir = std::env::temp_dir().join(format!("kite-e2e-{}", std::process::id()));
+    for transport in transports() {
+        unix_socket_on(transport).await;
+    }
+}
+
+async fn unix_socket_on(transport: &str) {
+    let dir = std::env::temp_dir().join(format!("kite-e2e-{}-{transport}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("kite.sock");
     let url = format!("http://unix:{}", path.display());
-    let server = Server::builder()
+    let server = builder_on(transport)
         .urls([url.as_str()])
         .handle_signals(false)
         .bind()
@@ -57,7 +63,7 @@ async fn unix_socket_serves_and_is_removed_at_shutdown() {
         .unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(
-        response.ends_with(&format!("unix:{} via sockets", path.display())),
+        response.ends_with(&format!("unix:{} via {transport}", path.display())),
         "{response}"
     );
 
@@ -73,7 +79,13 @@ async fn unix_socket_serves_and_is_removed_at_shutdown() {
 
 #[tokio::test]
 async fn localhost_binds_both_loopbacks_on_one_port() {
-    let server = Server::builder()
+    for transport in transports() {
+        localhost_on(transport).await;
+    }
+}
+
+async fn localhost_on(transport: &str) {
+    let server = builder_on(transport)
         .urls(["http://localhost:0"])
         .handle_signals(false)
         .bind()
@@ -91,7 +103,7 @@ async fn localhost_binds_both_loopbacks_on_one_port() {
     }
 
     // Either port taken fails the whole bind, naming the address.
-    let err = Server::builder()
+    let err = builder_on(transport)
         .urls([format!("http://localhost:{port}")])
         .bind()
         .await
@@ -123,7 +135,7 @@ async fn localhost_binds_both_loopbacks_on_one_port() {
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
         assert!(
-            response.contains(&format!("{addr} via sockets")),
+            response.contains(&format!("{addr} via {transport}")),
             "{response}"
         );
     }

@@ -126,7 +126,11 @@ fn captured() -> &'static Captured {
 #[tokio::test]
 async fn a_rejected_request_is_logged_with_its_reason() {
     let captured = captured();
-    let server = common::start("sockets", ServerOptions::default()).await;
+    let server = common::start(
+        common::transports().last().unwrap(),
+        ServerOptions::default(),
+    )
+    .await;
     let (response, _) = common::roundtrip(server.addr, b"GET / HTTP/1.1\r\nX: 1\r\n\r\n").await;
     assert_eq!(response.status, 400);
     server.stop().await;

@@ -27,9 +27,26 @@ pub type TestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 /// instead of hanging it.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// The transports the end-to-end tests run on.
+/// The transports the end-to-end tests run on: every one compiled in.
 pub fn transports() -> Vec<&'static str> {
-    vec!["sockets"]
+    let mut all = vec!["sockets"];
+    if cfg!(feature = "mio") {
+        all.push("mio");
+    }
+    all
+}
+
+/// A builder on the transport named `transport`.
+pub fn builder_on(transport: &str) -> kite::ServerBuilder {
+    match transport {
+        "sockets" => Server::builder(),
+        #[cfg(feature = "mio")]
+        "mio" => Server::builder().transport(
+            kite::mio::MioTransport::new(kite::mio::MioOptions::default().threads(2))
+                .expect("mio transport"),
+        ),
+        other => panic!("unknown transport {other}"),
+    }
 }
 
 /// A running server.
@@ -74,10 +91,9 @@ pub async fn start_with(
     mut options: ServerOptions,
     configure: impl FnOnce(kite::ServerBuilder) -> kite::ServerBuilder,
 ) -> TestServer {
-    assert_eq!(transport, "sockets", "unknown transport {transport}");
     options.handle_signals = false;
     let gate = Arc::new(Gate::default());
-    let builder = Server::builder()
+    let builder = builder_on(transport)
         .urls(["http://127.0.0.1:0"])
         .options(options);
     let server = configure(builder).bind().await.expect("bind");

@@ -28,8 +28,21 @@ async fn get(addr: &str, request: &str) -> (String, Vec<u8>) {
 
 #[tokio::test]
 async fn kite_serves_the_demo_and_stops_on_sigterm() {
+    for transport in ["sockets", "mio"] {
+        serves_the_demo_on(transport).await;
+    }
+}
+
+async fn serves_the_demo_on(transport: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args(["--urls", "http://127.0.0.1:0", "--log", "warn"])
+        .args([
+            "--urls",
+            "http://127.0.0.1:0",
+            "--log",
+            "warn",
+            "--transport",
+            transport,
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("kite starts");
@@ -55,7 +68,7 @@ async fn kite_serves_the_demo_and_stops_on_sigterm() {
     let (_, body) = get(&addr, &format!("GET /info HTTP/1.1{close}")).await;
     let info: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(info["protocol"], "HTTP/1.1");
-    assert_eq!(info["transport"], "sockets");
+    assert_eq!(info["transport"], transport);
     assert_eq!(info["local"], addr.as_str());
     assert!(info["remote"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(info["tls"].is_null());
@@ -108,4 +121,14 @@ fn kite_names_the_bad_url_and_fails() {
         stderr.contains("http://a:1/base") && stderr.contains("path base"),
         "{stderr}"
     );
+}
+
+#[test]
+fn kite_refuses_an_unknown_transport() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args(["--transport", "carrier-pigeon"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown transport 'carrier-pigeon'"));
 }

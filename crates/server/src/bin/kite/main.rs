@@ -26,6 +26,11 @@ struct Cli {
     #[arg(long, env = "KITE_URLS", default_value = kite_server::DEFAULT_URL)]
     urls: String,
 
+    /// The transport: `sockets` (tokio sockets) or `mio` (event loops of
+    /// Kite's own).
+    #[arg(long, env = "KITE_TRANSPORT", default_value = "sockets")]
+    transport: String,
+
     /// Log filter: a level (error, warn, info, debug, trace) or
     /// tracing-subscriber directives such as `kite_http_core=debug`.
     #[arg(long, env = "KITE_LOG", default_value = "info")]
@@ -57,7 +62,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let server = match Server::builder().urls([cli.urls.as_str()]).bind().await {
+        let builder = match transport(Server::builder(), &cli.transport) {
+            Ok(builder) => builder,
+            Err(message) => {
+                eprintln!("kite: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let server = match builder.urls([cli.urls.as_str()]).bind().await {
             Ok(server) => server,
             Err(e) => {
                 eprintln!("kite: {e}");
@@ -80,4 +92,24 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Chooses the transport named on the command line.
+fn transport(
+    builder: kite_server::ServerBuilder,
+    name: &str,
+) -> Result<kite_server::ServerBuilder, String> {
+    match name {
+        "sockets" => Ok(builder),
+        #[cfg(feature = "mio")]
+        "mio" => {
+            let transport =
+                kite_transport_mio::MioTransport::new(kite_transport_mio::MioOptions::default())
+                    .map_err(|e| format!("cannot start the mio transport: {e}"))?;
+            Ok(builder.transport(transport))
+        }
+        #[cfg(not(feature = "mio"))]
+        "mio" => Err("this kite was built without the mio feature".into()),
+        other => Err(format!("unknown transport '{other}': use sockets or mio")),
+    }
 }

@@ -1,0 +1,124 @@
+//! Listeners of the mio transport.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use kite_transport_core::socket::{self, SocketOptions, UnixPathState};
+use kite_transport_core::{Connection, ConnectionContext, ConnectionId, Endpoint, Listener};
+
+use crate::registration::{Registered, Way};
+use crate::{EventLoops, MioStream, TRANSPORT_NAME};
+
+/// A bound TCP or Unix listener of the mio transport. Its readiness comes
+/// from one event loop; each accepted socket is handed to the next loop in
+/// turn. Dropping it stops accepting and removes the Unix socket file it
+/// created.
+pub struct MioListener {
+    kind: Kind,
+    local: Endpoint,
+    loops: Arc<EventLoops>,
+    options: SocketOptions,
+}
+
+enum Kind {
+    Tcp(Registered<mio::net::TcpListener>),
+    Unix(Registered<mio::net::UnixListener>, PathBuf),
+}
+
+impl MioListener {
+    pub(crate) fn bind(
+        endpoint: &Endpoint,
+        loops: Arc<EventLoops>,
+        options: &SocketOptions,
+    ) -> io::Result<Self> {
+        let (kind, local) = match endpoint {
+            Endpoint::Tcp(addr) => {
+                let listener = mio::net::TcpListener::from_std(socket::bind_tcp(*addr, options)?);
+                let local = Endpoint::Tcp(listener.local_addr()?);
+                (Kind::Tcp(Registered::new(listener, loops.next())?), local)
+            }
+            Endpoint::Unix(path) => {
+                let (std_listener, state) = socket::bind_unix(path, options)?;
+                if state == UnixPathState::StaleRemoved {
+                    tracing::info!(path = %path.display(), "replaced a stale unix socket file");
+                }
+                let listener = mio::net::UnixListener::from_std(std_listener);
+                (
+                    Kind::Unix(Registered::new(listener, loops.next())?, path.clone()),
+                    endpoint.clone(),
+                )
+            }
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("the mio transport cannot bind {other}"),
+                ));
+            }
+        };
+        Ok(Self {
+            kind,
+            local,
+            loops,
+            options: options.clone(),
+        })
+    }
+}
+
+impl Listener for MioListener {
+    fn local_endpoint(&self) -> &Endpoint {
+        &self.local
+    }
+
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>> {
+        let (io, remote) = match &self.kind {
+            Kind::Tcp(listener) => {
+                let (stream, remote) = ready!(listener.poll_io(cx, Way::Read, |l| l.accept()))?;
+                if let Err(e) = self.options.apply_to_stream(&stream) {
+                    tracing::debug!(error = %e, %remote, "failed to set socket options on accepted connection");
+                }
+                (
+                    MioStream::tcp(Registered::new(stream, self.loops.next())?),
+                    Endpoint::Tcp(remote),
+                )
+            }
+            Kind::Unix(listener, _) => {
+                let (stream, remote) = ready!(listener.poll_io(cx, Way::Read, |l| l.accept()))?;
+                let remote = match remote.as_pathname() {
+                    Some(path) => Endpoint::Unix(path.to_path_buf()),
+                    None => Endpoint::Unnamed,
+                };
+                (
+                    MioStream::unix(Registered::new(stream, self.loops.next())?),
+                    remote,
+                )
+            }
+        };
+        let context = ConnectionContext::new(
+            ConnectionId::next(),
+            self.local.clone(),
+            remote,
+            TRANSPORT_NAME,
+        );
+        Poll::Ready(Ok(Connection::new(Box::new(io), context)))
+    }
+}
+
+impl Drop for MioListener {
+    fn drop(&mut self) {
+        if let Kind::Unix(_, path) = &self.kind {
+            if let Err(e) = socket::remove_socket_file(path) {
+                tracing::warn!(path = %path.display(), error = %e, "failed to remove unix socket file");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for MioListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MioListener")
+            .field("local", &self.local)
+            .finish()
+    }
+}
