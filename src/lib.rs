@@ -62,6 +62,12 @@ pub mod mio {
     pub use kite_transport_mio::*;
 }
 
+/// Kite without sockets: an in-memory transport and a `TestServer`.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use kite_testing::*;
+}
+
 /// Connection middleware: the trait, the builder, and the built-ins.
 pub mod middleware {
     pub use kite_connection_middleware::*;
