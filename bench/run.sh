@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Kite against hyper 1.x + hyper-util, side by side in one run.
+# Kite (on the sockets and on the mio transport) against hyper 1.x +
+# hyper-util, side by side in one run.
 #
 # Each server runs pinned to CPU 0 and wrk to CPU 1; the servers take turns,
 # ROUNDS times per workload. For each run it reads the server's user+sys CPU
 # time from /proc/PID/stat and divides by the requests wrk completed: server
-# CPU microseconds per request. It prints medians and the Kite/hyper ratio.
+# CPU microseconds per request. It prints medians and ratios: each Kite
+# transport against hyper, and mio against sockets.
 #
 #   bench/run.sh                 # 3 rounds of 10 s per server and workload
 #   ROUNDS=5 DURATION=15 bench/run.sh
+#   SERVERS="kite hyper" bench/run.sh   # a subset
 #
 # Needs wrk and taskset (Debian: apt-get install wrk util-linux).
 set -euo pipefail
@@ -19,6 +22,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
+SERVERS=${SERVERS:-kite kite-mio hyper}
 
 for tool in wrk taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk util-linux)" >&2; exit 1; }
@@ -37,11 +41,12 @@ trap cleanup EXIT
 # start NAME: starts a server on a free port, sets server_pid and port.
 start() {
   local log="$OUT/$1.log"
-  if [ "$1" = kite ]; then
-    taskset -c "$SERVER_CPU" "$KITE" --urls http://127.0.0.1:0 --log warn >"$log" 2>&1 &
-  else
-    taskset -c "$SERVER_CPU" "$HYPER" 127.0.0.1:0 >"$log" 2>&1 &
-  fi
+  case $1 in
+    kite) taskset -c "$SERVER_CPU" "$KITE" --urls http://127.0.0.1:0 --log warn >"$log" 2>&1 & ;;
+    kite-mio) taskset -c "$SERVER_CPU" "$KITE" --transport mio --urls http://127.0.0.1:0 --log warn >"$log" 2>&1 & ;;
+    hyper) taskset -c "$SERVER_CPU" "$HYPER" 127.0.0.1:0 >"$log" 2>&1 & ;;
+    *) echo "bench: unknown server $1" >&2; exit 1 ;;
+  esac
   server_pid=$!
   for _ in $(seq 1 200); do
     port=$(sed -n 's#^Now listening on: http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$log" | head -n1)
@@ -84,17 +89,36 @@ measure() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-printf '%-11s %12s %12s %14s %14s %10s\n' workload kite_rps hyper_rps kite_us/req hyper_us/req ratio
+# ratio A B WORKLOAD: the median of the per-round ratios of A's CPU per
+# request to B's, so drift between rounds cancels.
+ratio() {
+  paste -d' ' "$OUT/$3.$1" "$OUT/$3.$2" | awk '{print $2 / $4}' | median
+}
+
 for workload in keepalive pipelined; do
-  : >"$OUT/$workload.kite"; : >"$OUT/$workload.hyper"
+  for server in $SERVERS; do : >"$OUT/$workload.$server"; done
   for round in $(seq 1 "$ROUNDS"); do
-    measure kite "$workload" >>"$OUT/$workload.kite"
-    measure hyper "$workload" >>"$OUT/$workload.hyper"
+    for server in $SERVERS; do
+      measure "$server" "$workload" >>"$OUT/$workload.$server"
+    done
   done
-  krps=$(cut -d' ' -f1 "$OUT/$workload.kite" | median); hrps=$(cut -d' ' -f1 "$OUT/$workload.hyper" | median)
-  kcpu=$(cut -d' ' -f2 "$OUT/$workload.kite" | median); hcpu=$(cut -d' ' -f2 "$OUT/$workload.hyper" | median)
-  # The ratio of the per-round ratios' median, so drift between rounds cancels.
-  ratio=$(paste -d' ' "$OUT/$workload.kite" "$OUT/$workload.hyper" | awk '{print $2 / $4}' | median)
-  printf '%-11s %12s %12s %14s %14s %10.3f\n' "$workload" "$krps" "$hrps" "$kcpu" "$hcpu" "$ratio"
 done
-echo "(server CPU per request; medians of $ROUNDS alternating rounds of ${DURATION}s; ratio = kite/hyper, lower is better)"
+
+printf '%-10s %-9s %12s %12s\n' workload server req/s cpu_us/req
+for workload in keepalive pipelined; do
+  for server in $SERVERS; do
+    printf '%-10s %-9s %12s %12s\n' "$workload" "$server" \
+      "$(cut -d' ' -f1 "$OUT/$workload.$server" | median)" "$(cut -d' ' -f2 "$OUT/$workload.$server" | median)"
+  done
+done
+echo
+printf '%-10s %-22s %8s\n' workload ratio value
+for workload in keepalive pipelined; do
+  for pair in "kite hyper" "kite-mio hyper" "kite-mio kite"; do
+    set -- $pair
+    if [ -s "$OUT/$workload.$1" ] && [ -s "$OUT/$workload.$2" ]; then
+      printf '%-10s %-22s %8.3f\n' "$workload" "$1/$2" "$(ratio "$1" "$2" "$workload")"
+    fi
+  done
+done
+echo "(server CPU per request; medians of $ROUNDS alternating rounds of ${DURATION}s; lower is better)"

@@ -9,7 +9,7 @@ use kite_connection_middleware::{
     ConnectionBuilder, ConnectionError, ConnectionMiddleware, ConnectionPipeline,
 };
 use kite_http_core::{serve_connection, BoxError, RequestBody};
-use kite_transport_core::{Connection, Endpoint, Listener, Transport};
+use kite_transport_core::{Connection, ConnectionExecutor, Endpoint, Listener, Transport};
 use tower_service::Service;
 
 use crate::address::{self, endpoint_url};
@@ -363,9 +363,16 @@ async fn accept_loop(
         let close = connection.context().close_signal().clone();
         let span = tracing::debug_span!("connection", connection_id = %id, remote = %connection.context().remote());
         let pipeline = pipeline.clone();
+        // A transport with threads of its own (mio) runs the task there.
+        let executor = connection
+            .context()
+            .features()
+            .get::<ConnectionExecutor>()
+            .cloned();
         tracker.spawn(
             id,
             close,
+            executor,
             tracing::Instrument::instrument(
                 async move {
                     tracing::debug!("connection started");

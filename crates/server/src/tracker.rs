@@ -4,28 +4,36 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use kite_transport_core::{CloseSignal, ConnectionId};
+use kite_transport_core::{AbortTask, CloseSignal, ConnectionExecutor, ConnectionId};
 use tokio::sync::Notify;
-use tokio::task::AbortHandle;
+
+type Live = HashMap<ConnectionId, (CloseSignal, Arc<AbortTask>)>;
 
 /// Every connection the server is serving: its close signal and its task.
 #[derive(Default)]
 pub(crate) struct Tracker {
-    live: Mutex<HashMap<ConnectionId, (CloseSignal, AbortHandle)>>,
+    live: Mutex<Live>,
     closing: AtomicBool,
     emptied: Notify,
 }
 
 impl Tracker {
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConnectionId, (CloseSignal, AbortHandle)>> {
+    fn lock(&self) -> MutexGuard<'_, Live> {
         self.live
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Spawns `task` for connection `id`; it is tracked until it ends.
-    pub fn spawn<F>(self: &Arc<Self>, id: ConnectionId, close: CloseSignal, task: F)
-    where
+    /// Spawns `task` for connection `id`, on `executor` when the transport
+    /// gave the connection one, else on the current tokio runtime. It is
+    /// tracked until it ends.
+    pub fn spawn<F>(
+        self: &Arc<Self>,
+        id: ConnectionId,
+        close: CloseSignal,
+        executor: Option<ConnectionExecutor>,
+        task: F,
+    ) where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let tracker = Arc::clone(self);
@@ -33,11 +41,18 @@ impl Tracker {
         if self.closing.load(Ordering::Acquire) {
             close.request_close();
         }
-        let handle = tokio::spawn(async move {
+        let task = async move {
             let _guard = Deregister { tracker, id };
             task.await;
-        });
-        live.insert(id, (close, handle.abort_handle()));
+        };
+        let abort = match executor {
+            Some(executor) => executor.spawn(Box::pin(task)),
+            None => {
+                let handle = tokio::spawn(task).abort_handle();
+                AbortTask::new(move || handle.abort())
+            }
+        };
+        live.insert(id, (close, Arc::new(abort)));
     }
 
     /// How many connections are live.
@@ -55,7 +70,14 @@ impl Tracker {
 
     /// Aborts every connection still live.
     pub fn abort_all(&self) {
-        for (_, abort) in self.lock().values() {
+        // An abort may drop the task at once, and its guard takes the lock:
+        // collect first, abort after.
+        let aborts: Vec<Arc<AbortTask>> = self
+            .lock()
+            .values()
+            .map(|(_, abort)| Arc::clone(abort))
+            .collect();
+        for abort in aborts {
             abort.abort();
         }
     }

@@ -30,6 +30,7 @@
 mod connection;
 mod context;
 mod endpoint;
+mod executor;
 mod features;
 mod lifetime;
 pub mod socket;
@@ -38,6 +39,7 @@ mod transport;
 pub use connection::{Connection, ConnectionIo, PlainIo};
 pub use context::{ConnectionContext, ConnectionId};
 pub use endpoint::Endpoint;
+pub use executor::{AbortTask, BoxTask, ConnectionExecutor, TaskSpawner};
 pub use features::Features;
 pub use lifetime::CloseSignal;
 pub use transport::{Listener, Transport};

@@ -1,6 +1,8 @@
 //! The event-loop threads: each owns a `mio::Poll` and turns readiness
 //! events into waker calls.
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,8 +10,15 @@ use std::task::{Context, Waker};
 
 use mio::{Events, Poll, Registry, Token};
 
-/// The token of the loop's own waker, used to stop it.
-const STOP: Token = Token(usize::MAX);
+use crate::executor::{Task, TASKS_PER_TURN};
+
+/// The token of the loop's own waker: new tasks from other threads, or stop.
+const NOTIFY: Token = Token(usize::MAX);
+
+thread_local! {
+    /// The loop the current thread runs, by the address of its state.
+    static CURRENT_LOOP: Cell<usize> = const { Cell::new(0) };
+}
 
 /// The readiness of one registered source, shared between the loop thread
 /// (which advances it) and the task that owns the source (which waits on
@@ -88,7 +97,11 @@ struct Sources {
 struct Shared {
     index: usize,
     registry: Registry,
-    stop_waker: mio::Waker,
+    notify: mio::Waker,
+    /// Tasks woken and waiting to run on this loop.
+    queue: Mutex<VecDeque<Arc<Task>>>,
+    /// The runtime whose timers and spawner the loop's tasks use.
+    runtime: Option<tokio::runtime::Handle>,
     sources: Mutex<Sources>,
     /// Live handles: the transport's, each listener's and each stream's.
     handles: AtomicUsize,
@@ -104,21 +117,30 @@ pub(crate) struct LoopHandle {
 
 impl LoopHandle {
     /// Starts event loop number `index` of transport number `transport` on
-    /// a thread of its own, named `kite-mio-{transport}-{index}`.
-    pub fn start(transport: usize, index: usize) -> io::Result<Self> {
+    /// a thread of its own, named `kite-mio-{transport}-{index}`. Its tasks
+    /// run inside `runtime`'s context, for timers and `tokio::spawn`.
+    pub fn start(
+        transport: usize,
+        index: usize,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
-        let stop_waker = mio::Waker::new(poll.registry(), STOP)?;
+        let notify = mio::Waker::new(poll.registry(), NOTIFY)?;
         let shared = Arc::new(Shared {
             index,
             registry,
-            stop_waker,
+            notify,
+            queue: Mutex::new(VecDeque::new()),
+            runtime,
             sources: Mutex::new(Sources::default()),
             handles: AtomicUsize::new(1),
             dead: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new().name(format!("kite-mio-{transport}-{index}")).spawn(move || {
+            CURRENT_LOOP.with(|current| current.set(Arc::as_ptr(&thread_shared) as usize));
+            let _runtime = thread_shared.runtime.as_ref().map(|runtime| runtime.enter());
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&thread_shared, poll)));
             if let Err(panic) = outcome {
                 let message = panic
@@ -146,6 +168,18 @@ impl LoopHandle {
     /// Whether the loop thread has ended.
     pub fn is_dead(&self) -> bool {
         self.shared.dead.load(Ordering::Acquire)
+    }
+
+    /// Queues `task` to run on this loop, waking the loop if the caller is
+    /// another thread.
+    pub(crate) fn enqueue(&self, task: Arc<Task>) {
+        lock(&self.shared.queue).push_back(task);
+        let here = CURRENT_LOOP.with(|current| current.get()) == Arc::as_ptr(&self.shared) as usize;
+        if !here {
+            if let Err(e) = self.shared.notify.wake() {
+                tracing::warn!(event_loop = self.shared.index, error = %e, "could not wake a mio event loop");
+            }
+        }
     }
 
     /// Adds `state` to the loop's table; returns its token.
@@ -187,7 +221,7 @@ impl Drop for LoopHandle {
     fn drop(&mut self) {
         if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The last user is gone: stop the thread.
-            if let Err(e) = self.shared.stop_waker.wake() {
+            if let Err(e) = self.shared.notify.wake() {
                 tracing::warn!(event_loop = self.shared.index, error = %e, "could not wake a mio event loop to stop it");
             }
         }
@@ -199,6 +233,9 @@ impl Shared {
     /// rather than wait for events that will never come.
     fn die(&self) {
         self.dead.store(true, Ordering::Release);
+        // Queued tasks hold handles to this loop: let them go.
+        let queued = std::mem::take(&mut *lock(&self.queue));
+        drop(queued);
         let states: Vec<Arc<IoState>> = lock(&self.sources)
             .slots
             .iter()
@@ -231,11 +268,26 @@ impl Readiness {
     }
 }
 
+/// Runs up to [`TASKS_PER_TURN`] queued tasks; returns whether more wait.
+fn run_tasks(shared: &Shared) -> bool {
+    for _ in 0..TASKS_PER_TURN {
+        let next = lock(&shared.queue).pop_front();
+        match next {
+            Some(task) => task.run(),
+            None => return false,
+        }
+    }
+    !lock(&shared.queue).is_empty()
+}
+
 fn run(shared: &Shared, mut poll: Poll) {
     let mut events = Events::with_capacity(1024);
     let mut ready: Vec<(Arc<IoState>, Readiness)> = Vec::with_capacity(1024);
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        let more = run_tasks(shared);
+        // With tasks still queued, only look for events; do not sleep.
+        let timeout = more.then_some(std::time::Duration::ZERO);
+        if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -246,7 +298,7 @@ fn run(shared: &Shared, mut poll: Poll) {
             // One lock per batch of events, not per event.
             let sources = lock(&shared.sources);
             for event in events.iter() {
-                if event.token() == STOP {
+                if event.token() == NOTIFY {
                     continue;
                 }
                 if let Some(Some(state)) = sources.slots.get(event.token().0) {

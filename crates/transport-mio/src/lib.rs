@@ -5,8 +5,13 @@
 //! the cores, at least 1 and at most 16), each owning a `mio::Poll`. A
 //! listener takes its readiness from one loop and hands each accepted
 //! socket to the next loop in turn; readiness wakes the connection's task
-//! through its waker. No tokio reactor is involved, so the streams work on
-//! any executor; the HTTP core and every middleware run on them unchanged.
+//! through its waker. Each connection carries a
+//! [`ConnectionExecutor`](kite_transport_core::ConnectionExecutor) feature
+//! for its loop, and a server that honours it runs the connection's task on
+//! that loop, so readiness wakes it on the same thread, as in libuv. No
+//! tokio reactor is involved; tokio's timers and spawner stay available to
+//! the tasks through the runtime the transport was created in. The HTTP
+//! core and every middleware run on these streams unchanged.
 //!
 //! The loop threads stop when the transport and every listener and stream
 //! made from it are dropped. A loop that panics is reported with an error
@@ -37,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod event_loop;
+mod executor;
 mod listener;
 mod registration;
 mod stream;
@@ -47,9 +53,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kite_transport_core::socket::SocketOptions;
-use kite_transport_core::{Endpoint, Listener, Transport};
+use kite_transport_core::{ConnectionExecutor, Endpoint, Listener, Transport};
 
 use event_loop::LoopHandle;
+use executor::LoopSpawner;
 pub use listener::MioListener;
 pub use stream::MioStream;
 
@@ -102,17 +109,19 @@ impl MioOptions {
     }
 }
 
-/// The loops of one transport, handed out in turn.
+/// The loops of one transport, handed out in turn, each with the executor
+/// feature that runs tasks on it.
 pub(crate) struct EventLoops {
     loops: Vec<LoopHandle>,
+    executors: Vec<ConnectionExecutor>,
     next: AtomicUsize,
 }
 
 impl EventLoops {
-    /// A handle to the next loop, round-robin.
-    pub(crate) fn next(&self) -> LoopHandle {
+    /// The next loop, round-robin, and its executor.
+    pub(crate) fn next(&self) -> (LoopHandle, &ConnectionExecutor) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.loops.len();
-        self.loops[i].clone()
+        (self.loops[i].clone(), &self.executors[i])
     }
 }
 
@@ -126,7 +135,8 @@ pub struct MioTransport {
 }
 
 impl MioTransport {
-    /// Starts the event-loop threads.
+    /// Starts the event-loop threads. Call it inside a tokio runtime: the
+    /// loops run their tasks in its context, so they can use its timers.
     ///
     /// # Errors
     ///
@@ -134,12 +144,25 @@ impl MioTransport {
     pub fn new(options: MioOptions) -> io::Result<Self> {
         static TRANSPORTS: AtomicUsize = AtomicUsize::new(0);
         let transport = TRANSPORTS.fetch_add(1, Ordering::Relaxed);
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        if runtime.is_none() {
+            tracing::warn!("the mio transport was created outside a tokio runtime; its connections cannot use tokio timers");
+        }
         let loops = (0..options.threads)
-            .map(|index| LoopHandle::start(transport, index))
+            .map(|index| LoopHandle::start(transport, index, runtime.clone()))
             .collect::<io::Result<Vec<_>>>()?;
+        let executors = loops
+            .iter()
+            .map(|event_loop| {
+                ConnectionExecutor::new(LoopSpawner {
+                    event_loop: event_loop.clone(),
+                })
+            })
+            .collect();
         Ok(Self {
             loops: Arc::new(EventLoops {
                 loops,
+                executors,
                 next: AtomicUsize::new(0),
             }),
             options,

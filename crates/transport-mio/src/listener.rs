@@ -37,7 +37,7 @@ impl MioListener {
             Endpoint::Tcp(addr) => {
                 let listener = mio::net::TcpListener::from_std(socket::bind_tcp(*addr, options)?);
                 let local = Endpoint::Tcp(listener.local_addr()?);
-                (Kind::Tcp(Registered::new(listener, loops.next())?), local)
+                (Kind::Tcp(Registered::new(listener, loops.next().0)?), local)
             }
             Endpoint::Unix(path) => {
                 let (std_listener, state) = socket::bind_unix(path, options)?;
@@ -46,7 +46,7 @@ impl MioListener {
                 }
                 let listener = mio::net::UnixListener::from_std(std_listener);
                 (
-                    Kind::Unix(Registered::new(listener, loops.next())?, path.clone()),
+                    Kind::Unix(Registered::new(listener, loops.next().0)?, path.clone()),
                     endpoint.clone(),
                 )
             }
@@ -72,15 +72,17 @@ impl Listener for MioListener {
     }
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>> {
-        let (io, remote) = match &self.kind {
+        let (io, remote, executor) = match &self.kind {
             Kind::Tcp(listener) => {
                 let (stream, remote) = ready!(listener.poll_io(cx, Way::Read, |l| l.accept()))?;
                 if let Err(e) = self.options.apply_to_stream(&stream) {
                     tracing::debug!(error = %e, %remote, "failed to set socket options on accepted connection");
                 }
+                let (event_loop, executor) = self.loops.next();
                 (
-                    MioStream::tcp(Registered::new(stream, self.loops.next())?),
+                    MioStream::tcp(Registered::new(stream, event_loop)?),
                     Endpoint::Tcp(remote),
+                    executor.clone(),
                 )
             }
             Kind::Unix(listener, _) => {
@@ -89,18 +91,22 @@ impl Listener for MioListener {
                     Some(path) => Endpoint::Unix(path.to_path_buf()),
                     None => Endpoint::Unnamed,
                 };
+                let (event_loop, executor) = self.loops.next();
                 (
-                    MioStream::unix(Registered::new(stream, self.loops.next())?),
+                    MioStream::unix(Registered::new(stream, event_loop)?),
                     remote,
+                    executor.clone(),
                 )
             }
         };
-        let context = ConnectionContext::new(
+        let mut context = ConnectionContext::new(
             ConnectionId::next(),
             self.local.clone(),
             remote,
             TRANSPORT_NAME,
         );
+        // The connection's task belongs on the loop that serves its socket.
+        context.features_mut().insert(executor);
         Poll::Ready(Ok(Connection::new(Box::new(io), context)))
     }
 }
