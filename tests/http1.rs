@@ -528,3 +528,46 @@ async fn server_header_can_be_turned_off() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn mio_runs_the_application_on_its_event_loop() {
+    if !transports().contains(&"mio") {
+        eprintln!("skipped: the mio feature is off");
+        return;
+    }
+    let server = start("mio", ServerOptions::default()).await;
+    let (response, _) = roundtrip(
+        server.addr,
+        b"GET /thread HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let thread = String::from_utf8(response.body).unwrap();
+    assert!(
+        thread.starts_with("kite-mio-"),
+        "the connection ran on {thread}, not on an event loop"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_does_not_take_the_server_down() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"GET /panic HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert_closed(&mut stream).await;
+        let (after, _) = roundtrip(
+            server.addr,
+            b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(
+            after.body, b"Hello, World!",
+            "{transport}: the server serves on after a panic"
+        );
+        server.stop().await;
+    }
+}

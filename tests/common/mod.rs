@@ -177,6 +177,13 @@ pub async fn app(
             full(format!("{total} read_only={read_only}"))
         }
         "/ignore" => full("ignored"),
+        "/thread" => full(
+            std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_string(),
+        ),
+        "/panic" => panic!("the application panicked on purpose"),
         "/slow" => {
             gate.entered.notify_one();
             gate.release.notified().await;
