@@ -116,7 +116,8 @@ printf '%-10s %-22s %8s\n' workload ratio value
 for workload in keepalive pipelined; do
   for pair in "kite hyper" "kite-mio hyper" "kite-mio kite"; do
     set -- $pair
-    if [ -s "$OUT/$workload.$1" ] && [ -s "$OUT/$workload.$2" ]; then
+    # Only servers measured in this run; result files of earlier runs stay.
+    if [[ " $SERVERS " == *" $1 "* && " $SERVERS " == *" $2 "* ]]; then
       printf '%-10s %-22s %8.3f\n' "$workload" "$1/$2" "$(ratio "$1" "$2" "$workload")"
     fi
   done
