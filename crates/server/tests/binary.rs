@@ -132,3 +132,90 @@ fn kite_refuses_an_unknown_transport() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown transport 'carrier-pigeon'"));
 }
+
+/// Out of file descriptors, the accept loop backs off (and says so) rather
+/// than spinning, and serves again once descriptors free up.
+#[tokio::test]
+async fn kite_backs_off_when_out_of_file_descriptors_and_recovers() {
+    for transport in ["sockets", "mio"] {
+        backs_off_on(transport).await;
+    }
+}
+
+async fn backs_off_on(transport: &str) {
+    let script = format!(
+        "ulimit -n 64 && exec {} --urls http://127.0.0.1:0 --log kite_server=error --transport {transport}",
+        env!("CARGO_BIN_EXE_kite")
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("Now listening on: http://")
+        .expect("an address")
+        .to_string();
+
+    // More connections than the server has descriptors for.
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        match tokio::net::TcpStream::connect(&addr).await {
+            Ok(stream) => clients.push(stream),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        clients.len() > 64,
+        "{transport}: only {} connections opened",
+        clients.len()
+    );
+    let stderr = child.stderr.take().unwrap();
+    let (found_tx, found_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("accept failed; backing off") {
+                let _ = found_tx.send(line);
+                return;
+            }
+        }
+    });
+    let event = found_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server reports that it backs off");
+    assert!(
+        event.contains("Too many open files") || event.contains("os error 24"),
+        "{event}"
+    );
+
+    drop(clients);
+    // Recovered: a request is served again.
+    let served = async {
+        loop {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await {
+                let _ = stream
+                    .write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                    .await;
+                let mut raw = Vec::new();
+                if stream.read_to_end(&mut raw).await.is_ok() && raw.ends_with(b"Hello, World!") {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), served)
+        .await
+        .expect("the server serves again");
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -TERM {}", child.id()))
+        .status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+}
