@@ -41,6 +41,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod admission;
 mod event_loop;
 mod executor;
 mod listener;
@@ -55,6 +56,7 @@ use async_trait::async_trait;
 use kite_transport_core::socket::SocketOptions;
 use kite_transport_core::{ConnectionExecutor, Endpoint, Listener, Transport};
 
+use admission::Admission;
 use event_loop::LoopHandle;
 use executor::LoopSpawner;
 pub use listener::MioListener;
@@ -75,6 +77,7 @@ pub const TRANSPORT_NAME: &str = "mio";
 pub struct MioOptions {
     threads: usize,
     socket: SocketOptions,
+    max_connections: Option<usize>,
 }
 
 impl Default for MioOptions {
@@ -83,6 +86,7 @@ impl Default for MioOptions {
         Self {
             threads: (cores / 2).clamp(1, 16),
             socket: SocketOptions::default(),
+            max_connections: None,
         }
     }
 }
@@ -103,6 +107,17 @@ impl MioOptions {
         self
     }
 
+    /// The most connections the transport keeps open at once. At the limit
+    /// its listeners stop accepting, so new connections wait in the
+    /// kernel's backlog, and accepting resumes as soon as one closes
+    /// (back-pressure, as actix-server's `maxconn`). Default: `None`, no
+    /// limit. (The server's `MaxConcurrentConnections`, which refuses the
+    /// excess instead, is a separate limit.)
+    pub fn max_connections(mut self, max: Option<usize>) -> Self {
+        self.max_connections = max;
+        self
+    }
+
     /// The number of event-loop threads.
     pub fn get_threads(&self) -> usize {
         self.threads
@@ -112,6 +127,7 @@ impl MioOptions {
 /// The loops of one transport, handed out in turn, each with the executor
 /// feature that runs tasks on it.
 pub(crate) struct EventLoops {
+    pub(crate) admission: Arc<Admission>,
     loops: Vec<LoopHandle>,
     executors: Vec<ConnectionExecutor>,
     next: AtomicUsize,
@@ -161,6 +177,7 @@ impl MioTransport {
             .collect();
         Ok(Self {
             loops: Arc::new(EventLoops {
+                admission: Admission::new(options.max_connections),
                 loops,
                 executors,
                 next: AtomicUsize::new(0),
@@ -174,6 +191,11 @@ impl MioTransport {
     /// (`kite-mio-{id}-{loop}`), unique within the process.
     pub fn id(&self) -> usize {
         self.id
+    }
+
+    /// How many connections of this transport are open.
+    pub fn live_connections(&self) -> usize {
+        self.loops.admission.live()
     }
 
     /// How many event loops run.

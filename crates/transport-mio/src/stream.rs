@@ -9,6 +9,7 @@ use kite_transport_core::ConnectionIo;
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::admission::Admitted;
 use crate::registration::{Registered, Way};
 
 /// A TCP or Unix stream served by a mio event loop. It implements the same
@@ -16,6 +17,8 @@ use crate::registration::{Registered, Way};
 /// and every middleware run on it unchanged.
 pub struct MioStream {
     kind: Kind,
+    /// Counts this stream against the transport's connection limit.
+    _admitted: Admitted,
     /// The read-event count when a read last came back short or blocked:
     /// the socket is drained until the count moves.
     drained_at: Option<usize>,
@@ -27,16 +30,18 @@ enum Kind {
 }
 
 impl MioStream {
-    pub(crate) fn tcp(io: Registered<mio::net::TcpStream>) -> Self {
+    pub(crate) fn tcp(io: Registered<mio::net::TcpStream>, admitted: Admitted) -> Self {
         Self {
             kind: Kind::Tcp(io),
+            _admitted: admitted,
             drained_at: None,
         }
     }
 
-    pub(crate) fn unix(io: Registered<mio::net::UnixStream>) -> Self {
+    pub(crate) fn unix(io: Registered<mio::net::UnixStream>, admitted: Admitted) -> Self {
         Self {
             kind: Kind::Unix(io),
+            _admitted: admitted,
             drained_at: None,
         }
     }

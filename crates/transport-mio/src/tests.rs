@@ -1,3 +1,4 @@
+use std::task::Poll;
 use std::time::Duration;
 
 use kite_transport_core::{Endpoint, Transport};
@@ -113,4 +114,35 @@ async fn addr_in_use_is_reported() {
         .unwrap();
     let err = transport.bind(listener.local_endpoint()).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+}
+
+#[tokio::test]
+async fn accepting_pauses_at_the_connection_limit_and_resumes_when_one_closes() {
+    let transport =
+        MioTransport::new(MioOptions::default().threads(1).max_connections(Some(2))).unwrap();
+    let mut listener = transport
+        .bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_endpoint().as_tcp().unwrap();
+
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let first = listener.accept().await.unwrap();
+    let _second = listener.accept().await.unwrap();
+    assert_eq!(transport.live_connections(), 2);
+
+    // At the limit accept does not even look at the socket.
+    let polled =
+        std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx).is_pending())).await;
+    assert!(polled, "accept must wait at the connection limit");
+
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("accepting resumes");
+    assert!(third.is_ok());
+    assert_eq!(transport.live_connections(), 2);
 }
