@@ -12,10 +12,7 @@ use kite::{service_fn, RequestBody, Server};
 
 #[tokio::main]
 async fn main() -> Result<(), kite::ServerError> {
-    let server = Server::builder()
-        .urls(["http://localhost:5000"])
-        .bind()
-        .await?;
+    let server = Server::builder().urls(["http://localhost:5000"]).bind().await?;
     for address in server.addresses() {
         println!("Now listening on: {address}");
     }

@@ -38,8 +38,8 @@
 #![warn(missing_docs)]
 
 pub use kite_server::{
-    service_fn, ConnectionInfo, Limits, ListenAddress, MaxRequestBodySize, RequestBody, Server,
-    ServerBuilder, ServerError, ServerOptions, ServiceFn, ShutdownHandle, DEFAULT_URL,
+    service_fn, ConnectionInfo, Limits, ListenAddress, MaxRequestBodySize, RequestBody, Server, ServerBuilder,
+    ServerError, ServerOptions, ServiceFn, ShutdownHandle, DEFAULT_URL,
 };
 
 /// The transport contracts: [`Transport`](transport::Transport),

@@ -16,21 +16,10 @@ async fn axum_router_runs_unchanged() {
     for transport in transports() {
         let router = Router::new()
             .route("/", get(|| async { "axum on kite" }))
-            .route(
-                "/users/{id}",
-                get(|Path(id): Path<u32>| async move { Json(serde_json::json!({ "id": id })) }),
-            )
-            .route(
-                "/upper",
-                post(|body: String| async move { body.to_uppercase() }),
-            );
+            .route("/users/{id}", get(|Path(id): Path<u32>| async move { Json(serde_json::json!({ "id": id })) }))
+            .route("/upper", post(|body: String| async move { body.to_uppercase() }));
 
-        let server = builder_on(transport)
-            .urls(["http://127.0.0.1:0"])
-            .handle_signals(false)
-            .bind()
-            .await
-            .unwrap();
+        let server = builder_on(transport).urls(["http://127.0.0.1:0"]).handle_signals(false).bind().await.unwrap();
         let addr = server.local_endpoints()[0].as_tcp().unwrap();
         let shutdown = server.shutdown_handle();
         let done = tokio::spawn(server.serve(router));
@@ -41,10 +30,7 @@ async fn axum_router_runs_unchanged() {
             let uri = format!("http://{addr}{path}");
             async move {
                 let response = client.get(uri.parse().unwrap()).await.unwrap();
-                (
-                    response.status(),
-                    response.into_body().collect().await.unwrap().to_bytes(),
-                )
+                (response.status(), response.into_body().collect().await.unwrap().to_bytes())
             }
         };
         assert_eq!(get_text("/").await.1, "axum on kite", "{transport}");
@@ -56,16 +42,9 @@ async fn axum_router_runs_unchanged() {
             .body(Full::new(Bytes::from_static(b"shout")))
             .unwrap();
         let response = client.request(request).await.unwrap();
-        assert_eq!(
-            response.into_body().collect().await.unwrap().to_bytes(),
-            "SHOUT"
-        );
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "SHOUT");
 
         shutdown.shutdown();
-        tokio::time::timeout(WAIT, done)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(WAIT, done).await.unwrap().unwrap().unwrap();
     }
 }

@@ -21,11 +21,7 @@ fn hello() -> impl tower_service::Service<
        + 'static {
     service_fn(|req: Request<RequestBody>| async move {
         let info = req.extensions().get::<kite::ConnectionInfo>().unwrap();
-        Ok(Response::new(format!(
-            "{} via {}",
-            info.local(),
-            info.transport()
-        )))
+        Ok(Response::new(format!("{} via {}", info.local(), info.transport())))
     })
 }
 
@@ -41,38 +37,20 @@ async fn unix_socket_on(transport: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("kite.sock");
     let url = format!("http://unix:{}", path.display());
-    let server = builder_on(transport)
-        .urls([url.as_str()])
-        .handle_signals(false)
-        .bind()
-        .await
-        .unwrap();
+    let server = builder_on(transport).urls([url.as_str()]).handle_signals(false).bind().await.unwrap();
     assert_eq!(server.addresses(), vec![url.clone()]);
     let shutdown = server.shutdown_handle();
     let done = tokio::spawn(server.serve(hello()));
 
     let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut response = String::new();
-    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response)).await.unwrap().unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-    assert!(
-        response.ends_with(&format!("unix:{} via {transport}", path.display())),
-        "{response}"
-    );
+    assert!(response.ends_with(&format!("unix:{} via {transport}", path.display())), "{response}");
 
     shutdown.shutdown();
-    tokio::time::timeout(WAIT, done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(WAIT, done).await.unwrap().unwrap().unwrap();
     assert!(!path.exists(), "socket file removed at shutdown");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -85,12 +63,7 @@ async fn localhost_binds_both_loopbacks_on_one_port() {
 }
 
 async fn localhost_on(transport: &str) {
-    let server = builder_on(transport)
-        .urls(["http://localhost:0"])
-        .handle_signals(false)
-        .bind()
-        .await
-        .unwrap();
+    let server = builder_on(transport).urls(["http://localhost:0"]).handle_signals(false).bind().await.unwrap();
     let addresses = server.addresses();
     let ipv6 = addresses.len() == 2;
     if !ipv6 {
@@ -103,11 +76,7 @@ async fn localhost_on(transport: &str) {
     }
 
     // Either port taken fails the whole bind, naming the address.
-    let err = builder_on(transport)
-        .urls([format!("http://localhost:{port}")])
-        .bind()
-        .await
-        .unwrap_err();
+    let err = builder_on(transport).urls([format!("http://localhost:{port}")]).bind().await.unwrap_err();
     match &err {
         ServerError::Bind { address, source } => {
             assert_eq!(source.kind(), ErrorKind::AddrInUse);
@@ -115,46 +84,26 @@ async fn localhost_on(transport: &str) {
         }
         other => panic!("unexpected error {other}"),
     }
-    assert!(
-        err.to_string()
-            .starts_with("Failed to bind to address http://127.0.0.1:"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("Failed to bind to address http://127.0.0.1:"), "{err}");
 
     let shutdown = server.shutdown_handle();
     let done = tokio::spawn(server.serve(hello()));
-    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")]
-        .iter()
-        .take(if ipv6 { 2 } else { 1 })
-    {
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")].iter().take(if ipv6 { 2 } else { 1 }) {
         let mut stream = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
-        assert!(
-            response.contains(&format!("{addr} via {transport}")),
-            "{response}"
-        );
+        assert!(response.contains(&format!("{addr} via {transport}")), "{response}");
     }
     shutdown.shutdown();
-    tokio::time::timeout(WAIT, done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(WAIT, done).await.unwrap().unwrap().unwrap();
 }
 
 #[tokio::test]
 async fn a_failed_bind_leaves_nothing_bound() {
     let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = blocker.local_addr().unwrap();
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let result = Server::builder().listen(free).listen(taken).bind().await;
     assert!(matches!(result, Err(ServerError::Bind { .. })));
     // The first endpoint was released with the failure.
@@ -185,30 +134,19 @@ impl tower_service::Service<Request<RequestBody>> for CountingService {
     type Error = Infallible;
     type Future = std::future::Ready<Result<Response<String>, Infallible>>;
 
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
         std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: Request<RequestBody>) -> Self::Future {
         self.0.set(self.0.get() + 1);
-        std::future::ready(Ok(Response::new(format!(
-            "request {} on this connection",
-            self.0.get()
-        ))))
+        std::future::ready(Ok(Response::new(format!("request {} on this connection", self.0.get()))))
     }
 }
 
 #[tokio::test]
 async fn a_service_that_is_not_sync_is_served() {
-    let server = Server::builder()
-        .listen(([127, 0, 0, 1], 0))
-        .handle_signals(false)
-        .bind()
-        .await
-        .unwrap();
+    let server = Server::builder().listen(([127, 0, 0, 1], 0)).handle_signals(false).bind().await.unwrap();
     let addr = server.local_endpoints()[0].as_tcp().unwrap();
     let shutdown = server.shutdown_handle();
     let done = tokio::spawn(server.serve(CountingService(std::cell::Cell::new(0))));
@@ -218,22 +156,9 @@ async fn a_service_that_is_not_sync_is_served() {
         .await
         .unwrap();
     let mut response = String::new();
-    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        response.contains("request 1 on this connection"),
-        "{response}"
-    );
-    assert!(
-        response.ends_with("request 2 on this connection"),
-        "{response}"
-    );
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response)).await.unwrap().unwrap();
+    assert!(response.contains("request 1 on this connection"), "{response}");
+    assert!(response.ends_with("request 2 on this connection"), "{response}");
     shutdown.shutdown();
-    tokio::time::timeout(WAIT, done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(WAIT, done).await.unwrap().unwrap().unwrap();
 }

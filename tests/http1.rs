@@ -29,19 +29,13 @@ async fn hyper_client_reuses_the_connection() {
         let client = hyper_client::<Full<Bytes>>();
         let mut remotes = Vec::new();
         for _ in 0..3 {
-            let response = client
-                .get(server.url("/remote").parse().unwrap())
-                .await
-                .unwrap();
+            let response = client.get(server.url("/remote").parse().unwrap()).await.unwrap();
             assert_eq!(response.status(), StatusCode::OK);
             assert_eq!(response.headers()["server"], "kite");
             assert!(response.headers().contains_key("date"));
             remotes.push(response.into_body().collect().await.unwrap().to_bytes());
         }
-        assert_eq!(
-            remotes[0], remotes[1],
-            "{transport}: the second request used a new connection"
-        );
+        assert_eq!(remotes[0], remotes[1], "{transport}: the second request used a new connection");
         assert_eq!(remotes[1], remotes[2]);
         server.stop().await;
     }
@@ -108,25 +102,13 @@ async fn ten_megabyte_chunked_upload_is_echoed_intact() {
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
         let client = hyper_client::<Upload>();
-        let request = Request::post(server.url("/echo"))
-            .body(Upload { left: UPLOAD_SIZE })
-            .unwrap();
-        let response = tokio::time::timeout(WAIT, client.request(request))
-            .await
-            .unwrap()
-            .unwrap();
+        let request = Request::post(server.url("/echo")).body(Upload { left: UPLOAD_SIZE }).unwrap();
+        let response = tokio::time::timeout(WAIT, client.request(request)).await.unwrap().unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["transfer-encoding"], "chunked");
-        let body = tokio::time::timeout(WAIT, response.into_body().collect())
-            .await
-            .unwrap()
-            .unwrap()
-            .to_bytes();
+        let body = tokio::time::timeout(WAIT, response.into_body().collect()).await.unwrap().unwrap().to_bytes();
         assert_eq!(body.len(), UPLOAD_SIZE);
-        assert!(
-            body.iter().enumerate().all(|(i, &b)| b == upload_byte(i)),
-            "{transport}: echoed bytes differ"
-        );
+        assert!(body.iter().enumerate().all(|(i, &b)| b == upload_byte(i)), "{transport}: echoed bytes differ");
         server.stop().await;
     }
 }
@@ -168,11 +150,8 @@ async fn unread_body_is_drained_and_the_connection_reused() {
         let server = start(transport, ServerOptions::default()).await;
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         let body = vec![b'z'; 100_000];
-        let mut request = format!(
-            "POST /ignore HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
+        let mut request =
+            format!("POST /ignore HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         request.extend_from_slice(&body);
         request.extend_from_slice(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
         stream.write_all(&request).await.unwrap();
@@ -191,7 +170,10 @@ async fn head_http10_and_no_content() {
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        stream.write_all(b"HEAD /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        stream
+            .write_all(b"HEAD /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         let head = read_head_response(&mut stream, &mut buf).await;
         assert_eq!(head.header("content-length"), Some("13"));
@@ -206,27 +188,15 @@ async fn head_http10_and_no_content() {
         assert_closed(&mut stream).await;
 
         // HTTP/1.0 keep-alive on request.
-        let (kept, mut stream) = roundtrip(
-            server.addr,
-            b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-        )
-        .await;
+        let (kept, mut stream) =
+            roundtrip(server.addr, b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await;
         assert_eq!(kept.header("connection"), Some("keep-alive"));
-        stream
-            .write_all(b"GET /plaintext HTTP/1.0\r\n\r\n")
-            .await
-            .unwrap();
+        stream.write_all(b"GET /plaintext HTTP/1.0\r\n\r\n").await.unwrap();
         let mut buf = Vec::new();
-        assert_eq!(
-            read_response(&mut stream, &mut buf).await.body,
-            b"Hello, World!"
-        );
+        assert_eq!(read_response(&mut stream, &mut buf).await.body, b"Hello, World!");
 
-        let (empty, _) = roundtrip(
-            server.addr,
-            b"GET /nocontent HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        )
-        .await;
+        let (empty, _) =
+            roundtrip(server.addr, b"GET /nocontent HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
         assert_eq!(empty.status, 204);
         assert_eq!(empty.header("content-length"), None);
         assert_eq!(empty.header("transfer-encoding"), None);
@@ -257,26 +227,16 @@ async fn every_limit_answers_with_kestrels_status() {
         assert_rejected(addr, long_target.as_bytes(), 414).await;
 
         let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
-        assert_rejected(
-            addr,
-            format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes(),
-            431,
-        )
-        .await;
+        assert_rejected(addr, format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes(), 431).await;
 
-        let huge = format!(
-            "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
-            "v".repeat(40_000)
-        );
+        let huge = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "v".repeat(40_000));
         assert_rejected(addr, huge.as_bytes(), 431).await;
 
         // Over the body limit by Content-Length, and by chunks.
-        let mut too_long =
-            b"POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n".to_vec();
+        let mut too_long = b"POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n".to_vec();
         too_long.extend_from_slice(&[b'x'; 2000]);
         assert_rejected(addr, &too_long, 413).await;
-        let mut chunked =
-            b"POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut chunked = b"POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         for _ in 0..3 {
             chunked.extend_from_slice(b"190\r\n");
             chunked.extend_from_slice(&[b'y'; 400]);
@@ -288,30 +248,12 @@ async fn every_limit_answers_with_kestrels_status() {
         assert_rejected(addr, b"GET / HTTP/1.1\r\n\r\n", 400).await;
         assert_rejected(addr, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400).await;
         assert_rejected(addr, b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400).await;
-        assert_rejected(
-            addr,
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
-            400,
-        )
-        .await;
-        assert_rejected(
-            addr,
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            400,
-        )
-        .await;
-        assert_rejected(
-            addr,
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
-            400,
-        )
-        .await;
-        assert_rejected(
-            addr,
-            b"POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            400,
-        )
-        .await;
+        assert_rejected(addr, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", 400).await;
+        assert_rejected(addr, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400)
+            .await;
+        assert_rejected(addr, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400).await;
+        assert_rejected(addr, b"POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400)
+            .await;
         assert_rejected(addr, b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505).await;
         assert_rejected(addr, b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 405).await;
         server.stop().await;
@@ -328,10 +270,7 @@ async fn chunked_with_content_length_is_served_then_closed() {
         )
         .await;
         assert_eq!(response.status, 200);
-        assert_eq!(
-            response.body, b"5",
-            "chunked framing wins over Content-Length"
-        );
+        assert_eq!(response.body, b"5", "chunked framing wins over Content-Length");
         assert_eq!(response.header("connection"), Some("close"));
         assert_closed(&mut stream).await;
         server.stop().await;
@@ -345,10 +284,7 @@ async fn request_headers_timeout_answers_408() {
         options.limits.request_headers_timeout = Duration::from_millis(300);
         let server = start(transport, options).await;
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n")
-            .await
-            .unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").await.unwrap();
         let mut buf = Vec::new();
         let response = read_response(&mut stream, &mut buf).await;
         assert_eq!(response.status, 408);
@@ -368,8 +304,7 @@ async fn keep_alive_timeout_closes_idle_connections() {
         let mut options = ServerOptions::default();
         options.limits.keep_alive_timeout = Duration::from_millis(300);
         let server = start(transport, options).await;
-        let (response, mut stream) =
-            roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        let (response, mut stream) = roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await;
         assert_eq!(response.status, 200);
         assert_closed(&mut stream).await;
         server.stop().await;
@@ -401,16 +336,11 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
         // An idle keep-alive connection, which shutdown closes at once.
-        let (_, mut idle) =
-            roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        let (_, mut idle) = roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await;
 
         let mut busy = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await
-            .unwrap();
-        tokio::time::timeout(WAIT, server.gate.entered.notified())
-            .await
-            .expect("request reached the app");
+        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        tokio::time::timeout(WAIT, server.gate.entered.notified()).await.expect("request reached the app");
 
         server.shutdown.shutdown();
         assert_closed(&mut idle).await;
@@ -423,9 +353,7 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
                 tokio::task::yield_now().await;
             }
         };
-        tokio::time::timeout(WAIT, refused)
-            .await
-            .expect("listener closed");
+        tokio::time::timeout(WAIT, refused).await.expect("listener closed");
 
         server.gate.release.notify_one();
         let mut buf = Vec::new();
@@ -434,11 +362,7 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
         assert_eq!(response.body, b"finished");
         assert_eq!(response.header("connection"), Some("close"));
         assert_closed(&mut busy).await;
-        tokio::time::timeout(WAIT, server.done)
-            .await
-            .expect("server finished")
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(WAIT, server.done).await.expect("server finished").unwrap().unwrap();
     }
 }
 
@@ -449,19 +373,11 @@ async fn shutdown_timeout_aborts_stuck_requests() {
         options.shutdown_timeout = Duration::from_millis(200);
         let server = start(transport, options).await;
         let mut busy = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await
-            .unwrap();
-        tokio::time::timeout(WAIT, server.gate.entered.notified())
-            .await
-            .expect("request reached the app");
+        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        tokio::time::timeout(WAIT, server.gate.entered.notified()).await.expect("request reached the app");
         server.shutdown.shutdown();
         // Never released: the server must still finish, by aborting.
-        tokio::time::timeout(WAIT, server.done)
-            .await
-            .expect("server finished")
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(WAIT, server.done).await.expect("server finished").unwrap().unwrap();
         assert_closed(&mut busy).await;
     }
 }
@@ -474,16 +390,8 @@ async fn curl_gets_and_posts() {
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
         let url = server.url("/plaintext");
-        let out = tokio::process::Command::new("curl")
-            .args(["-sS", "--max-time", "10", &url])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = tokio::process::Command::new("curl").args(["-sS", "--max-time", "10", &url]).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.stdout, b"Hello, World!");
 
         // curl sends Expect: 100-continue for bodies over 1 MiB.
@@ -498,15 +406,8 @@ async fn curl_gets_and_posts() {
             .await
             .unwrap();
         std::fs::remove_file(&data).ok();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            (2 * 1024 * 1024).to_string()
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), (2 * 1024 * 1024).to_string());
         server.stop().await;
     }
 }
@@ -517,11 +418,8 @@ async fn server_header_can_be_turned_off() {
         let mut options = ServerOptions::default();
         options.add_server_header = false;
         let server = start(transport, options).await;
-        let (response, _) = roundtrip(
-            server.addr,
-            b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        )
-        .await;
+        let (response, _) =
+            roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
         assert_eq!(response.status, 200);
         assert_eq!(response.header("server"), None);
         assert!(response.header("date").is_some());
@@ -536,16 +434,9 @@ async fn mio_runs_the_application_on_its_event_loop() {
         return;
     }
     let server = start("mio", ServerOptions::default()).await;
-    let (response, _) = roundtrip(
-        server.addr,
-        b"GET /thread HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let (response, _) = roundtrip(server.addr, b"GET /thread HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
     let thread = String::from_utf8(response.body).unwrap();
-    assert!(
-        thread.starts_with("kite-mio-"),
-        "the connection ran on {thread}, not on an event loop"
-    );
+    assert!(thread.starts_with("kite-mio-"), "the connection ran on {thread}, not on an event loop");
     server.stop().await;
 }
 
@@ -554,20 +445,11 @@ async fn a_panicking_handler_does_not_take_the_server_down() {
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        stream
-            .write_all(b"GET /panic HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await
-            .unwrap();
+        stream.write_all(b"GET /panic HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
         assert_closed(&mut stream).await;
-        let (after, _) = roundtrip(
-            server.addr,
-            b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        assert_eq!(
-            after.body, b"Hello, World!",
-            "{transport}: the server serves on after a panic"
-        );
+        let (after, _) =
+            roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+        assert_eq!(after.body, b"Hello, World!", "{transport}: the server serves on after a panic");
         server.stop().await;
     }
 }

@@ -30,11 +30,7 @@ fn rot13(b: u8) -> u8 {
 struct Rot13Stream(Box<dyn ConnectionIo>);
 
 impl AsyncRead for Rot13Stream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.0).poll_read(cx, buf);
         for b in &mut buf.filled_mut()[before..] {
@@ -45,11 +41,7 @@ impl AsyncRead for Rot13Stream {
 }
 
 impl AsyncWrite for Rot13Stream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let encoded: Vec<u8> = buf.iter().map(|&b| rot13(b)).collect();
         Pin::new(&mut self.0).poll_write(cx, &encoded)
     }
@@ -69,13 +61,8 @@ impl ConnectionIo for Rot13Stream {
 
 #[async_trait]
 impl ConnectionMiddleware for Rot13 {
-    async fn on_connection(
-        &self,
-        connection: Connection,
-        next: Next,
-    ) -> Result<(), ConnectionError> {
-        next.run(connection.map_io(|io| Box::new(Rot13Stream(io))))
-            .await
+    async fn on_connection(&self, connection: Connection, next: Next) -> Result<(), ConnectionError> {
+        next.run(connection.map_io(|io| Box::new(Rot13Stream(io)))).await
     }
 }
 
@@ -84,11 +71,7 @@ struct Mark(&'static str, Arc<Mutex<Vec<&'static str>>>);
 
 #[async_trait]
 impl ConnectionMiddleware for Mark {
-    async fn on_connection(
-        &self,
-        connection: Connection,
-        next: Next,
-    ) -> Result<(), ConnectionError> {
+    async fn on_connection(&self, connection: Connection, next: Next) -> Result<(), ConnectionError> {
         self.1.lock().unwrap().push(self.0);
         next.run(connection).await
     }
@@ -126,11 +109,7 @@ fn captured() -> &'static Captured {
 #[tokio::test]
 async fn a_rejected_request_is_logged_with_its_reason() {
     let captured = captured();
-    let server = common::start(
-        common::transports().last().unwrap(),
-        ServerOptions::default(),
-    )
-    .await;
+    let server = common::start(common::transports().last().unwrap(), ServerOptions::default()).await;
     let (response, _) = common::roundtrip(server.addr, b"GET / HTTP/1.1\r\nX: 1\r\n\r\n").await;
     assert_eq!(response.status, 400);
     server.stop().await;
@@ -162,27 +141,17 @@ async fn logging_before_the_cipher_sees_ciphertext_and_after_it_plaintext() {
         .unwrap();
     let addr = server.local_endpoints()[0].as_tcp().unwrap();
     let shutdown = server.shutdown_handle();
-    let done = tokio::spawn(server.serve(kite::service_fn(
-        |req: http::Request<kite::RequestBody>| async move {
-            Ok::<_, std::convert::Infallible>(http::Response::new(format!(
-                "path={}",
-                req.uri().path()
-            )))
-        },
-    )));
+    let done = tokio::spawn(server.serve(kite::service_fn(|req: http::Request<kite::RequestBody>| async move {
+        Ok::<_, std::convert::Infallible>(http::Response::new(format!("path={}", req.uri().path())))
+    })));
 
     // The client speaks ROT13: the server's HTTP core must see plaintext.
-    let request: Vec<u8> = b"GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-        .iter()
-        .map(|&b| rot13(b))
-        .collect();
+    let request: Vec<u8> =
+        b"GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".iter().map(|&b| rot13(b)).collect();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(&request).await.unwrap();
     let mut encoded = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut encoded))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut encoded)).await.unwrap().unwrap();
     let response: String = encoded.iter().map(|&b| rot13(b) as char).collect();
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.ends_with("path=/hello"), "{response}");
@@ -190,53 +159,28 @@ async fn logging_before_the_cipher_sees_ciphertext_and_after_it_plaintext() {
     // A plain client's request reaches HTTP as ROT13 ("TRG / UGGC/1.1"),
     // which is refused; the refusal goes back through the cipher too.
     let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
-    plain
-        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+    plain.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
     let mut encoded = Vec::new();
-    tokio::time::timeout(WAIT, plain.read_to_end(&mut encoded))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(WAIT, plain.read_to_end(&mut encoded)).await.unwrap().unwrap();
     drop(plain);
     let refusal: String = encoded.iter().map(|&b| rot13(b) as char).collect();
     assert!(refusal.starts_with("HTTP/1.1 400 Bad Request"), "{refusal}");
 
     shutdown.shutdown();
-    tokio::time::timeout(WAIT, done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(WAIT, done).await.unwrap().unwrap().unwrap();
 
-    assert_eq!(
-        order.lock().unwrap()[..2],
-        ["first", "last"],
-        "first added runs first"
-    );
+    assert_eq!(order.lock().unwrap()[..2], ["first", "last"], "first added runs first");
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // "GET" is 47 45 54; in ROT13 it is "TRG", 54 52 47.
     let events: Vec<&str> = log.split("kite::connection_logging:").skip(1).collect();
     let first_read = |logger: &str| {
         events
             .iter()
-            .find(|e| {
-                e.trim_start().starts_with("ReadAsync[") && e.contains(&format!("logger={logger}"))
-            })
+            .find(|e| e.trim_start().starts_with("ReadAsync[") && e.contains(&format!("logger={logger}")))
             .unwrap_or_else(|| panic!("no read logged by {logger}:\n{log}"))
             .to_string()
     };
-    assert!(
-        first_read("outside").contains("54 52 47 20 2F"),
-        "outside logs ciphertext:\n{log}"
-    );
-    assert!(
-        first_read("inside").contains("47 45 54 20 2F"),
-        "inside logs plaintext:\n{log}"
-    );
-    assert!(
-        log.contains("ReadAsync[") && log.contains("WriteAsync["),
-        "{log}"
-    );
+    assert!(first_read("outside").contains("54 52 47 20 2F"), "outside logs ciphertext:\n{log}");
+    assert!(first_read("inside").contains("47 45 54 20 2F"), "inside logs plaintext:\n{log}");
+    assert!(log.contains("ReadAsync[") && log.contains("WriteAsync["), "{log}");
 }

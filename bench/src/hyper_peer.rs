@@ -33,31 +33,17 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         }
     };
     let mut response = Response::new(Full::new(Bytes::from_static(body)));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-        .headers_mut()
-        .insert(SERVER, HeaderValue::from_static("hyper"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(SERVER, HeaderValue::from_static("hyper"));
     Ok(response)
 }
 
 fn main() {
-    let addr: SocketAddr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into())
-        .parse()
-        .expect("address");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let addr: SocketAddr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".into()).parse().expect("address");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async move {
         let listener = TcpListener::bind(addr).await.expect("bind");
-        println!(
-            "Now listening on: http://{}",
-            listener.local_addr().expect("local address")
-        );
+        println!("Now listening on: http://{}", listener.local_addr().expect("local address"));
         let _ = std::io::stdout().flush();
         loop {
             let (stream, _) = match listener.accept().await {
@@ -66,9 +52,7 @@ fn main() {
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .await;
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handle)).await;
             });
         }
     });

@@ -13,9 +13,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use kite::{
-    ConnectionInfo, MaxRequestBodySize, RequestBody, Server, ServerOptions, ShutdownHandle,
-};
+use kite::{ConnectionInfo, MaxRequestBodySize, RequestBody, Server, ServerOptions, ShutdownHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -42,8 +40,7 @@ pub fn builder_on(transport: &str) -> kite::ServerBuilder {
         "sockets" => Server::builder(),
         #[cfg(feature = "mio")]
         "mio" => Server::builder().transport(
-            kite::mio::MioTransport::new(kite::mio::MioOptions::default().threads(2))
-                .expect("mio transport"),
+            kite::mio::MioTransport::new(kite::mio::MioOptions::default().threads(2)).expect("mio transport"),
         ),
         other => panic!("unknown transport {other}"),
     }
@@ -66,11 +63,7 @@ impl TestServer {
     /// Shuts down and waits for the server to finish.
     pub async fn stop(self) {
         self.shutdown.shutdown();
-        tokio::time::timeout(WAIT, self.done)
-            .await
-            .expect("server stops in time")
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(WAIT, self.done).await.expect("server stops in time").unwrap().unwrap();
     }
 }
 
@@ -93,50 +86,28 @@ pub async fn start_with(
 ) -> TestServer {
     options.handle_signals = false;
     let gate = Arc::new(Gate::default());
-    let builder = builder_on(transport)
-        .urls(["http://127.0.0.1:0"])
-        .options(options);
+    let builder = builder_on(transport).urls(["http://127.0.0.1:0"]).options(options);
     let server = configure(builder).bind().await.expect("bind");
     let addresses = server.addresses();
-    let addr = server
-        .local_endpoints()
-        .iter()
-        .find_map(|e| e.as_tcp())
-        .unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+    let addr =
+        server.local_endpoints().iter().find_map(|e| e.as_tcp()).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
     let shutdown = server.shutdown_handle();
     let app_gate = Arc::clone(&gate);
-    let done =
-        tokio::spawn(server.serve(kite::service_fn(move |req| app(req, Arc::clone(&app_gate)))));
-    TestServer {
-        addr,
-        addresses,
-        shutdown,
-        done,
-        gate,
-    }
+    let done = tokio::spawn(server.serve(kite::service_fn(move |req| app(req, Arc::clone(&app_gate)))));
+    TestServer { addr, addresses, shutdown, done, gate }
 }
 
 fn full(body: impl Into<Bytes>) -> Response<TestBody> {
-    Response::new(
-        http_body_util::Full::new(body.into())
-            .map_err(|e| match e {})
-            .boxed_unsync(),
-    )
+    Response::new(http_body_util::Full::new(body.into()).map_err(|e| match e {}).boxed_unsync())
 }
 
 /// The test application.
-pub async fn app(
-    req: Request<RequestBody>,
-    gate: Arc<Gate>,
-) -> Result<Response<TestBody>, Infallible> {
+pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<TestBody>, Infallible> {
     let path = req.uri().path().to_string();
     let response = match path.as_str() {
         "/plaintext" => full("Hello, World!"),
         "/remote" => {
-            let info = req
-                .extensions()
-                .get::<ConnectionInfo>()
-                .expect("connection info");
+            let info = req.extensions().get::<ConnectionInfo>().expect("connection info");
             full(info.remote().to_string())
         }
         "/echo" => {
@@ -155,34 +126,19 @@ pub async fn app(
             }
         }
         "/unlimited" => {
-            let limit = req
-                .extensions()
-                .get::<MaxRequestBodySize>()
-                .expect("limit extension")
-                .clone();
+            let limit = req.extensions().get::<MaxRequestBodySize>().expect("limit extension").clone();
             limit.set(None).expect("writable before reading");
             let (_, mut body) = req.into_parts();
             let first = body.frame().await;
             let read_only = limit.set(Some(1)).is_err();
-            let mut total = first
-                .and_then(|f| f.ok())
-                .and_then(|f| f.into_data().ok())
-                .map_or(0, |d| d.len());
+            let mut total = first.and_then(|f| f.ok()).and_then(|f| f.into_data().ok()).map_or(0, |d| d.len());
             while let Some(frame) = body.frame().await {
-                total += frame
-                    .expect("body frame")
-                    .into_data()
-                    .map_or(0, |d| d.len());
+                total += frame.expect("body frame").into_data().map_or(0, |d| d.len());
             }
             full(format!("{total} read_only={read_only}"))
         }
         "/ignore" => full("ignored"),
-        "/thread" => full(
-            std::thread::current()
-                .name()
-                .unwrap_or("unnamed")
-                .to_string(),
-        ),
+        "/thread" => full(std::thread::current().name().unwrap_or("unnamed").to_string()),
         "/panic" => panic!("the application panicked on purpose"),
         "/slow" => {
             gate.entered.notify_one();
@@ -212,10 +168,7 @@ pub struct Chunks {
 impl Body for Chunks {
     type Data = Bytes;
     type Error = BoxError;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.left == 0 {
             return Poll::Ready(None);
         }
@@ -237,57 +190,35 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// Reads one response (content-length, chunked, or to EOF) from `stream`,
 /// keeping bytes that follow it in `buf`.
 pub async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
-    tokio::time::timeout(WAIT, read_response_inner(stream, buf, false))
-        .await
-        .expect("response in time")
+    tokio::time::timeout(WAIT, read_response_inner(stream, buf, false)).await.expect("response in time")
 }
 
 /// Reads the response to a HEAD request: a head only, whatever its
 /// framing headers say.
 pub async fn read_head_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
-    tokio::time::timeout(WAIT, read_response_inner(stream, buf, true))
-        .await
-        .expect("response in time")
+    tokio::time::timeout(WAIT, read_response_inner(stream, buf, true)).await.expect("response in time")
 }
 
-async fn read_response_inner(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    head_only: bool,
-) -> RawResponse {
+async fn read_response_inner(stream: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> RawResponse {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut parsed = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(head_len) =
-            parsed.parse(buf).expect("valid response head")
-        {
+        if let httparse::Status::Complete(head_len) = parsed.parse(buf).expect("valid response head") {
             let status = parsed.code.unwrap();
             let headers: Vec<(String, String)> = parsed
                 .headers
                 .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).to_string(),
-                    )
-                })
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).to_string()))
                 .collect();
             buf.drain(..head_len);
-            let response = RawResponse {
-                status,
-                headers,
-                body: Vec::new(),
-            };
+            let response = RawResponse { status, headers, body: Vec::new() };
             if head_only {
                 return response;
             }
@@ -295,11 +226,7 @@ async fn read_response_inner(
         }
         let mut chunk = [0u8; 8192];
         let n = stream.read(&mut chunk).await.expect("read");
-        assert!(
-            n > 0,
-            "connection closed before a response head; got {:?}",
-            String::from_utf8_lossy(buf)
-        );
+        assert!(n > 0, "connection closed before a response head; got {:?}", String::from_utf8_lossy(buf));
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -311,26 +238,16 @@ async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> usize {
     n
 }
 
-async fn read_body(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    mut response: RawResponse,
-) -> RawResponse {
+async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, mut response: RawResponse) -> RawResponse {
     if response.status == 100 || response.status == 204 || response.status == 304 {
         return response;
     }
-    if let Some(length) = response
-        .header("content-length")
-        .map(|v| v.parse::<usize>().unwrap())
-    {
+    if let Some(length) = response.header("content-length").map(|v| v.parse::<usize>().unwrap()) {
         while buf.len() < length {
             assert!(fill(stream, buf).await > 0, "closed mid-body");
         }
         response.body = buf.drain(..length).collect();
-    } else if response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"))
-    {
+    } else if response.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         loop {
             let line_end = loop {
                 if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
@@ -338,8 +255,7 @@ async fn read_body(
                 }
                 assert!(fill(stream, buf).await > 0, "closed mid-chunk");
             };
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16).unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16).unwrap();
             buf.drain(..line_end + 2);
             while buf.len() < size + 2 {
                 assert!(fill(stream, buf).await > 0, "closed mid-chunk");
@@ -369,26 +285,16 @@ pub async fn roundtrip(addr: SocketAddr, request: &[u8]) -> (RawResponse, TcpStr
 /// Asserts the server closes `stream` (EOF or reset) in time.
 pub async fn assert_closed(stream: &mut TcpStream) {
     let mut rest = Vec::new();
-    let result = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest))
-        .await
-        .expect("server closes in time");
+    let result = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await.expect("server closes in time");
     if let Ok(n) = result {
-        assert_eq!(
-            n,
-            0,
-            "unexpected bytes before close: {:?}",
-            String::from_utf8_lossy(&rest)
-        );
+        assert_eq!(n, 0, "unexpected bytes before close: {:?}", String::from_utf8_lossy(&rest));
     }
 }
 
 /// Whether an external tool is on PATH. Missing under CI (`CI` set) fails
 /// the test; elsewhere the test is skipped with a message.
 pub fn require_tool(tool: &str) -> bool {
-    let found = std::process::Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok();
+    let found = std::process::Command::new(tool).arg("--version").output().is_ok();
     if !found {
         if std::env::var_os("CI").is_some() {
             panic!("{tool} is required by this test but is not installed; .ci/run installs it");

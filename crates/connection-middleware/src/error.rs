@@ -31,9 +31,7 @@ pub enum ConnectionError {
 impl ConnectionError {
     /// A [`ConnectionError::Rejected`] with `reason`.
     pub fn rejected(reason: impl Into<Cow<'static, str>>) -> Self {
-        ConnectionError::Rejected {
-            reason: reason.into(),
-        }
+        ConnectionError::Rejected { reason: reason.into() }
     }
 
     /// Wraps any error as [`ConnectionError::Other`].

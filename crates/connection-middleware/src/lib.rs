@@ -44,6 +44,4 @@ mod pipeline;
 
 pub use error::{BoxError, ConnectionError};
 pub use logging::{ConnectionLogging, LOG_TARGET};
-pub use pipeline::{
-    ConnectionBuilder, ConnectionHandler, ConnectionMiddleware, ConnectionPipeline, Next,
-};
+pub use pipeline::{ConnectionBuilder, ConnectionHandler, ConnectionMiddleware, ConnectionPipeline, Next};

@@ -38,9 +38,7 @@ impl Default for ConnectionLogging {
 impl ConnectionLogging {
     /// Logging under the default logger name, `kite.connection`.
     pub fn new() -> Self {
-        Self {
-            name: Cow::Borrowed("kite.connection"),
-        }
+        Self { name: Cow::Borrowed("kite.connection") }
     }
 
     /// Logging under `name`, given as the `logger` field of each event, to
@@ -52,15 +50,10 @@ impl ConnectionLogging {
 
 #[async_trait]
 impl ConnectionMiddleware for ConnectionLogging {
-    async fn on_connection(
-        &self,
-        connection: Connection,
-        next: Next,
-    ) -> Result<(), ConnectionError> {
+    async fn on_connection(&self, connection: Connection, next: Next) -> Result<(), ConnectionError> {
         let id = connection.context().id();
         let name = self.name.clone();
-        let connection =
-            connection.map_io(move |inner| Box::new(LoggingStream { inner, id, name }));
+        let connection = connection.map_io(move |inner| Box::new(LoggingStream { inner, id, name }));
         next.run(connection).await
     }
 }
@@ -101,11 +94,7 @@ pub(crate) fn hex_dump(method: &str, bytes: &[u8]) -> String {
         }
         out.push(' ');
         for (i, &b) in line.iter().enumerate() {
-            out.push(if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '.'
-            });
+            out.push(if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' });
             if i == 7 {
                 out.push(' ');
             }
@@ -115,11 +104,7 @@ pub(crate) fn hex_dump(method: &str, bytes: &[u8]) -> String {
 }
 
 impl AsyncRead for LoggingStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
@@ -130,11 +115,7 @@ impl AsyncRead for LoggingStream {
 }
 
 impl AsyncWrite for LoggingStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = result {
             self.log("WriteAsync", &buf[..n]);
@@ -164,14 +145,8 @@ mod tests {
         let dump = hex_dump("ReadAsync", b"GET / HTTP/1.1\r\nHost: a\r\n");
         let lines: Vec<&str> = dump.lines().collect();
         assert_eq!(lines[0], "ReadAsync[25]");
-        assert_eq!(
-            lines[1],
-            "47 45 54 20 2F 20 48 54  54 50 2F 31 2E 31 0D 0A  GET / HT TP/1.1.."
-        );
-        assert_eq!(
-            lines[2],
-            "48 6F 73 74 3A 20 61 0D  0A                       Host: a. ."
-        );
+        assert_eq!(lines[1], "47 45 54 20 2F 20 48 54  54 50 2F 31 2E 31 0D 0A  GET / HT TP/1.1..");
+        assert_eq!(lines[2], "48 6F 73 74 3A 20 61 0D  0A                       Host: a. .");
         assert_eq!(hex_dump("WriteAsync", b""), "WriteAsync[0]");
     }
 }

@@ -41,11 +41,7 @@ use crate::ConnectionError;
 pub trait ConnectionMiddleware: Send + Sync + 'static {
     /// Handles `connection`; call `next.run(connection)` to continue the
     /// chain, or return without calling it to end the connection.
-    async fn on_connection(
-        &self,
-        connection: Connection,
-        next: Next,
-    ) -> Result<(), ConnectionError>;
+    async fn on_connection(&self, connection: Connection, next: Next) -> Result<(), ConnectionError>;
 }
 
 /// The last step of a pipeline, which consumes the connection: the HTTP
@@ -87,10 +83,7 @@ impl Next {
     pub async fn run(self, connection: Connection) -> Result<(), ConnectionError> {
         match self.chain.middleware.get(self.index) {
             Some(middleware) => {
-                let next = Next {
-                    chain: Arc::clone(&self.chain),
-                    index: self.index + 1,
-                };
+                let next = Next { chain: Arc::clone(&self.chain), index: self.index + 1 };
                 middleware.on_connection(connection, next).await
             }
             None => self.chain.terminal.handle(connection).await,
@@ -105,9 +98,7 @@ impl Next {
 
 impl fmt::Debug for Next {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Next")
-            .field("remaining", &self.remaining())
-            .finish()
+        f.debug_struct("Next").field("remaining", &self.remaining()).finish()
     }
 }
 
@@ -168,20 +159,13 @@ impl ConnectionBuilder {
 
     /// Finishes the chain with `terminal`.
     pub fn run(self, terminal: impl ConnectionHandler) -> ConnectionPipeline {
-        ConnectionPipeline {
-            chain: Arc::new(Chain {
-                middleware: self.middleware,
-                terminal: Box::new(terminal),
-            }),
-        }
+        ConnectionPipeline { chain: Arc::new(Chain { middleware: self.middleware, terminal: Box::new(terminal) }) }
     }
 }
 
 impl fmt::Debug for ConnectionBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionBuilder")
-            .field("middleware", &self.middleware.len())
-            .finish()
+        f.debug_struct("ConnectionBuilder").field("middleware", &self.middleware.len()).finish()
     }
 }
 
@@ -195,12 +179,7 @@ pub struct ConnectionPipeline {
 impl ConnectionPipeline {
     /// Runs `connection` through every middleware and the terminal handler.
     pub async fn handle(&self, connection: Connection) -> Result<(), ConnectionError> {
-        Next {
-            chain: Arc::clone(&self.chain),
-            index: 0,
-        }
-        .run(connection)
-        .await
+        Next { chain: Arc::clone(&self.chain), index: 0 }.run(connection).await
     }
 
     /// How many middleware the pipeline has, besides the terminal handler.
@@ -216,8 +195,6 @@ impl ConnectionPipeline {
 
 impl fmt::Debug for ConnectionPipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionPipeline")
-            .field("middleware", &self.len())
-            .finish()
+        f.debug_struct("ConnectionPipeline").field("middleware", &self.len()).finish()
     }
 }

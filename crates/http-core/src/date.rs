@@ -24,12 +24,8 @@ pub(crate) fn extend(dst: &mut Vec<u8>) {
             if text.len() == 29 {
                 cached.value.copy_from_slice(text.as_bytes());
             }
-            let into_second = now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            cached.next_update =
-                now + Duration::from_secs(1) - Duration::from_nanos(u64::from(into_second));
+            let into_second = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+            cached.next_update = now + Duration::from_secs(1) - Duration::from_nanos(u64::from(into_second));
         }
         dst.extend_from_slice(&cached.value);
     });

@@ -24,9 +24,7 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// Information about the connection with `context`.
     pub fn new(context: ConnectionContext) -> Self {
-        Self {
-            context: Arc::new(context),
-        }
+        Self { context: Arc::new(context) }
     }
 
     /// The connection's id, as in its log events.

@@ -109,11 +109,7 @@ pub mod fuzzing {
 /// [`Error::Io`] when the connection failed; [`Error::ResponseBody`] when a
 /// response body failed after its head was sent (the connection is then
 /// aborted); [`Error::IncompleteHead`] when the peer closed mid-head.
-pub async fn serve_connection<S, B>(
-    connection: Connection,
-    service: S,
-    options: &HttpOptions,
-) -> Result<(), Error>
+pub async fn serve_connection<S, B>(connection: Connection, service: S, options: &HttpOptions) -> Result<(), Error>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
@@ -123,7 +119,5 @@ where
     let (io, context) = connection.into_parts();
     let close = context.close_signal().clone();
     let info = ConnectionInfo::new(context);
-    h1::conn::H1Connection::new(io, info, close, service, options)
-        .run()
-        .await
+    h1::conn::H1Connection::new(io, info, close, service, options).run().await
 }

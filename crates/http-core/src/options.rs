@@ -78,11 +78,7 @@ pub struct HttpOptions {
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self {
-            limits: Limits::default(),
-            add_server_header: true,
-            drain_timeout: Duration::from_secs(5),
-        }
+        Self { limits: Limits::default(), add_server_header: true, drain_timeout: Duration::from_secs(5) }
     }
 }
 

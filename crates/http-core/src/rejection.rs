@@ -66,9 +66,7 @@ impl RequestRejection {
         match self {
             UnrecognizedHttpVersion => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             RequestLineTooLong => StatusCode::URI_TOO_LONG,
-            HeadersExceedMaxTotalSize | TooManyHeaders => {
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-            }
+            HeadersExceedMaxTotalSize | TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestHeadersTimeout => StatusCode::REQUEST_TIMEOUT,
             OptionsMethodRequired | ConnectMethodRequired => StatusCode::METHOD_NOT_ALLOWED,

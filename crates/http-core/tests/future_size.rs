@@ -17,10 +17,7 @@ impl tower_service::Service<Request<RequestBody>> for Hello {
     type Error = Infallible;
     type Future = std::future::Ready<Result<Response<String>, Infallible>>;
 
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
         std::task::Poll::Ready(Ok(()))
     }
 
@@ -36,21 +33,9 @@ const MAX_FUTURE_SIZE: usize = 3 * 1024;
 #[test]
 fn a_connection_future_stays_small() {
     let (io, _peer) = tokio::io::duplex(16);
-    let context = ConnectionContext::new(
-        ConnectionId::next(),
-        Endpoint::Unnamed,
-        Endpoint::Unnamed,
-        "memory",
-    );
+    let context = ConnectionContext::new(ConnectionId::next(), Endpoint::Unnamed, Endpoint::Unnamed, "memory");
     let options = HttpOptions::default();
-    let future = serve_connection(
-        Connection::new(Box::new(PlainIo(io)), context),
-        Hello,
-        &options,
-    );
+    let future = serve_connection(Connection::new(Box::new(PlainIo(io)), context), Hello, &options);
     let size = std::mem::size_of_val(&future);
-    assert!(
-        size <= MAX_FUTURE_SIZE,
-        "serve_connection's future grew to {size} bytes (bound {MAX_FUTURE_SIZE})"
-    );
+    assert!(size <= MAX_FUTURE_SIZE, "serve_connection's future grew to {size} bytes (bound {MAX_FUTURE_SIZE})");
 }

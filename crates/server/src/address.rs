@@ -45,53 +45,34 @@ impl std::str::FromStr for ListenAddress {
     /// `http://+:80`, `http://example.com:80`, `http://unix:/path` (or
     /// `unix:/path`). Without a port, http means 80.
     fn from_str(url: &str) -> Result<Self, ServerError> {
-        let invalid = |reason: &str| ServerError::InvalidUrl {
-            url: url.to_string(),
-            reason: reason.to_string(),
-        };
+        let invalid = |reason: &str| ServerError::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
         let trimmed = url.trim();
         if let Some(path) = trimmed.strip_prefix("unix:") {
-            return unix_path(path).ok_or_else(|| {
-                invalid("a unix socket needs an absolute path, as unix:/run/kite.sock")
-            });
+            return unix_path(path)
+                .ok_or_else(|| invalid("a unix socket needs an absolute path, as unix:/run/kite.sock"));
         }
-        let (scheme, rest) = trimmed
-            .split_once("://")
-            .ok_or_else(|| invalid("expected scheme://host:port"))?;
+        let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| invalid("expected scheme://host:port"))?;
         match scheme.to_ascii_lowercase().as_str() {
             "http" => {}
-            "https" => {
-                return Err(invalid(
-                    "https endpoints need TLS, which this build does not configure; use http",
-                ))
-            }
+            "https" => return Err(invalid("https endpoints need TLS, which this build does not configure; use http")),
             _ => return Err(invalid("the scheme must be http")),
         }
         if let Some(path) = rest.strip_prefix("unix:") {
-            return unix_path(path).ok_or_else(|| {
-                invalid("a unix socket needs an absolute path, as http://unix:/run/kite.sock")
-            });
+            return unix_path(path)
+                .ok_or_else(|| invalid("a unix socket needs an absolute path, as http://unix:/run/kite.sock"));
         }
         let authority = match rest.split_once('/') {
             Some((authority, "")) => authority,
-            Some(_) => {
-                return Err(invalid(
-                    "a path base is not supported in a listen url; remove the path",
-                ))
-            }
+            Some(_) => return Err(invalid("a path base is not supported in a listen url; remove the path")),
             None => rest,
         };
-        let (host, port) = split_host_port(authority)
-            .ok_or_else(|| invalid("the port must be a number from 0 to 65535"))?;
+        let (host, port) =
+            split_host_port(authority).ok_or_else(|| invalid("the port must be a number from 0 to 65535"))?;
         if host.is_empty() {
-            return Err(invalid(
-                "the host is missing; use localhost, an IP address, or * for all interfaces",
-            ));
+            return Err(invalid("the host is missing; use localhost, an IP address, or * for all interfaces"));
         }
         if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            let ip: Ipv6Addr = v6
-                .parse()
-                .map_err(|_| invalid("the bracketed host is not an IPv6 address"))?;
+            let ip: Ipv6Addr = v6.parse().map_err(|_| invalid("the bracketed host is not an IPv6 address"))?;
             return Ok(ListenAddress::Ip(SocketAddr::new(IpAddr::V6(ip), port)));
         }
         if let Ok(ip) = host.parse::<Ipv4Addr>() {
@@ -106,8 +87,7 @@ impl std::str::FromStr for ListenAddress {
 }
 
 fn unix_path(path: &str) -> Option<ListenAddress> {
-    path.starts_with('/')
-        .then(|| ListenAddress::Unix(PathBuf::from(path)))
+    path.starts_with('/').then(|| ListenAddress::Unix(PathBuf::from(path)))
 }
 
 fn split_host_port(authority: &str) -> Option<(&str, u16)> {
@@ -144,13 +124,7 @@ pub(crate) async fn bind(
     address: &ListenAddress,
 ) -> Result<Vec<Box<dyn Listener>>, ServerError> {
     let bind_one = |endpoint: Endpoint| async move {
-        transport
-            .bind(&endpoint)
-            .await
-            .map_err(|source| ServerError::Bind {
-                address: endpoint_url(&endpoint),
-                source,
-            })
+        transport.bind(&endpoint).await.map_err(|source| ServerError::Bind { address: endpoint_url(&endpoint), source })
     };
     match address {
         ListenAddress::Ip(addr) => Ok(vec![bind_one(Endpoint::Tcp(*addr)).await?]),
@@ -161,45 +135,25 @@ pub(crate) async fn bind(
                 Ok(listener) => Ok(vec![listener]),
                 Err(e) if ipv6_absent(&e) => {
                     tracing::warn!(error = %e, "IPv6 is not available; binding 0.0.0.0 only");
-                    Ok(vec![
-                        bind_one(Endpoint::Tcp(SocketAddr::new(
-                            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                            *port,
-                        )))
-                        .await?,
-                    ])
+                    Ok(vec![bind_one(Endpoint::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *port))).await?])
                 }
-                Err(source) => Err(ServerError::Bind {
-                    address: endpoint_url(&Endpoint::Tcp(any6)),
-                    source,
-                }),
+                Err(source) => Err(ServerError::Bind { address: endpoint_url(&Endpoint::Tcp(any6)), source }),
             }
         }
         ListenAddress::Localhost(port) => bind_localhost(transport, *port).await,
     }
 }
 
-async fn bind_localhost(
-    transport: &dyn Transport,
-    port: u16,
-) -> Result<Vec<Box<dyn Listener>>, ServerError> {
+async fn bind_localhost(transport: &dyn Transport, port: u16) -> Result<Vec<Box<dyn Listener>>, ServerError> {
     // With port 0 the IPv6 side may find the IPv4 side's port taken; try a
     // few ports before giving up.
     let attempts = if port == 0 { 10 } else { 1 };
     let mut last_error = None;
     for _ in 0..attempts {
         let v4 = Endpoint::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-        let listener4 = transport
-            .bind(&v4)
-            .await
-            .map_err(|source| ServerError::Bind {
-                address: endpoint_url(&v4),
-                source,
-            })?;
-        let bound_port = listener4
-            .local_endpoint()
-            .as_tcp()
-            .map_or(port, |a| a.port());
+        let listener4 =
+            transport.bind(&v4).await.map_err(|source| ServerError::Bind { address: endpoint_url(&v4), source })?;
+        let bound_port = listener4.local_endpoint().as_tcp().map_or(port, |a| a.port());
         let v6 = Endpoint::Tcp(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), bound_port));
         match transport.bind(&v6).await {
             Ok(listener6) => return Ok(vec![listener4, listener6]),
@@ -207,22 +161,15 @@ async fn bind_localhost(
                 tracing::warn!(error = %e, "IPv6 loopback is not available; localhost binds 127.0.0.1 only");
                 return Ok(vec![listener4]);
             }
-            Err(source) => {
-                last_error = Some(ServerError::Bind {
-                    address: endpoint_url(&v6),
-                    source,
-                })
-            }
+            Err(source) => last_error = Some(ServerError::Bind { address: endpoint_url(&v6), source }),
         }
     }
     Err(last_error.expect("at least one attempt"))
 }
 
 fn ipv6_absent(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
-    ) || matches!(e.raw_os_error(), Some(code) if code == 97 /* EAFNOSUPPORT */ || code == 99 /* EADDRNOTAVAIL */)
+    matches!(e.kind(), io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported)
+        || matches!(e.raw_os_error(), Some(code) if code == 97 /* EAFNOSUPPORT */ || code == 99 /* EADDRNOTAVAIL */)
 }
 
 #[cfg(test)]
@@ -235,31 +182,13 @@ mod tests {
 
     #[test]
     fn url_forms() {
-        assert_eq!(
-            parse("http://127.0.0.1:5000").unwrap(),
-            ListenAddress::Ip("127.0.0.1:5000".parse().unwrap())
-        );
-        assert_eq!(
-            parse("http://[::1]:0").unwrap(),
-            ListenAddress::Ip("[::1]:0".parse().unwrap())
-        );
-        assert_eq!(
-            parse("http://LOCALHOST:5000/").unwrap(),
-            ListenAddress::Localhost(5000)
-        );
+        assert_eq!(parse("http://127.0.0.1:5000").unwrap(), ListenAddress::Ip("127.0.0.1:5000".parse().unwrap()));
+        assert_eq!(parse("http://[::1]:0").unwrap(), ListenAddress::Ip("[::1]:0".parse().unwrap()));
+        assert_eq!(parse("http://LOCALHOST:5000/").unwrap(), ListenAddress::Localhost(5000));
         assert_eq!(parse("http://+:81").unwrap(), ListenAddress::AnyIp(81));
-        assert_eq!(
-            parse("http://example.com").unwrap(),
-            ListenAddress::AnyIp(80)
-        );
-        assert_eq!(
-            parse("unix:/tmp/k.sock").unwrap(),
-            ListenAddress::Unix("/tmp/k.sock".into())
-        );
-        assert_eq!(
-            parse("http://[::1]:0").unwrap().to_string(),
-            "http://[::1]:0"
-        );
+        assert_eq!(parse("http://example.com").unwrap(), ListenAddress::AnyIp(80));
+        assert_eq!(parse("unix:/tmp/k.sock").unwrap(), ListenAddress::Unix("/tmp/k.sock".into()));
+        assert_eq!(parse("http://[::1]:0").unwrap().to_string(), "http://[::1]:0");
     }
 
     #[test]

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body::Body;
-use kite_connection_middleware::{
-    ConnectionBuilder, ConnectionError, ConnectionMiddleware, ConnectionPipeline,
-};
+use kite_connection_middleware::{ConnectionBuilder, ConnectionError, ConnectionMiddleware, ConnectionPipeline};
 use kite_http_core::{serve_connection, BoxError, RequestBody};
 use kite_transport_core::{Connection, ConnectionExecutor, Endpoint, Listener, Transport};
 use tower_service::Service;
@@ -62,13 +60,7 @@ impl ServerBuilder {
         S: AsRef<str>,
     {
         for item in urls {
-            self.urls.extend(
-                item.as_ref()
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .map(String::from),
-            );
+            self.urls.extend(item.as_ref().split(';').map(str::trim).filter(|u| !u.is_empty()).map(String::from));
         }
         self
     }
@@ -125,11 +117,7 @@ impl ServerBuilder {
         };
         let mut addresses = self.endpoints;
         if addresses.is_empty() {
-            let urls = if self.urls.is_empty() {
-                vec![DEFAULT_URL.to_string()]
-            } else {
-                self.urls
-            };
+            let urls = if self.urls.is_empty() { vec![DEFAULT_URL.to_string()] } else { self.urls };
             for url in &urls {
                 addresses.push(url.parse()?);
             }
@@ -193,10 +181,7 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("addresses", &self.addresses())
-            .field("transport", &self.transport_name)
-            .finish()
+        f.debug_struct("Server").field("addresses", &self.addresses()).field("transport", &self.transport_name).finish()
     }
 }
 
@@ -215,18 +200,12 @@ impl Server {
     /// The bound addresses as URLs, with real ports: `http://127.0.0.1:54321`,
     /// `http://[::1]:54321`, `http://unix:/run/kite.sock`.
     pub fn addresses(&self) -> Vec<String> {
-        self.listeners
-            .iter()
-            .map(|l| endpoint_url(l.local_endpoint()))
-            .collect()
+        self.listeners.iter().map(|l| endpoint_url(l.local_endpoint())).collect()
     }
 
     /// The bound endpoints.
     pub fn local_endpoints(&self) -> Vec<Endpoint> {
-        self.listeners
-            .iter()
-            .map(|l| l.local_endpoint().clone())
-            .collect()
+        self.listeners.iter().map(|l| l.local_endpoint().clone()).collect()
     }
 
     /// The name of the transport in use.
@@ -267,16 +246,9 @@ impl Server {
         // service need not be `Sync` (tower's BoxCloneService is not).
         let service = std::sync::Mutex::new(service);
         let pipeline = builder.run(move |connection: Connection| {
-            let service = service
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone();
+            let service = service.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
             let options = Arc::clone(&http_options);
-            async move {
-                serve_connection(connection, service, &options)
-                    .await
-                    .map_err(http_error)
-            }
+            async move { serve_connection(connection, service, &options).await.map_err(http_error) }
         });
 
         if self.options.handle_signals {
@@ -310,10 +282,7 @@ impl Server {
 
         tracker.request_close_all();
         let timeout = self.options.shutdown_timeout;
-        if tokio::time::timeout(timeout, tracker.wait_empty())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(timeout, tracker.wait_empty()).await.is_err() {
             tracing::warn!(
                 connections = tracker.len(),
                 ?timeout,
@@ -364,11 +333,7 @@ async fn accept_loop(
         let span = tracing::debug_span!("connection", connection_id = %id, remote = %connection.context().remote());
         let pipeline = pipeline.clone();
         // A transport with threads of its own (mio) runs the task there.
-        let executor = connection
-            .context()
-            .features()
-            .get::<ConnectionExecutor>()
-            .cloned();
+        let executor = connection.context().features().get::<ConnectionExecutor>().cloned();
         tracker.spawn(
             id,
             close,
@@ -389,10 +354,7 @@ async fn accept_loop(
 
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    )
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
 }
 
 fn http_error(error: kite_http_core::Error) -> ConnectionError {

@@ -22,9 +22,7 @@ pub struct ShutdownHandle {
 
 impl ShutdownHandle {
     pub(crate) fn new() -> Self {
-        Self {
-            sender: watch::channel(false).0,
-        }
+        Self { sender: watch::channel(false).0 }
     }
 
     /// Begins the graceful shutdown. Idempotent.

@@ -19,9 +19,7 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     fn lock(&self) -> MutexGuard<'_, Live> {
-        self.live
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Spawns `task` for connection `id`, on `executor` when the transport
@@ -72,11 +70,7 @@ impl Tracker {
     pub fn abort_all(&self) {
         // An abort may drop the task at once, and its guard takes the lock:
         // collect first, abort after.
-        let aborts: Vec<Arc<AbortTask>> = self
-            .lock()
-            .values()
-            .map(|(_, abort)| Arc::clone(abort))
-            .collect();
+        let aborts: Vec<Arc<AbortTask>> = self.lock().values().map(|(_, abort)| Arc::clone(abort)).collect();
         for abort in aborts {
             abort.abort();
         }

@@ -11,19 +11,9 @@ async fn get(addr: &str, request: &str) -> (String, Vec<u8>) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head")
-        + 4;
-    (
-        String::from_utf8_lossy(&raw[..split]).to_string(),
-        raw[split..].to_vec(),
-    )
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    (String::from_utf8_lossy(&raw[..split]).to_string(), raw[split..].to_vec())
 }
 
 #[tokio::test]
@@ -35,24 +25,14 @@ async fn kite_serves_the_demo_and_stops_on_sigterm() {
 
 async fn serves_the_demo_on(transport: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args([
-            "--urls",
-            "http://127.0.0.1:0",
-            "--log",
-            "warn",
-            "--transport",
-            transport,
-        ])
+        .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
         .stdout(Stdio::piped())
         .spawn()
         .expect("kite starts");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("Now listening on: ")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let url = line.trim().strip_prefix("Now listening on: ").unwrap_or_else(|| panic!("unexpected line {line:?}"));
     let addr = url.strip_prefix("http://").unwrap().to_string();
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
 
@@ -73,11 +53,8 @@ async fn serves_the_demo_on(transport: &str) {
     assert!(info["remote"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(info["tls"].is_null());
 
-    let (head, body) = get(
-        &addr,
-        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
-    )
-    .await;
+    let (head, body) =
+        get(&addr, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello").await;
     assert!(head.contains("content-length: 5"), "{head}");
     assert_eq!(body, b"hello");
 
@@ -92,43 +69,27 @@ async fn serves_the_demo_on(transport: &str) {
     let (head, _) = get(&addr, &format!("GET /nope HTTP/1.1{close}")).await;
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -TERM {}", child.id()))
-        .status()
-        .unwrap();
+    let status = Command::new("sh").arg("-c").arg(format!("kill -TERM {}", child.id())).status().unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::task::spawn_blocking(move || child.wait()),
-    )
-    .await
-    .expect("kite exits after SIGTERM")
-    .unwrap()
-    .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || child.wait()))
+        .await
+        .expect("kite exits after SIGTERM")
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
 }
 
 #[test]
 fn kite_names_the_bad_url_and_fails() {
-    let output = Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args(["--urls", "http://a:1/base"])
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_kite")).args(["--urls", "http://a:1/base"]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("http://a:1/base") && stderr.contains("path base"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("http://a:1/base") && stderr.contains("path base"), "{stderr}");
 }
 
 #[test]
 fn kite_refuses_an_unknown_transport() {
-    let output = Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args(["--transport", "carrier-pigeon"])
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_kite")).args(["--transport", "carrier-pigeon"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown transport 'carrier-pigeon'"));
 }
@@ -147,21 +108,12 @@ async fn backs_off_on(transport: &str) {
         "ulimit -n 64 && exec {} --urls http://127.0.0.1:0 --log kite_server=error --transport {transport}",
         env!("CARGO_BIN_EXE_kite")
     );
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        Command::new("sh").arg("-c").arg(script).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Now listening on: http://")
-        .expect("an address")
-        .to_string();
+    let addr = line.trim().strip_prefix("Now listening on: http://").expect("an address").to_string();
 
     // More connections than the server has descriptors for.
     let mut clients = Vec::new();
@@ -171,11 +123,7 @@ async fn backs_off_on(transport: &str) {
             Err(_) => break,
         }
     }
-    assert!(
-        clients.len() > 64,
-        "{transport}: only {} connections opened",
-        clients.len()
-    );
+    assert!(clients.len() > 64, "{transport}: only {} connections opened", clients.len());
     let stderr = child.stderr.take().unwrap();
     let (found_tx, found_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -186,22 +134,15 @@ async fn backs_off_on(transport: &str) {
             }
         }
     });
-    let event = found_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the server reports that it backs off");
-    assert!(
-        event.contains("Too many open files") || event.contains("os error 24"),
-        "{event}"
-    );
+    let event = found_rx.recv_timeout(Duration::from_secs(10)).expect("the server reports that it backs off");
+    assert!(event.contains("Too many open files") || event.contains("os error 24"), "{event}");
 
     drop(clients);
     // Recovered: a request is served again.
     let served = async {
         loop {
             if let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await {
-                let _ = stream
-                    .write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-                    .await;
+                let _ = stream.write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
                 let mut raw = Vec::new();
                 if stream.read_to_end(&mut raw).await.is_ok() && raw.ends_with(b"Hello, World!") {
                     return;
@@ -210,12 +151,7 @@ async fn backs_off_on(transport: &str) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(15), served)
-        .await
-        .expect("the server serves again");
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -TERM {}", child.id()))
-        .status();
+    tokio::time::timeout(Duration::from_secs(15), served).await.expect("the server serves again");
+    let _ = Command::new("sh").arg("-c").arg(format!("kill -TERM {}", child.id())).status();
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
 }

@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use kite_transport_core::{
-    Connection, ConnectionContext, ConnectionId, Endpoint, Listener, PlainIo, Transport,
-};
+use kite_transport_core::{Connection, ConnectionContext, ConnectionId, Endpoint, Listener, PlainIo, Transport};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 
@@ -59,17 +57,10 @@ impl MemoryTransport {
     /// listener was dropped.
     pub async fn connect(&self) -> io::Result<DuplexStream> {
         let (client, server) = tokio::io::duplex(PIPE_CAPACITY);
-        let sender = self
-            .listener
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let sender = self.listener.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match sender {
             Some(sender) if sender.send(server).is_ok() => Ok(client),
-            _ => Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                "no memory listener is bound",
-            )),
+            _ => Err(io::Error::new(io::ErrorKind::ConnectionRefused, "no memory listener is bound")),
         }
     }
 }
@@ -93,17 +84,11 @@ impl Transport for MemoryTransport {
         }
         let mut slot = self.listener.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_some_and(|sender| !sender.is_closed()) {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                "the memory transport is already bound",
-            ));
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, "the memory transport is already bound"));
         }
         let (sender, receiver) = mpsc::unbounded_channel();
         *slot = Some(sender);
-        Ok(Box::new(MemoryListener {
-            receiver,
-            local: Endpoint::Unnamed,
-        }))
+        Ok(Box::new(MemoryListener { receiver, local: Endpoint::Unnamed }))
     }
 }
 
@@ -122,18 +107,13 @@ impl Listener for MemoryListener {
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>> {
         match self.receiver.poll_recv(cx) {
             Poll::Ready(Some(stream)) => {
-                let context = ConnectionContext::new(
-                    ConnectionId::next(),
-                    Endpoint::Unnamed,
-                    Endpoint::Unnamed,
-                    TRANSPORT_NAME,
-                );
+                let context =
+                    ConnectionContext::new(ConnectionId::next(), Endpoint::Unnamed, Endpoint::Unnamed, TRANSPORT_NAME);
                 Poll::Ready(Ok(Connection::new(Box::new(PlainIo(stream)), context)))
             }
-            Poll::Ready(None) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the memory transport is gone",
-            ))),
+            Poll::Ready(None) => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::NotConnected, "the memory transport is gone")))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

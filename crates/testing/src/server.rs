@@ -82,11 +82,7 @@ impl TestServer {
     }
 
     /// Starts `service` with `options`, behind the middleware in `builder`.
-    pub async fn start_with<S, B>(
-        service: S,
-        options: HttpOptions,
-        builder: ConnectionBuilder,
-    ) -> Self
+    pub async fn start_with<S, B>(service: S, options: HttpOptions, builder: ConnectionBuilder) -> Self
     where
         S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send,
@@ -96,10 +92,7 @@ impl TestServer {
         B::Error: Into<BoxError>,
     {
         let transport = MemoryTransport::new();
-        let mut listener = transport
-            .bind(&Endpoint::Unnamed)
-            .await
-            .expect("a fresh memory transport binds");
+        let mut listener = transport.bind(&Endpoint::Unnamed).await.expect("a fresh memory transport binds");
         let options = Arc::new(options);
         // Locked only to clone the service per connection, so it need not
         // be `Sync`.
@@ -139,8 +132,7 @@ impl TestServer {
     /// [`TestError`] when the connection or the HTTP handshake fails.
     pub async fn client(&self) -> Result<TestClient, TestError> {
         let stream = self.transport.connect().await?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -162,9 +154,7 @@ impl TestServer {
     ///
     /// [`TestError`] when the exchange fails.
     pub async fn get(&self, path: &str) -> Result<Response<Bytes>, TestError> {
-        let request = Request::get(path)
-            .body(Full::new(Bytes::new()))
-            .expect("a valid path");
+        let request = Request::get(path).body(Full::new(Bytes::new())).expect("a valid path");
         self.send(request).await
     }
 }
@@ -187,14 +177,9 @@ impl TestClient {
     /// # Errors
     ///
     /// [`TestError`] when the exchange fails.
-    pub async fn send(
-        &mut self,
-        mut request: Request<Full<Bytes>>,
-    ) -> Result<Response<Bytes>, TestError> {
+    pub async fn send(&mut self, mut request: Request<Full<Bytes>>) -> Result<Response<Bytes>, TestError> {
         if !request.headers().contains_key(http::header::HOST) {
-            request
-                .headers_mut()
-                .insert(http::header::HOST, HeaderValue::from_static("localhost"));
+            request.headers_mut().insert(http::header::HOST, HeaderValue::from_static("localhost"));
         }
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;

@@ -12,23 +12,12 @@ use kite_testing::TestServer;
 #[tokio::test]
 async fn an_axum_router_runs_without_a_socket() {
     let router = Router::new()
-        .route(
-            "/users/{id}",
-            get(|Path(id): Path<u32>| async move { Json(serde_json::json!({ "id": id })) }),
-        )
-        .route(
-            "/upper",
-            post(|body: String| async move { body.to_uppercase() }),
-        )
+        .route("/users/{id}", get(|Path(id): Path<u32>| async move { Json(serde_json::json!({ "id": id })) }))
+        .route("/upper", post(|body: String| async move { body.to_uppercase() }))
         .route(
             "/transport",
             get(|request: axum::extract::Request| async move {
-                request
-                    .extensions()
-                    .get::<ConnectionInfo>()
-                    .map(|c| c.transport())
-                    .unwrap_or("none")
-                    .to_string()
+                request.extensions().get::<ConnectionInfo>().map(|c| c.transport()).unwrap_or("none").to_string()
             }),
         );
     let server = TestServer::start(router).await;
@@ -38,20 +27,11 @@ async fn an_axum_router_runs_without_a_socket() {
     assert_eq!(response.body(), r#"{"id":7}"#);
 
     let mut client = server.client().await.unwrap();
-    let request = Request::post("/upper")
-        .header("content-type", "text/plain")
-        .body(Full::new(Bytes::from("quiet")))
-        .unwrap();
+    let request =
+        Request::post("/upper").header("content-type", "text/plain").body(Full::new(Bytes::from("quiet"))).unwrap();
     assert_eq!(client.send(request).await.unwrap().body(), "QUIET");
     // The same connection serves a second request.
-    let again = client
-        .send(
-            Request::get("/transport")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let again = client.send(Request::get("/transport").body(Full::new(Bytes::new())).unwrap()).await.unwrap();
     assert_eq!(again.body(), "memory");
 
     assert_eq!(server.get("/missing").await.unwrap().status(), 404);

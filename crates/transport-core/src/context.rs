@@ -69,20 +69,8 @@ impl ConnectionContext {
     /// A context with no features and a fresh close signal. `transport` names
     /// the transport that accepted the connection (`"sockets"`, `"mio"`,
     /// `"memory"`); applications can read it.
-    pub fn new(
-        id: ConnectionId,
-        local: Endpoint,
-        remote: Endpoint,
-        transport: &'static str,
-    ) -> Self {
-        Self {
-            id,
-            local,
-            remote,
-            transport,
-            close: CloseSignal::new(),
-            features: Features::new(),
-        }
+    pub fn new(id: ConnectionId, local: Endpoint, remote: Endpoint, transport: &'static str) -> Self {
+        Self { id, local, remote, transport, close: CloseSignal::new(), features: Features::new() }
     }
 
     /// The connection's identifier.

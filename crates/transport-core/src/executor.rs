@@ -25,9 +25,7 @@ pub struct AbortTask {
 impl AbortTask {
     /// A handle that calls `abort` to stop the task.
     pub fn new(abort: impl Fn() + Send + Sync + 'static) -> Self {
-        Self {
-            abort: Box::new(abort),
-        }
+        Self { abort: Box::new(abort) }
     }
 
     /// Stops the task. Calling it after the task ended does nothing.
@@ -72,9 +70,7 @@ pub struct ConnectionExecutor {
 impl ConnectionExecutor {
     /// An executor feature that spawns with `spawner`.
     pub fn new(spawner: impl TaskSpawner) -> Self {
-        Self {
-            spawner: Arc::new(spawner),
-        }
+        Self { spawner: Arc::new(spawner) }
     }
 
     /// An executor feature from a shared spawner.

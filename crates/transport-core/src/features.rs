@@ -51,31 +51,20 @@ impl Features {
     /// The value of type `T`, if one is stored.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
         let id = TypeId::of::<T>();
-        self.entries
-            .iter()
-            .find(|entry| entry.0 == id)
-            .and_then(|entry| entry.1.downcast_ref::<T>())
+        self.entries.iter().find(|entry| entry.0 == id).and_then(|entry| entry.1.downcast_ref::<T>())
     }
 
     /// The value of type `T`, mutably, if one is stored.
     pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
         let id = TypeId::of::<T>();
-        self.entries
-            .iter_mut()
-            .find(|entry| entry.0 == id)
-            .and_then(|entry| entry.1.downcast_mut::<T>())
+        self.entries.iter_mut().find(|entry| entry.0 == id).and_then(|entry| entry.1.downcast_mut::<T>())
     }
 
     /// Removes and returns the value of type `T`.
     pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
         let id = TypeId::of::<T>();
         let index = self.entries.iter().position(|entry| entry.0 == id)?;
-        self.entries
-            .swap_remove(index)
-            .1
-            .downcast::<T>()
-            .ok()
-            .map(|b| *b)
+        self.entries.swap_remove(index).1.downcast::<T>().ok().map(|b| *b)
     }
 
     /// How many features are stored.
@@ -91,9 +80,7 @@ impl Features {
 
 impl fmt::Debug for Features {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Features")
-            .field("len", &self.entries.len())
-            .finish()
+        f.debug_struct("Features").field("len", &self.entries.len()).finish()
     }
 }
 

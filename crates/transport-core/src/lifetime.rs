@@ -88,15 +88,11 @@ impl CloseSignal {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A waker list stays valid even if a holder panicked.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl fmt::Debug for CloseSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CloseSignal")
-            .field("requested", &self.is_requested())
-            .finish()
+        f.debug_struct("CloseSignal").field("requested", &self.is_requested()).finish()
     }
 }

@@ -31,13 +31,7 @@ pub struct SocketOptions {
 
 impl Default for SocketOptions {
     fn default() -> Self {
-        Self {
-            nodelay: true,
-            backlog: 512,
-            reuse_port: false,
-            recv_buffer_size: None,
-            send_buffer_size: None,
-        }
+        Self { nodelay: true, backlog: 512, reuse_port: false, recv_buffer_size: None, send_buffer_size: None }
     }
 }
 
@@ -170,16 +164,12 @@ fn remove_stale_socket(path: &Path) -> io::Result<UnixPathState> {
         Err(e) => return Err(e),
     };
     if !meta.file_type().is_socket() {
-        return Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("{} exists and is not a socket", path.display()),
-        ));
+        return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{} exists and is not a socket", path.display())));
     }
     match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("another process is listening on {}", path.display()),
-        )),
+        Ok(_) => {
+            Err(io::Error::new(io::ErrorKind::AddrInUse, format!("another process is listening on {}", path.display())))
+        }
         Err(_) => {
             std::fs::remove_file(path)?;
             Ok(UnixPathState::StaleRemoved)

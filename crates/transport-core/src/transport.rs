@@ -61,8 +61,6 @@ impl dyn Listener {
 
 impl std::fmt::Debug for dyn Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener")
-            .field("local_endpoint", self.local_endpoint())
-            .finish()
+        f.debug_struct("Listener").field("local_endpoint", self.local_endpoint()).finish()
     }
 }

@@ -15,11 +15,7 @@ pub(crate) struct Admission {
 
 impl Admission {
     pub fn new(max: Option<usize>) -> Arc<Self> {
-        Arc::new(Self {
-            live: AtomicUsize::new(0),
-            max,
-            waiting: Mutex::new(Vec::new()),
-        })
+        Arc::new(Self { live: AtomicUsize::new(0), max, waiting: Mutex::new(Vec::new()) })
     }
 
     /// Ready while there is room for another connection; otherwise waits
@@ -48,9 +44,7 @@ impl Admission {
     /// Counts one more live connection until the guard drops.
     pub fn admit(self: &Arc<Self>) -> Admitted {
         self.live.fetch_add(1, Ordering::AcqRel);
-        Admitted {
-            admission: Arc::clone(self),
-        }
+        Admitted { admission: Arc::clone(self) }
     }
 
     /// How many connections are live.
@@ -69,8 +63,7 @@ impl Drop for Admitted {
         let admission = &self.admission;
         let before = admission.live.fetch_sub(1, Ordering::AcqRel);
         if admission.max.is_some_and(|max| before >= max) {
-            let waiting =
-                std::mem::take(&mut *admission.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+            let waiting = std::mem::take(&mut *admission.waiting.lock().unwrap_or_else(|p| p.into_inner()));
             for waker in waiting {
                 waker.wake();
             }

@@ -82,9 +82,7 @@ impl IoState {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The sources registered with one loop, by token.
@@ -119,11 +117,7 @@ impl LoopHandle {
     /// Starts event loop number `index` of transport number `transport` on
     /// a thread of its own, named `kite-mio-{transport}-{index}`. Its tasks
     /// run inside `runtime`'s context, for timers and `tokio::spawn`.
-    pub fn start(
-        transport: usize,
-        index: usize,
-        runtime: Option<tokio::runtime::Handle>,
-    ) -> io::Result<Self> {
+    pub fn start(transport: usize, index: usize, runtime: Option<tokio::runtime::Handle>) -> io::Result<Self> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let notify = mio::Waker::new(poll.registry(), NOTIFY)?;
@@ -211,9 +205,7 @@ impl LoopHandle {
 impl Clone for LoopHandle {
     fn clone(&self) -> Self {
         self.shared.handles.fetch_add(1, Ordering::Relaxed);
-        Self {
-            shared: Arc::clone(&self.shared),
-        }
+        Self { shared: Arc::clone(&self.shared) }
     }
 }
 
@@ -236,12 +228,7 @@ impl Shared {
         // Queued tasks hold handles to this loop: let them go.
         let queued = std::mem::take(&mut *lock(&self.queue));
         drop(queued);
-        let states: Vec<Arc<IoState>> = lock(&self.sources)
-            .slots
-            .iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let states: Vec<Arc<IoState>> = lock(&self.sources).slots.iter().flatten().cloned().collect();
         for state in states {
             state.read.fire(true);
             state.write.fire(true);

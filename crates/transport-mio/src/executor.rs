@@ -22,9 +22,7 @@ pub(crate) struct Task {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Task {
@@ -45,9 +43,7 @@ impl Task {
         let Some((future, _)) = slot.as_mut() else {
             return;
         };
-        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            future.as_mut().poll(&mut cx)
-        }));
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
         match polled {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(())) => *slot = None,

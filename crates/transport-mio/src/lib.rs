@@ -83,11 +83,7 @@ pub struct MioOptions {
 impl Default for MioOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self {
-            threads: (cores / 2).clamp(1, 16),
-            socket: SocketOptions::default(),
-            max_connections: None,
-        }
+        Self { threads: (cores / 2).clamp(1, 16), socket: SocketOptions::default(), max_connections: None }
     }
 }
 
@@ -162,18 +158,16 @@ impl MioTransport {
         let transport = TRANSPORTS.fetch_add(1, Ordering::Relaxed);
         let runtime = tokio::runtime::Handle::try_current().ok();
         if runtime.is_none() {
-            tracing::warn!("the mio transport was created outside a tokio runtime; its connections cannot use tokio timers");
+            tracing::warn!(
+                "the mio transport was created outside a tokio runtime; its connections cannot use tokio timers"
+            );
         }
         let loops = (0..options.threads)
             .map(|index| LoopHandle::start(transport, index, runtime.clone()))
             .collect::<io::Result<Vec<_>>>()?;
         let executors = loops
             .iter()
-            .map(|event_loop| {
-                ConnectionExecutor::new(LoopSpawner {
-                    event_loop: event_loop.clone(),
-                })
-            })
+            .map(|event_loop| ConnectionExecutor::new(LoopSpawner { event_loop: event_loop.clone() }))
             .collect();
         Ok(Self {
             loops: Arc::new(EventLoops {
@@ -206,10 +200,7 @@ impl MioTransport {
 
 impl std::fmt::Debug for MioTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MioTransport")
-            .field("id", &self.id)
-            .field("threads", &self.threads())
-            .finish()
+        f.debug_struct("MioTransport").field("id", &self.id).field("threads", &self.threads()).finish()
     }
 }
 
@@ -220,11 +211,7 @@ impl Transport for MioTransport {
     }
 
     async fn bind(&self, endpoint: &Endpoint) -> io::Result<Box<dyn Listener>> {
-        Ok(Box::new(MioListener::bind(
-            endpoint,
-            Arc::clone(&self.loops),
-            &self.options.socket,
-        )?))
+        Ok(Box::new(MioListener::bind(endpoint, Arc::clone(&self.loops), &self.options.socket)?))
     }
 }
 

@@ -28,11 +28,7 @@ enum Kind {
 }
 
 impl MioListener {
-    pub(crate) fn bind(
-        endpoint: &Endpoint,
-        loops: Arc<EventLoops>,
-        options: &SocketOptions,
-    ) -> io::Result<Self> {
+    pub(crate) fn bind(endpoint: &Endpoint, loops: Arc<EventLoops>, options: &SocketOptions) -> io::Result<Self> {
         let (kind, local) = match endpoint {
             Endpoint::Tcp(addr) => {
                 let listener = mio::net::TcpListener::from_std(socket::bind_tcp(*addr, options)?);
@@ -45,10 +41,7 @@ impl MioListener {
                     tracing::info!(path = %path.display(), "replaced a stale unix socket file");
                 }
                 let listener = mio::net::UnixListener::from_std(std_listener);
-                (
-                    Kind::Unix(Registered::new(listener, loops.next().0)?, path.clone()),
-                    endpoint.clone(),
-                )
+                (Kind::Unix(Registered::new(listener, loops.next().0)?, path.clone()), endpoint.clone())
             }
             other => {
                 return Err(io::Error::new(
@@ -57,12 +50,7 @@ impl MioListener {
                 ));
             }
         };
-        Ok(Self {
-            kind,
-            local,
-            loops,
-            options: options.clone(),
-        })
+        Ok(Self { kind, local, loops, options: options.clone() })
     }
 }
 
@@ -96,19 +84,10 @@ impl Listener for MioListener {
                 };
                 let (event_loop, executor) = self.loops.next();
                 let admitted = self.loops.admission.admit();
-                (
-                    MioStream::unix(Registered::new(stream, event_loop)?, admitted),
-                    remote,
-                    executor.clone(),
-                )
+                (MioStream::unix(Registered::new(stream, event_loop)?, admitted), remote, executor.clone())
             }
         };
-        let mut context = ConnectionContext::new(
-            ConnectionId::next(),
-            self.local.clone(),
-            remote,
-            TRANSPORT_NAME,
-        );
+        let mut context = ConnectionContext::new(ConnectionId::next(), self.local.clone(), remote, TRANSPORT_NAME);
         // The connection's task belongs on the loop that serves its socket.
         context.features_mut().insert(executor);
         Poll::Ready(Ok(Connection::new(Box::new(io), context)))
@@ -127,8 +106,6 @@ impl Drop for MioListener {
 
 impl std::fmt::Debug for MioListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MioListener")
-            .field("local", &self.local)
-            .finish()
+        f.debug_struct("MioListener").field("local", &self.local).finish()
     }
 }

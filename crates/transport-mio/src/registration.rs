@@ -30,20 +30,11 @@ impl<S: Source> Registered<S> {
     pub fn new(mut io: S, event_loop: LoopHandle) -> io::Result<Self> {
         let state = Arc::new(IoState::default());
         let token = event_loop.insert(Arc::clone(&state));
-        if let Err(e) = event_loop.registry().register(
-            &mut io,
-            Token(token),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = event_loop.registry().register(&mut io, Token(token), Interest::READABLE | Interest::WRITABLE) {
             event_loop.remove(token);
             return Err(e);
         }
-        Ok(Self {
-            io,
-            state,
-            token,
-            event_loop,
-        })
+        Ok(Self { io, state, token, event_loop })
     }
 
     pub fn io(&self) -> &S {

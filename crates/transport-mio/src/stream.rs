@@ -31,19 +31,11 @@ enum Kind {
 
 impl MioStream {
     pub(crate) fn tcp(io: Registered<mio::net::TcpStream>, admitted: Admitted) -> Self {
-        Self {
-            kind: Kind::Tcp(io),
-            _admitted: admitted,
-            drained_at: None,
-        }
+        Self { kind: Kind::Tcp(io), _admitted: admitted, drained_at: None }
     }
 
     pub(crate) fn unix(io: Registered<mio::net::UnixStream>, admitted: Admitted) -> Self {
-        Self {
-            kind: Kind::Unix(io),
-            _admitted: admitted,
-            drained_at: None,
-        }
+        Self { kind: Kind::Unix(io), _admitted: admitted, drained_at: None }
     }
 
     /// Which event loop serves this stream.
@@ -75,18 +67,13 @@ impl MioStream {
 }
 
 impl AsyncRead for MioStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_drained(cx));
         let this = &mut *self;
         let wanted = buf.remaining();
         let seen = with_io!(this, io => io.events(Way::Read));
-        let n = ready!(
-            with_io!(this, io => io.poll_io(cx, Way::Read, |s| SockRef::from(s).recv(unsafe_unfilled(buf))))
-        )?;
+        let n =
+            ready!(with_io!(this, io => io.poll_io(cx, Way::Read, |s| SockRef::from(s).recv(unsafe_unfilled(buf)))))?;
         // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
         unsafe { buf.assume_init(n) };
         buf.advance(n);
@@ -107,11 +94,7 @@ fn unsafe_unfilled<'a>(buf: &'a mut ReadBuf<'_>) -> &'a mut [std::mem::MaybeUnin
 }
 
 impl AsyncWrite for MioStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         with_io!(self, io => io.poll_io(cx, Way::Write, |mut s| s.write(buf)))
     }
 
@@ -156,9 +139,6 @@ impl std::fmt::Debug for MioStream {
             Kind::Tcp(_) => "tcp",
             Kind::Unix(_) => "unix",
         };
-        f.debug_struct("MioStream")
-            .field("kind", &kind)
-            .field("event_loop", &self.event_loop())
-            .finish()
+        f.debug_struct("MioStream").field("kind", &kind).field("event_loop", &self.event_loop()).finish()
     }
 }

@@ -21,10 +21,7 @@ fn thread_names() -> Vec<String> {
 /// How many event-loop threads of transport `id` exist.
 fn loop_threads(id: usize) -> usize {
     let prefix = format!("kite-mio-{id}-");
-    thread_names()
-        .iter()
-        .filter(|n| n.starts_with(&prefix))
-        .count()
+    thread_names().iter().filter(|n| n.starts_with(&prefix)).count()
 }
 
 /// Waits, bounded, until transport `id` has `count` loop threads.
@@ -37,12 +34,7 @@ async fn wait_for_loop_threads(id: usize, count: usize) {
     };
     tokio::time::timeout(Duration::from_secs(10), wait)
         .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "transport {id} has {} loop threads, not {count}",
-                loop_threads(id)
-            )
-        });
+        .unwrap_or_else(|_| panic!("transport {id} has {} loop threads, not {count}", loop_threads(id)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,10 +42,7 @@ async fn connections_spread_round_robin_and_loops_stop_when_unused() {
     let transport = MioTransport::new(MioOptions::default().threads(3)).unwrap();
     let id = transport.id;
     wait_for_loop_threads(id, 3).await;
-    let mut listener = transport
-        .bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
+    let mut listener = transport.bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap())).await.unwrap();
     let addr = listener.local_endpoint().as_tcp().unwrap();
 
     let mut clients = Vec::new();
@@ -69,9 +58,7 @@ async fn connections_spread_round_robin_and_loops_stop_when_unused() {
         let write = async { connection.write_all(&sent).await.unwrap() };
         let mut got = vec![0u8; payload.len()];
         let read = async { client.read_exact(&mut got).await.unwrap() };
-        tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(write, read) })
-            .await
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(write, read) }).await.unwrap();
         assert!(got == payload, "bytes arrive intact");
     }
 
@@ -95,10 +82,7 @@ async fn unix_sockets_and_eof() {
     client.write_all(b"hello").await.unwrap();
     client.shutdown().await.unwrap();
     let mut got = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), connection.read_to_end(&mut got))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), connection.read_to_end(&mut got)).await.unwrap().unwrap();
     assert_eq!(got, b"hello");
     drop(listener);
     assert!(!path.exists(), "socket file removed");
@@ -108,22 +92,15 @@ async fn unix_sockets_and_eof() {
 #[tokio::test]
 async fn addr_in_use_is_reported() {
     let transport = MioTransport::new(MioOptions::default().threads(1)).unwrap();
-    let listener = transport
-        .bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
+    let listener = transport.bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap())).await.unwrap();
     let err = transport.bind(listener.local_endpoint()).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
 }
 
 #[tokio::test]
 async fn accepting_pauses_at_the_connection_limit_and_resumes_when_one_closes() {
-    let transport =
-        MioTransport::new(MioOptions::default().threads(1).max_connections(Some(2))).unwrap();
-    let mut listener = transport
-        .bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
+    let transport = MioTransport::new(MioOptions::default().threads(1).max_connections(Some(2))).unwrap();
+    let mut listener = transport.bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap())).await.unwrap();
     let addr = listener.local_endpoint().as_tcp().unwrap();
 
     let mut clients = Vec::new();
@@ -135,14 +112,11 @@ async fn accepting_pauses_at_the_connection_limit_and_resumes_when_one_closes() 
     assert_eq!(transport.live_connections(), 2);
 
     // At the limit accept does not even look at the socket.
-    let polled =
-        std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx).is_pending())).await;
+    let polled = std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx).is_pending())).await;
     assert!(polled, "accept must wait at the connection limit");
 
     drop(first);
-    let third = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("accepting resumes");
+    let third = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.expect("accepting resumes");
     assert!(third.is_ok());
     assert_eq!(transport.live_connections(), 2);
 }

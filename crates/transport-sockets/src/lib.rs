@@ -89,10 +89,7 @@ mod tests {
     #[tokio::test]
     async fn port_zero_resolves_and_addr_in_use_is_reported() {
         let transport = SocketTransport::default();
-        let listener = transport
-            .bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap()))
-            .await
-            .unwrap();
+        let listener = transport.bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap())).await.unwrap();
         let addr = listener.local_endpoint().as_tcp().unwrap();
         assert_ne!(addr.port(), 0);
         let err = transport.bind(&Endpoint::Tcp(addr)).await.unwrap_err();
@@ -102,10 +99,7 @@ mod tests {
     #[tokio::test]
     async fn dual_stack_any_accepts_ipv4() {
         let transport = SocketTransport::default();
-        let mut listener = match transport
-            .bind(&Endpoint::Tcp("[::]:0".parse().unwrap()))
-            .await
-        {
+        let mut listener = match transport.bind(&Endpoint::Tcp("[::]:0".parse().unwrap())).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("skipped: IPv6 is not available here: {e}");
@@ -113,9 +107,7 @@ mod tests {
             }
         };
         let port = listener.local_endpoint().as_tcp().unwrap().port();
-        let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
+        let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut conn = listener.accept().await.unwrap();
         client.write_all(b"x").await.unwrap();
         let mut b = [0u8; 1];
@@ -153,10 +145,7 @@ mod tests {
         assert_eq!(&b, b"hi");
 
         drop(listener);
-        assert!(
-            !path.exists(),
-            "socket file removed when the listener is dropped"
-        );
+        assert!(!path.exists(), "socket file removed when the listener is dropped");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -38,11 +38,7 @@ impl SocketListener {
     pub fn bind_tcp(addr: SocketAddr, options: &SocketOptions) -> io::Result<Self> {
         let listener = TcpListener::from_std(socket::bind_tcp(addr, options)?)?;
         let local = Endpoint::Tcp(listener.local_addr()?);
-        Ok(Self {
-            kind: Kind::Tcp(listener),
-            local,
-            options: options.clone(),
-        })
+        Ok(Self { kind: Kind::Tcp(listener), local, options: options.clone() })
     }
 
     /// Binds a Unix domain socket at `path`. A stale socket file (one that
@@ -91,12 +87,7 @@ impl Listener for SocketListener {
                 (SocketStream::Unix(stream), remote)
             }
         };
-        let context = ConnectionContext::new(
-            ConnectionId::next(),
-            self.local.clone(),
-            remote,
-            TRANSPORT_NAME,
-        );
+        let context = ConnectionContext::new(ConnectionId::next(), self.local.clone(), remote, TRANSPORT_NAME);
         Poll::Ready(Ok(Connection::new(Box::new(io), context)))
     }
 }

@@ -45,15 +45,11 @@ enum Inner {
 impl RequestBody {
     /// A body with no bytes.
     pub fn empty() -> Self {
-        Self {
-            inner: Inner::Empty,
-        }
+        Self { inner: Inner::Empty }
     }
 
     pub(crate) fn incoming(shared: Arc<Shared>) -> Self {
-        Self {
-            inner: Inner::Incoming(shared),
-        }
+        Self { inner: Inner::Incoming(shared) }
     }
 }
 
@@ -76,9 +72,7 @@ impl std::fmt::Debug for RequestBody {
 
 impl From<Bytes> for RequestBody {
     fn from(bytes: Bytes) -> Self {
-        Self {
-            inner: Inner::Full(Some(bytes).filter(|b| !b.is_empty())),
-        }
+        Self { inner: Inner::Full(Some(bytes).filter(|b| !b.is_empty())) }
     }
 }
 
@@ -104,10 +98,7 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let shared = match &mut self.inner {
             Inner::Empty => return Poll::Ready(None),
             Inner::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
@@ -150,10 +141,7 @@ impl Body for RequestBody {
             Inner::Full(bytes) => bytes.is_none(),
             Inner::Incoming(shared) => {
                 let state = shared.lock();
-                state.finished
-                    && state.chunk.is_none()
-                    && state.trailers.is_none()
-                    && state.error.is_none()
+                state.finished && state.chunk.is_none() && state.trailers.is_none() && state.error.is_none()
             }
         }
     }
@@ -161,9 +149,7 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Empty => SizeHint::with_exact(0),
-            Inner::Full(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
+            Inner::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Inner::Incoming(shared) => {
                 let state = shared.lock();
                 match state.content_length {

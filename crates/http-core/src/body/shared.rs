@@ -44,19 +44,11 @@ pub(crate) enum Want {
 
 impl Shared {
     pub fn new(limit: Option<u64>, content_length: Option<u64>) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(State {
-                limit,
-                content_length,
-                ..State::default()
-            }),
-        })
+        Arc::new(Self { state: Mutex::new(State { limit, content_length, ..State::default() }) })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether the connection should feed the body, registering `cx` to be

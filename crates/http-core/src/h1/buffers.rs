@@ -25,9 +25,7 @@ thread_local! {
 
 /// A read buffer with room for at least [`READ_BUFFER`] bytes.
 pub(crate) fn take_read() -> BytesMut {
-    let mut buf = READ
-        .with(|pool| pool.borrow_mut().pop())
-        .unwrap_or_default();
+    let mut buf = READ.with(|pool| pool.borrow_mut().pop()).unwrap_or_default();
     buf.reserve(READ_BUFFER);
     buf
 }
@@ -46,9 +44,7 @@ pub(crate) fn give_read(buf: BytesMut) {
 
 /// An empty write buffer with room for at least [`WRITE_BUFFER`] bytes.
 pub(crate) fn take_write() -> Vec<u8> {
-    WRITE
-        .with(|pool| pool.borrow_mut().pop())
-        .unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER))
+    WRITE.with(|pool| pool.borrow_mut().pop()).unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER))
 }
 
 /// Gives a write buffer back.
@@ -74,11 +70,7 @@ mod tests {
         assert!(read.capacity() >= READ_BUFFER);
         let ptr = read.as_ptr();
         give_read(read);
-        assert_eq!(
-            take_read().as_ptr(),
-            ptr,
-            "the pooled buffer is handed out again"
-        );
+        assert_eq!(take_read().as_ptr(), ptr, "the pooled buffer is handed out again");
 
         let mut write = take_write();
         write.extend_from_slice(b"data");

@@ -20,10 +20,7 @@ use super::encode::{self, Framing, HeadOptions};
 use super::feed::BodyFeeder;
 use super::parse::{parse_head, BodyLength, ParsedHead};
 use crate::body::shared::Want;
-use crate::{
-    BoxError, ConnectionInfo, Error, HttpOptions, Limits, MaxRequestBodySize, RequestBody,
-    RequestRejection,
-};
+use crate::{BoxError, ConnectionInfo, Error, HttpOptions, Limits, MaxRequestBodySize, RequestBody, RequestRejection};
 
 /// How long, and how much, a rejected connection is read and discarded
 /// before it is closed, so the client sees the error rather than a reset.
@@ -118,11 +115,7 @@ where
         // The first request's headers are timed from accept; later ones get
         // the keep-alive timeout until their first byte arrives.
         let mut awaiting_first_byte = !first && self.read_buf.is_empty();
-        let deadline = if awaiting_first_byte {
-            self.limits.keep_alive_timeout
-        } else {
-            headers_timeout
-        };
+        let deadline = if awaiting_first_byte { self.limits.keep_alive_timeout } else { headers_timeout };
         self.timer.as_mut().reset(Instant::now() + deadline);
         loop {
             if !self.read_buf.is_empty() {
@@ -173,9 +166,7 @@ where
                     );
                     return Ok(None);
                 }
-                HeadEvent::Timeout => {
-                    return Err(self.reject(RequestRejection::RequestHeadersTimeout).await)
-                }
+                HeadEvent::Timeout => return Err(self.reject(RequestRejection::RequestHeadersTimeout).await),
                 HeadEvent::Close => return Ok(None),
             }
         }
@@ -183,12 +174,7 @@ where
 
     /// Serves one request. Returns whether the connection stays open.
     async fn dispatch(&mut self, head: ParsedHead) -> Result<bool, Error> {
-        let ParsedHead {
-            request,
-            body: length,
-            mut keep_alive,
-            expect_continue,
-        } = head;
+        let ParsedHead { request, body: length, mut keep_alive, expect_continue } = head;
         let is_head = request.method() == Method::HEAD;
         let version = request.version();
         let (mut parts, ()) = request.into_parts();
@@ -196,16 +182,9 @@ where
         let limit = self.limits.max_request_body_size;
         let mut feeder = match length {
             BodyLength::Empty => None,
-            BodyLength::Length(n) => Some(BodyFeeder::new(
-                Decoder::Length(n),
-                Some(n),
-                limit,
-                expect_continue,
-            )),
+            BodyLength::Length(n) => Some(BodyFeeder::new(Decoder::Length(n), Some(n), limit, expect_continue)),
             BodyLength::Chunked => Some(BodyFeeder::new(
-                Decoder::Chunked(ChunkedDecoder::new(
-                    self.limits.max_request_headers_total_size,
-                )),
+                Decoder::Chunked(ChunkedDecoder::new(self.limits.max_request_headers_total_size)),
                 None,
                 limit,
                 expect_continue,
@@ -217,9 +196,7 @@ where
         };
         parts.extensions.insert(self.info.clone());
         if let Some(f) = &feeder {
-            parts
-                .extensions
-                .insert(MaxRequestBodySize::new(f.shared.clone()));
+            parts.extensions.insert(MaxRequestBodySize::new(f.shared.clone()));
         }
         let request = Request::from_parts(parts, body);
 
@@ -238,10 +215,7 @@ where
             method = %request.method(),
             path = %request.uri().path(),
         );
-        let mut call = pin!(tracing::Instrument::instrument(
-            self.service.call(request),
-            span
-        ));
+        let mut call = pin!(tracing::Instrument::instrument(self.service.call(request), span));
         let outcome = poll_fn(|cx| {
             if let Poll::Ready(result) = call.as_mut().poll(cx) {
                 return Poll::Ready(result.map_err(Into::<BoxError>::into));
@@ -271,9 +245,7 @@ where
                 self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, keep_alive);
             }
             (Ok(response), None) => {
-                keep_alive = self
-                    .write_response(response, is_head, version, keep_alive, &mut feeder)
-                    .await?;
+                keep_alive = self.write_response(response, is_head, version, keep_alive, &mut feeder).await?;
             }
         }
 
@@ -300,27 +272,11 @@ where
         feeder: &mut Option<BodyFeeder>,
     ) -> Result<bool, Error> {
         let (parts, body) = response.into_parts();
-        let (framing, framing_header) = encode::framing(
-            parts.status,
-            is_head,
-            &parts.headers,
-            &body.size_hint(),
-            body.is_end_stream(),
-            version,
-        );
+        let (framing, framing_header) =
+            encode::framing(parts.status, is_head, &parts.headers, &body.size_hint(), body.is_end_stream(), version);
         keep_alive &= framing != Framing::CloseDelimited && !encode::wants_close(&parts.headers);
-        let options = HeadOptions {
-            keep_alive,
-            request_version: version,
-            server_header: self.server_header,
-        };
-        encode::write_head(
-            self.write_buf(),
-            parts.status,
-            &parts.headers,
-            framing_header,
-            &options,
-        );
+        let options = HeadOptions { keep_alive, request_version: version, server_header: self.server_header };
+        encode::write_head(self.write_buf(), parts.status, &parts.headers, framing_header, &options);
         if let Some(f) = feeder.as_mut() {
             f.head_written = true;
         }
@@ -409,8 +365,7 @@ where
             if f.expect_continue {
                 f.expect_continue = false;
                 if !f.head_written {
-                    self.write_buf()
-                        .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    self.write_buf().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                 }
             }
             if !f.head_written && !self.write_buf.is_empty() {
@@ -434,9 +389,7 @@ where
                     f.shared.finish();
                 }
                 Ok(Decoded::NeedMore) => match self.poll_fill(cx) {
-                    Poll::Ready(Ok(0)) => {
-                        return f.reject(RequestRejection::UnexpectedEndOfRequestContent)
-                    }
+                    Poll::Ready(Ok(0)) => return f.reject(RequestRejection::UnexpectedEndOfRequestContent),
                     Poll::Ready(Ok(_)) => {}
                     Poll::Ready(Err(e)) => return f.fail_io(e),
                     Poll::Pending => return,
@@ -451,9 +404,7 @@ where
     /// body arrived, so the connection can be reused.
     async fn drain(&mut self, f: &mut BodyFeeder) -> Result<bool, Error> {
         self.flush().await?;
-        self.timer
-            .as_mut()
-            .reset(Instant::now() + self.drain_timeout);
+        self.timer.as_mut().reset(Instant::now() + self.drain_timeout);
         let drained = poll_fn(|cx| loop {
             match f.decoder.decode(&mut self.read_buf) {
                 Ok(Decoded::Data(_)) | Ok(Decoded::Trailers(_)) => {}
@@ -495,10 +446,7 @@ where
     /// request bytes do not make the kernel reset the connection before the
     /// client has read our answer.
     async fn linger(&mut self) {
-        if poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx))
-            .await
-            .is_err()
-        {
+        if poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await.is_err() {
             return;
         }
         self.timer.as_mut().reset(Instant::now() + LINGER_TIME);
@@ -521,11 +469,7 @@ where
     }
 
     fn write_empty(&mut self, status: StatusCode, allow: Option<&str>, keep_alive: bool) {
-        let options = HeadOptions {
-            keep_alive,
-            request_version: Version::HTTP_11,
-            server_header: self.server_header,
-        };
+        let options = HeadOptions { keep_alive, request_version: Version::HTTP_11, server_header: self.server_header };
         encode::write_empty(self.write_buf(), status, allow, &options);
     }
 
@@ -567,11 +511,7 @@ where
         if self.close.is_requested() {
             return Poll::Ready(());
         }
-        if self
-            .close_waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
+        if self.close_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             return Poll::Pending;
         }
         self.close_waker = Some(cx.waker().clone());
@@ -595,8 +535,7 @@ where
     /// Writes the whole write buffer, then flushes the stream.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.write_pos < self.write_buf.len() {
-            let n =
-                ready!(Pin::new(&mut self.io).poll_write(cx, &self.write_buf[self.write_pos..]))?;
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.write_buf[self.write_pos..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

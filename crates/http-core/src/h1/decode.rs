@@ -75,12 +75,7 @@ impl ChunkedDecoder {
     /// A decoder whose trailer section may be up to `max_trailer_size`
     /// bytes (the headers limit).
     pub fn new(max_trailer_size: usize) -> Self {
-        Self {
-            state: State::Size { digits: 0 },
-            size: 0,
-            max_trailer_size,
-            trailer: Vec::new(),
-        }
+        Self { state: State::Size { digits: 0 }, size: 0, max_trailer_size, trailer: Vec::new() }
     }
 
     /// Takes the next piece of the body off the front of `buf`.
@@ -128,9 +123,7 @@ impl ChunkedDecoder {
                 },
                 State::SizeLf => match b {
                     b'\n' if self.size == 0 => State::Trailer,
-                    b'\n' => State::Data {
-                        remaining: std::mem::take(&mut self.size),
-                    },
+                    b'\n' => State::Data { remaining: std::mem::take(&mut self.size) },
                     _ => return Err(BadChunkSizeData),
                 },
                 State::DataCr => match b {
@@ -169,8 +162,8 @@ impl ChunkedDecoder {
                 for field in fields {
                     let name = http::HeaderName::from_bytes(field.name.as_bytes())
                         .map_err(|_| RequestRejection::BadChunkTrailers)?;
-                    let value = http::HeaderValue::from_bytes(field.value)
-                        .map_err(|_| RequestRejection::BadChunkTrailers)?;
+                    let value =
+                        http::HeaderValue::from_bytes(field.value).map_err(|_| RequestRejection::BadChunkTrailers)?;
                     map.append(name, value);
                 }
                 self.trailer = Vec::new();
@@ -237,29 +230,17 @@ mod tests {
         assert_eq!(decode_all(b"\r\n", 8).unwrap_err(), BadChunkSizeData);
         assert_eq!(decode_all(b"5\nhello", 8).unwrap_err(), BadChunkSizeData);
         assert_eq!(decode_all(b"3\r\nabcX\r\n", 8).unwrap_err(), BadChunkSuffix);
-        assert_eq!(
-            decode_all(b"11111111111111111\r\n", 32).unwrap_err(),
-            BadChunkSizeData
-        );
-        assert_eq!(
-            decode_all(b"3\r\nab", 8).unwrap_err(),
-            UnexpectedEndOfRequestContent
-        );
+        assert_eq!(decode_all(b"11111111111111111\r\n", 32).unwrap_err(), BadChunkSizeData);
+        assert_eq!(decode_all(b"3\r\nab", 8).unwrap_err(), UnexpectedEndOfRequestContent);
         let long_trailer = format!("0\r\nX: {}\r\n\r\n", "v".repeat(2000));
-        assert_eq!(
-            decode_all(long_trailer.as_bytes(), 64).unwrap_err(),
-            BadChunkTrailers
-        );
+        assert_eq!(decode_all(long_trailer.as_bytes(), 64).unwrap_err(), BadChunkTrailers);
     }
 
     #[test]
     fn length_decoder_stops_at_its_length() {
         let mut decoder = Decoder::Length(3);
         let mut buf = BytesMut::from("abcdef");
-        assert_eq!(
-            decoder.decode(&mut buf).unwrap(),
-            Decoded::Data(Bytes::from_static(b"abc"))
-        );
+        assert_eq!(decoder.decode(&mut buf).unwrap(), Decoded::Data(Bytes::from_static(b"abc")));
         assert_eq!(decoder.decode(&mut buf).unwrap(), Decoded::Done);
         assert_eq!(&buf[..], b"def");
     }

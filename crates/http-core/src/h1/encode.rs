@@ -26,16 +26,10 @@ pub(crate) fn framing(
     is_end_stream: bool,
     version: Version,
 ) -> (Framing, Option<FramingHeader>) {
-    if status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return (Framing::None, None);
     }
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(transfer_encoding) = headers.get(TRANSFER_ENCODING) {
         let chunked = transfer_encoding
             .as_bytes()
@@ -50,23 +44,14 @@ pub(crate) fn framing(
         return (framing, None);
     }
     if let Some(length) = declared {
-        return (
-            if is_head {
-                Framing::None
-            } else {
-                Framing::Length(length)
-            },
-            None,
-        );
+        return (if is_head { Framing::None } else { Framing::Length(length) }, None);
     }
     let exact = if is_end_stream { Some(0) } else { hint.exact() };
     match (exact, is_head) {
         (Some(n), true) => (Framing::None, Some(FramingHeader::Length(n))),
         (Some(n), false) => (Framing::Length(n), Some(FramingHeader::Length(n))),
         (None, true) => (Framing::None, None),
-        (None, false) if version == Version::HTTP_11 => {
-            (Framing::Chunked, Some(FramingHeader::Chunked))
-        }
+        (None, false) if version == Version::HTTP_11 => (Framing::Chunked, Some(FramingHeader::Chunked)),
         (None, false) => (Framing::CloseDelimited, None),
     }
 }
@@ -80,11 +65,10 @@ pub(crate) enum FramingHeader {
 
 /// Whether the application asked to close the connection.
 pub(crate) fn wants_close(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")))
 }
 
 /// Everything a response head needs besides the application's headers.
@@ -126,12 +110,7 @@ pub(crate) fn write_head(
 
 /// Appends the head of a response Kite makes itself (errors, rejections):
 /// no body, `content-length: 0`.
-pub(crate) fn write_empty(
-    dst: &mut Vec<u8>,
-    status: StatusCode,
-    allow: Option<&str>,
-    options: &HeadOptions,
-) {
+pub(crate) fn write_empty(dst: &mut Vec<u8>, status: StatusCode, allow: Option<&str>, options: &HeadOptions) {
     write_status_line(dst, status);
     dst.extend_from_slice(b"content-length: 0\r\n");
     if let Some(allow) = allow {
@@ -221,11 +200,7 @@ mod tests {
     use super::*;
 
     fn opts(keep_alive: bool) -> HeadOptions {
-        HeadOptions {
-            keep_alive,
-            request_version: Version::HTTP_11,
-            server_header: true,
-        }
+        HeadOptions { keep_alive, request_version: Version::HTTP_11, server_header: true }
     }
 
     #[test]
@@ -238,14 +213,7 @@ mod tests {
             (Framing::Chunked, Some(FramingHeader::Chunked))
         );
         assert_eq!(
-            framing(
-                StatusCode::OK,
-                false,
-                &none,
-                &unknown,
-                false,
-                Version::HTTP_10
-            ),
+            framing(StatusCode::OK, false, &none, &unknown, false, Version::HTTP_10),
             (Framing::CloseDelimited, None)
         );
         assert_eq!(
@@ -253,41 +221,18 @@ mod tests {
             (Framing::Length(0), Some(FramingHeader::Length(0)))
         );
         assert_eq!(
-            framing(
-                StatusCode::OK,
-                false,
-                &none,
-                &SizeHint::with_exact(5),
-                false,
-                v11
-            ),
+            framing(StatusCode::OK, false, &none, &SizeHint::with_exact(5), false, v11),
             (Framing::Length(5), Some(FramingHeader::Length(5)))
         );
         assert_eq!(
-            framing(
-                StatusCode::OK,
-                true,
-                &none,
-                &SizeHint::with_exact(5),
-                false,
-                v11
-            ),
+            framing(StatusCode::OK, true, &none, &SizeHint::with_exact(5), false, v11),
             (Framing::None, Some(FramingHeader::Length(5)))
         );
-        assert_eq!(
-            framing(StatusCode::NO_CONTENT, false, &none, &unknown, false, v11),
-            (Framing::None, None)
-        );
-        assert_eq!(
-            framing(StatusCode::NOT_MODIFIED, false, &none, &unknown, false, v11),
-            (Framing::None, None)
-        );
+        assert_eq!(framing(StatusCode::NO_CONTENT, false, &none, &unknown, false, v11), (Framing::None, None));
+        assert_eq!(framing(StatusCode::NOT_MODIFIED, false, &none, &unknown, false, v11), (Framing::None, None));
         let mut declared = HeaderMap::new();
         declared.insert(CONTENT_LENGTH, "7".parse().unwrap());
-        assert_eq!(
-            framing(StatusCode::OK, false, &declared, &unknown, false, v11),
-            (Framing::Length(7), None)
-        );
+        assert_eq!(framing(StatusCode::OK, false, &declared, &unknown, false, v11), (Framing::Length(7), None));
     }
 
     #[test]
@@ -295,21 +240,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", "text/plain".parse().unwrap());
         let mut out = Vec::new();
-        write_head(
-            &mut out,
-            StatusCode::NOT_FOUND,
-            &headers,
-            Some(FramingHeader::Length(12)),
-            &opts(false),
-        );
+        write_head(&mut out, StatusCode::NOT_FOUND, &headers, Some(FramingHeader::Length(12)), &opts(false));
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with(
-            "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 12\r\ndate: "
-        ));
-        assert!(
-            text.ends_with("server: kite\r\nconnection: close\r\n\r\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 12\r\ndate: "));
+        assert!(text.ends_with("server: kite\r\nconnection: close\r\n\r\n"), "{text}");
     }
 
     #[test]

@@ -25,12 +25,7 @@ pub(crate) struct BodyFeeder {
 }
 
 impl BodyFeeder {
-    pub fn new(
-        decoder: Decoder,
-        content_length: Option<u64>,
-        limit: Option<u64>,
-        expect_continue: bool,
-    ) -> Self {
+    pub fn new(decoder: Decoder, content_length: Option<u64>, limit: Option<u64>, expect_continue: bool) -> Self {
         Self {
             shared: Shared::new(limit, content_length),
             decoder,

@@ -50,15 +50,9 @@ const SMALL_HEADERS: usize = 24;
 /// Returns `Ok(None)` when more bytes are needed, and consumes the head
 /// (and any blank lines before it) when it is complete. Header values and
 /// the target share the buffer's memory rather than being copied.
-pub fn parse_head(
-    buf: &mut BytesMut,
-    limits: &Limits,
-) -> Result<Option<ParsedHead>, RequestRejection> {
+pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<ParsedHead>, RequestRejection> {
     // Blank lines between pipelined requests are skipped, as Kestrel does.
-    let blank = buf
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
+    let blank = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
     if blank > 0 {
         buf.advance(blank);
     }
@@ -70,15 +64,12 @@ pub fn parse_head(
     let line_len = match scan.iter().position(|&b| b == b'\n') {
         Some(i) if i < limits.max_request_line_size => i + 1,
         Some(_) => return Err(RequestRejection::RequestLineTooLong),
-        None if buf.len() > limits.max_request_line_size => {
-            return Err(RequestRejection::RequestLineTooLong)
-        }
+        None if buf.len() > limits.max_request_line_size => return Err(RequestRejection::RequestLineTooLong),
         None => return Ok(None),
     };
 
     let count = limits.max_request_header_count;
-    let mut stack_headers =
-        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut stack_headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap_headers;
     let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if count <= STACK_HEADERS {
         &mut stack_headers[..count]
@@ -111,11 +102,7 @@ pub fn parse_head(
         let start = s.as_ptr() as usize - base;
         (start as u32, (start + s.len()) as u32)
     };
-    let version = if req.version == Some(0) {
-        Version::HTTP_10
-    } else {
-        Version::HTTP_11
-    };
+    let version = if req.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
     let method = req.method.unwrap_or_default();
     let method_span = offset(method.as_bytes());
     let path = req.path.unwrap_or_default();
@@ -133,10 +120,7 @@ pub fn parse_head(
     };
     let mut meta = HeaderMeta::default();
     for (span, header) in spans.iter_mut().zip(req.headers.iter()) {
-        *span = Span {
-            name: offset(header.name.as_bytes()),
-            value: offset(header.value),
-        };
+        *span = Span { name: offset(header.name.as_bytes()), value: offset(header.value) };
         meta.observe(header.name.as_bytes(), header.value)?;
     }
 
@@ -151,25 +135,19 @@ pub fn parse_head(
     for span in spans.iter() {
         let name = HeaderName::from_bytes(&head[span.name.0 as usize..span.name.1 as usize])
             .map_err(|_| RequestRejection::InvalidRequestHeader)?;
-        let value = HeaderValue::from_maybe_shared(slice(span.value))
-            .map_err(|_| RequestRejection::InvalidRequestHeader)?;
+        let value =
+            HeaderValue::from_maybe_shared(slice(span.value)).map_err(|_| RequestRejection::InvalidRequestHeader)?;
         headers.append(name, value);
     }
 
-    meta.finish(&method, version, &uri, &mut headers)
-        .map(|(body, keep_alive, expect_continue)| {
-            let mut request = Request::new(());
-            *request.method_mut() = method;
-            *request.uri_mut() = uri;
-            *request.version_mut() = version;
-            *request.headers_mut() = headers;
-            Some(ParsedHead {
-                request,
-                body,
-                keep_alive,
-                expect_continue,
-            })
-        })
+    meta.finish(&method, version, &uri, &mut headers).map(|(body, keep_alive, expect_continue)| {
+        let mut request = Request::new(());
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = headers;
+        Some(ParsedHead { request, body, keep_alive, expect_continue })
+    })
 }
 
 /// A well-formed `HTTP/x.y` that is not 1.0 or 1.1 is `505`; anything else
@@ -179,9 +157,7 @@ fn version_rejection(line: &[u8]) -> RequestRejection {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
             RequestRejection::UnrecognizedHttpVersion
         }
         _ => RequestRejection::InvalidRequestLine,
@@ -208,8 +184,7 @@ fn parse_target(method: &Method, target: Bytes) -> Result<Uri, RequestRejection>
         }
         _ if method == Method::CONNECT => {
             let uri = Uri::from_maybe_shared(target).map_err(invalid)?;
-            if uri.scheme().is_none() && uri.authority().is_some() && uri.path_and_query().is_none()
-            {
+            if uri.scheme().is_none() && uri.authority().is_some() && uri.path_and_query().is_none() {
                 Ok(uri)
             } else {
                 Err(RequestRejection::InvalidRequestTarget)
@@ -291,10 +266,7 @@ impl HeaderMeta {
             1 if !self.host_valid => return Err(RequestRejection::InvalidHostHeader),
             1 => {
                 if let Some(authority) = uri.authority().filter(|_| uri.scheme().is_some()) {
-                    let host = headers
-                        .get(http::header::HOST)
-                        .map(|v| v.as_bytes())
-                        .unwrap_or_default();
+                    let host = headers.get(http::header::HOST).map(|v| v.as_bytes()).unwrap_or_default();
                     if !host.eq_ignore_ascii_case(authority.as_str().as_bytes()) {
                         return Err(RequestRejection::InvalidHostHeader);
                     }
@@ -324,28 +296,20 @@ impl HeaderMeta {
             (None, Some(0)) => BodyLength::Empty,
             (None, Some(n)) => BodyLength::Length(n),
             (None, None) => {
-                if version == Version::HTTP_10 && (method == Method::POST || method == Method::PUT)
-                {
+                if version == Version::HTTP_10 && (method == Method::POST || method == Method::PUT) {
                     return Err(RequestRejection::LengthRequiredHttp10);
                 }
                 BodyLength::Empty
             }
         };
-        let expect_continue =
-            self.expect_continue && version == Version::HTTP_11 && body != BodyLength::Empty;
+        let expect_continue = self.expect_continue && version == Version::HTTP_11 && body != BodyLength::Empty;
         Ok((body, keep_alive, expect_continue))
     }
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
@@ -363,11 +327,7 @@ fn is_valid_host(host: &[u8]) -> bool {
         match host.iter().position(|&b| b == b']') {
             Some(end) => {
                 let literal = &host[1..end];
-                if literal.is_empty()
-                    || !literal
-                        .iter()
-                        .all(|b| b.is_ascii_hexdigit() || b":.%".contains(b))
-                {
+                if literal.is_empty() || !literal.iter().all(|b| b.is_ascii_hexdigit() || b":.%".contains(b)) {
                     return false;
                 }
                 match &host[end + 1..] {
@@ -384,9 +344,7 @@ fn is_valid_host(host: &[u8]) -> bool {
             None => (host, &[][..]),
         }
     };
-    let name_ok = name
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
+    let name_ok = name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
     let port_ok = port.iter().all(u8::is_ascii_digit) && port.len() <= 5;
     name_ok && port_ok
 }
@@ -406,8 +364,7 @@ mod tests {
 
     #[test]
     fn simple_get_is_parsed_and_consumed() {
-        let mut buf =
-            BytesMut::from("\r\nGET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\nNEXT");
+        let mut buf = BytesMut::from("\r\nGET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\nNEXT");
         let head = parse_head(&mut buf, &Limits::default()).unwrap().unwrap();
         assert_eq!(head.request.method(), Method::GET);
         assert_eq!(head.request.uri().path(), "/a");
@@ -428,165 +385,82 @@ mod tests {
 
     #[test]
     fn framing() {
-        let h = parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let h = parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.body, BodyLength::Length(5));
-        let h = parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+        let h = parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.body, BodyLength::Chunked);
+        let h = parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(h.body, BodyLength::Chunked);
-        let h = parse(
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-        )
-        .unwrap()
-        .unwrap();
         assert_eq!(h.body, BodyLength::Chunked);
         assert!(!h.keep_alive, "CL with TE closes after the response");
         assert!(h.request.headers().get("content-length").is_none());
-        let h = parse(
-            "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
-        )
-        .unwrap()
-        .unwrap();
+        let h =
+            parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").unwrap().unwrap();
         assert!(h.expect_continue);
     }
 
     #[test]
     fn keep_alive_rules() {
-        assert!(
-            !parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-                .unwrap()
-                .unwrap()
-                .keep_alive
-        );
+        assert!(!parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap().unwrap().keep_alive);
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
-        assert!(
-            parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
-                .unwrap()
-                .unwrap()
-                .keep_alive
-        );
+        assert!(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().unwrap().keep_alive);
     }
 
     #[test]
     fn rejections_match_kestrel() {
         assert_eq!(reject("GET / HTTP/1.1\r\n\r\n"), MissingHostHeader);
-        assert_eq!(
-            reject("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
-            MultipleHostHeaders
-        );
-        assert_eq!(
-            reject("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
-            InvalidHostHeader
-        );
-        assert_eq!(
-            reject("GET / HTTP/1.1\r\nHost: a:x\r\n\r\n"),
-            InvalidHostHeader
-        );
-        assert_eq!(
-            reject("GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n"),
-            InvalidHostHeader
-        );
-        assert_eq!(
-            reject("GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
-            UnrecognizedHttpVersion
-        );
-        assert_eq!(
-            reject("GET / HTTP/1.2\r\nHost: a\r\n\r\n"),
-            UnrecognizedHttpVersion
-        );
-        assert_eq!(
-            reject("GET / HTXP/1.1\r\nHost: a\r\n\r\n"),
-            InvalidRequestLine
-        );
+        assert_eq!(reject("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), MultipleHostHeaders);
+        assert_eq!(reject("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), InvalidHostHeader);
+        assert_eq!(reject("GET / HTTP/1.1\r\nHost: a:x\r\n\r\n"), InvalidHostHeader);
+        assert_eq!(reject("GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n"), InvalidHostHeader);
+        assert_eq!(reject("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), UnrecognizedHttpVersion);
+        assert_eq!(reject("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), UnrecognizedHttpVersion);
+        assert_eq!(reject("GET / HTXP/1.1\r\nHost: a\r\n\r\n"), InvalidRequestLine);
         assert_eq!(reject("GET /\r\n\r\n"), InvalidRequestLine);
         assert_eq!(
             reject("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"),
             MultipleContentLengths
         );
-        assert_eq!(
-            reject("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
-            InvalidContentLength
-        );
-        assert_eq!(
-            reject("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n"),
-            InvalidContentLength
-        );
+        assert_eq!(reject("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), InvalidContentLength);
+        assert_eq!(reject("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n"), InvalidContentLength);
         assert_eq!(
             reject("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
             FinalTransferCodingNotChunked
         );
         assert_eq!(reject("POST / HTTP/1.0\r\n\r\n"), LengthRequiredHttp10);
-        assert_eq!(
-            reject("GET * HTTP/1.1\r\nHost: a\r\n\r\n"),
-            OptionsMethodRequired
-        );
-        assert_eq!(
-            reject("GET a.com:80 HTTP/1.1\r\nHost: a\r\n\r\n"),
-            ConnectMethodRequired
-        );
-        assert_eq!(
-            reject("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n"),
-            InvalidRequestTarget
-        );
-        assert_eq!(
-            reject("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n"),
-            InvalidRequestHeader
-        );
-        assert_eq!(
-            reject("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n"),
-            InvalidRequestHeader
-        );
+        assert_eq!(reject("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), OptionsMethodRequired);
+        assert_eq!(reject("GET a.com:80 HTTP/1.1\r\nHost: a\r\n\r\n"), ConnectMethodRequired);
+        assert_eq!(reject("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n"), InvalidRequestTarget);
+        assert_eq!(reject("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n"), InvalidRequestHeader);
+        assert_eq!(reject("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n"), InvalidRequestHeader);
     }
 
     #[test]
     fn accepted_target_forms() {
-        assert!(parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
-            .unwrap()
-            .is_some());
-        let h = parse("CONNECT a.com:443 HTTP/1.1\r\nHost: a.com:443\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        assert!(parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().is_some());
+        let h = parse("CONNECT a.com:443 HTTP/1.1\r\nHost: a.com:443\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.request.uri().authority().unwrap(), "a.com:443");
-        let h = parse("GET http://a.com/x HTTP/1.1\r\nHost: a.com\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let h = parse("GET http://a.com/x HTTP/1.1\r\nHost: a.com\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.request.uri().path(), "/x");
-        assert!(parse("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n")
-            .unwrap()
-            .is_some());
+        assert!(parse("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n").unwrap().is_some());
         assert!(parse("GET / HTTP/1.1\r\nHost:\r\n\r\n").unwrap().is_some());
     }
 
     #[test]
     fn limits() {
         let limits = Limits::default();
-        let long = format!(
-            "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
-            "a".repeat(limits.max_request_line_size)
-        );
+        let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(limits.max_request_line_size));
         assert_eq!(reject(&long), RequestLineTooLong);
         // Too long even before the line ends.
-        assert_eq!(
-            reject(&"a".repeat(limits.max_request_line_size + 1)),
-            RequestLineTooLong
-        );
+        assert_eq!(reject(&"a".repeat(limits.max_request_line_size + 1)), RequestLineTooLong);
         let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
-        assert_eq!(
-            reject(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")),
-            TooManyHeaders
-        );
-        let big = format!(
-            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
-            "v".repeat(limits.max_request_headers_total_size)
-        );
+        assert_eq!(reject(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")), TooManyHeaders);
+        let big =
+            format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(limits.max_request_headers_total_size));
         assert_eq!(reject(&big), HeadersExceedMaxTotalSize);
         // Too large while still incomplete.
-        let big = format!(
-            "GET / HTTP/1.1\r\nHost: a\r\nX: {}",
-            "v".repeat(limits.max_request_headers_total_size + 1)
-        );
+        let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(limits.max_request_headers_total_size + 1));
         assert_eq!(reject(&big), HeadersExceedMaxTotalSize);
     }
 }

@@ -55,15 +55,9 @@ fn route(request: Request<RequestBody>) -> Response<DemoBody> {
     let path = request.uri().path();
     let get = request.method() == Method::GET || request.method() == Method::HEAD;
     match path {
-        "/" if get => full(
-            "text/html; charset=utf-8",
-            Bytes::from_static(INDEX.as_bytes()),
-        ),
+        "/" if get => full("text/html; charset=utf-8", Bytes::from_static(INDEX.as_bytes())),
         "/plaintext" if get => full("text/plain", Bytes::from_static(b"Hello, World!")),
-        "/json" if get => full(
-            "application/json",
-            Bytes::from_static(br#"{"message":"Hello, World!"}"#),
-        ),
+        "/json" if get => full("application/json", Bytes::from_static(br#"{"message":"Hello, World!"}"#)),
         "/info" if get => full("application/json", info(&request).into()),
         "/echo" if request.method() == Method::POST => {
             let content_type = request.headers().get(CONTENT_TYPE).cloned();
@@ -76,23 +70,15 @@ fn route(request: Request<RequestBody>) -> Response<DemoBody> {
         _ if path.starts_with("/bytes/") && get => match path["/bytes/".len()..].parse::<u64>() {
             Ok(n) if n <= MAX_BYTES => {
                 let mut response = Response::new(DemoBody::Repeat { remaining: n });
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    "application/octet-stream".parse().expect("static"),
-                );
+                response.headers_mut().insert(CONTENT_TYPE, "application/octet-stream".parse().expect("static"));
                 response
             }
-            _ => status(
-                StatusCode::BAD_REQUEST,
-                "n must be a whole number of bytes up to 1073741824\n",
-            ),
+            _ => status(StatusCode::BAD_REQUEST, "n must be a whole number of bytes up to 1073741824\n"),
         },
         "/" | "/plaintext" | "/json" | "/info" | "/echo" => {
             let mut response = status(StatusCode::METHOD_NOT_ALLOWED, "");
             let allow = if path == "/echo" { "POST" } else { "GET, HEAD" };
-            response
-                .headers_mut()
-                .insert(ALLOW, allow.parse().expect("static"));
+            response.headers_mut().insert(ALLOW, allow.parse().expect("static"));
             response
         }
         _ => status(StatusCode::NOT_FOUND, "Not Found\n"),
@@ -120,9 +106,7 @@ fn info(request: &Request<RequestBody>) -> String {
 
 fn full(content_type: &'static str, body: Bytes) -> Response<DemoBody> {
     let mut response = Response::new(DemoBody::Full(Some(body)));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     response
 }
 
@@ -148,10 +132,7 @@ impl Body for DemoBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             DemoBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             DemoBody::Echo(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
@@ -161,9 +142,7 @@ impl Body for DemoBody {
                 }
                 let n = (*remaining).min(REPEAT_CHUNK.len() as u64) as usize;
                 *remaining -= n as u64;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
-                    &REPEAT_CHUNK[..n],
-                )))))
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&REPEAT_CHUNK[..n])))))
             }
         }
     }
@@ -178,9 +157,7 @@ impl Body for DemoBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            DemoBody::Full(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
+            DemoBody::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             DemoBody::Echo(body) => body.size_hint(),
             DemoBody::Repeat { remaining } => SizeHint::with_exact(*remaining),
         }

@@ -46,15 +46,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("kite: cannot start the runtime: {e}");
@@ -95,17 +89,13 @@ fn main() -> ExitCode {
 }
 
 /// Chooses the transport named on the command line.
-fn transport(
-    builder: kite_server::ServerBuilder,
-    name: &str,
-) -> Result<kite_server::ServerBuilder, String> {
+fn transport(builder: kite_server::ServerBuilder, name: &str) -> Result<kite_server::ServerBuilder, String> {
     match name {
         "sockets" => Ok(builder),
         #[cfg(feature = "mio")]
         "mio" => {
-            let transport =
-                kite_transport_mio::MioTransport::new(kite_transport_mio::MioOptions::default())
-                    .map_err(|e| format!("cannot start the mio transport: {e}"))?;
+            let transport = kite_transport_mio::MioTransport::new(kite_transport_mio::MioOptions::default())
+                .map_err(|e| format!("cannot start the mio transport: {e}"))?;
             Ok(builder.transport(transport))
         }
         #[cfg(not(feature = "mio"))]
