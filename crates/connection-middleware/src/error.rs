@@ -23,6 +23,9 @@ pub enum ConnectionError {
         /// Why, in words for the log.
         reason: Cow<'static, str>,
     },
+    /// The TLS handshake failed or timed out.
+    #[error("TLS handshake failed: {0}")]
+    Handshake(String),
     /// Any other failure of a handler or middleware.
     #[error(transparent)]
     Other(BoxError),

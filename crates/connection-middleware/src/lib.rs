@@ -41,6 +41,7 @@
 mod error;
 mod logging;
 mod pipeline;
+pub mod tls;
 
 pub use error::{BoxError, ConnectionError};
 pub use logging::{ConnectionLogging, LOG_TARGET};

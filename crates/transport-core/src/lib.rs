@@ -34,6 +34,7 @@ mod executor;
 mod features;
 mod lifetime;
 pub mod socket;
+pub mod tls;
 mod transport;
 
 pub use connection::{Connection, ConnectionIo, PlainIo};

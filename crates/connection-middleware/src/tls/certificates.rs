@@ -1,0 +1,182 @@
+//! Server certificates: loading, and choosing one by SNI.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::tls::TlsError;
+
+/// A server certificate: its chain and private key, ready for handshakes.
+/// Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Certificate {
+    pub(crate) key: Arc<CertifiedKey>,
+}
+
+impl Certificate {
+    /// Loads a PEM certificate chain (leaf first) and a PEM private key
+    /// (PKCS#8, PKCS#1 RSA or SEC1 EC; RSA, ECDSA and Ed25519 keys).
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Certificate`] naming the file when a file cannot be read
+    /// or holds no certificate or key, or the key is of a kind the crypto
+    /// provider cannot use.
+    pub fn from_pem_files(chain: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, TlsError> {
+        let (chain, key) = (chain.as_ref(), key.as_ref());
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| TlsError::Certificate(format!("cannot read {}: {e}", path.display())))
+        };
+        Self::from_pem(&read(chain)?, &read(key)?).map_err(|e| match e {
+            TlsError::Certificate(message) => {
+                TlsError::Certificate(format!("{message} (certificate {}, key {})", chain.display(), key.display()))
+            }
+            other => other,
+        })
+    }
+
+    /// Reads a PEM certificate chain and a PEM private key from memory.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Certificate`] when there is no certificate or no usable
+    /// key.
+    pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<Self, TlsError> {
+        let certs = CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Certificate(format!("invalid PEM certificate: {e}")))?;
+        if certs.is_empty() {
+            return Err(TlsError::Certificate("no certificate in the PEM data".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key)
+            .map_err(|e| TlsError::Certificate(format!("no usable private key in the PEM data: {e}")))?;
+        Self::from_der(certs, key)
+    }
+
+    /// A certificate from rustls types: the chain (leaf first) and its key.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Certificate`] when the crypto provider cannot use the
+    /// key.
+    pub fn from_der(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Self, TlsError> {
+        let provider = crate::tls::provider();
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| TlsError::Certificate(format!("unsupported private key: {e}")))?;
+        Ok(Self { key: Arc::new(CertifiedKey::new(chain, signing_key)) })
+    }
+
+    /// A certificate already made into a rustls [`CertifiedKey`].
+    pub fn from_certified_key(key: Arc<CertifiedKey>) -> Self {
+        Self { key }
+    }
+
+    /// The certificate chain, DER, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.key.cert
+    }
+}
+
+/// Certificates by server name: exact names, `*.example.com` wildcards
+/// (one label, as in Kestrel's SNI configuration), and a `*` fallback.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SniMap {
+    exact: HashMap<String, Certificate>,
+    wildcard: HashMap<String, Certificate>,
+    fallback: Option<Certificate>,
+}
+
+impl SniMap {
+    pub fn insert(&mut self, name: &str, certificate: Certificate) {
+        let name = name.to_ascii_lowercase();
+        if name == "*" {
+            self.fallback = Some(certificate);
+        } else if let Some(parent) = name.strip_prefix("*.") {
+            self.wildcard.insert(parent.to_string(), certificate);
+        } else {
+            self.exact.insert(name, certificate);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty() && self.fallback.is_none()
+    }
+
+    /// The certificate for `sni`: exact name, then wildcard, then `*`.
+    pub fn get(&self, sni: Option<&str>) -> Option<&Certificate> {
+        if let Some(sni) = sni {
+            let sni = sni.to_ascii_lowercase();
+            if let Some(certificate) = self.exact.get(&sni) {
+                return Some(certificate);
+            }
+            if let Some((_, parent)) = sni.split_once('.') {
+                if let Some(certificate) = self.wildcard.get(parent) {
+                    return Some(certificate);
+                }
+            }
+        }
+        self.fallback.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certificate(name: &str) -> Certificate {
+        let cert = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+        Certificate::from_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn sni_prefers_exact_then_wildcard_then_fallback() {
+        let mut map = SniMap::default();
+        let (exact, wild, any) = (certificate("a.example.com"), certificate("*.example.com"), certificate("other"));
+        map.insert("a.example.com", exact.clone());
+        map.insert("*.example.com", wild.clone());
+        map.insert("*", any.clone());
+        let leaf = |c: Option<&Certificate>| c.unwrap().chain()[0].clone();
+        assert_eq!(leaf(map.get(Some("A.Example.com"))), exact.chain()[0]);
+        assert_eq!(leaf(map.get(Some("b.example.com"))), wild.chain()[0]);
+        assert_eq!(leaf(map.get(Some("x.b.example.com"))), any.chain()[0], "a wildcard covers one label");
+        assert_eq!(leaf(map.get(Some("example.com"))), any.chain()[0]);
+        assert_eq!(leaf(map.get(None)), any.chain()[0]);
+    }
+
+    #[test]
+    fn pem_errors_name_the_problem() {
+        let err = Certificate::from_pem(b"not pem", b"").unwrap_err().to_string();
+        assert!(err.contains("no certificate"), "{err}");
+        let cert = rcgen::generate_simple_self_signed(vec!["a".to_string()]).unwrap();
+        let err = Certificate::from_pem(cert.cert.pem().as_bytes(), b"").unwrap_err().to_string();
+        assert!(err.contains("private key"), "{err}");
+        let err = Certificate::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem").unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+    }
+
+    #[test]
+    fn rsa_ecdsa_and_ed25519_keys_load() {
+        // ring cannot generate RSA keys, so that one is a fixture: PKCS#8 for
+        // rcgen to sign with, PKCS#1 for Kite to load.
+        let rsa = rcgen::KeyPair::from_pem(include_str!("../../tests/fixtures/rsa-2048.pkcs8.pem")).unwrap();
+        let ecdsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let ed25519 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        for (alg, key) in [("rsa", rsa), ("ecdsa", ecdsa), ("ed25519", ed25519)] {
+            let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            let key_pem = if alg == "rsa" {
+                include_str!("../../tests/fixtures/rsa-2048.pkcs1.pem").to_string()
+            } else {
+                key.serialize_pem()
+            };
+            let loaded = Certificate::from_pem(cert.pem().as_bytes(), key_pem.as_bytes());
+            assert!(loaded.is_ok(), "{alg}: {loaded:?}");
+        }
+    }
+}

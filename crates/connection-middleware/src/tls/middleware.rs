@@ -1,0 +1,239 @@
+//! The TLS middleware: the handshake, then the plaintext stream.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use kite_transport_core::tls::{TlsHandshake, TlsVersion};
+use kite_transport_core::{Connection, ConnectionContext, ConnectionIo};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{Acceptor, ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, SupportedProtocolVersion};
+use tokio_rustls::LazyConfigAcceptor;
+
+use crate::tls::{verifier, Certificate, TlsError, TlsIo, TlsOptions};
+use crate::{ConnectionError, ConnectionMiddleware, Next};
+
+/// Terminates TLS (Kestrel's `UseHttps`): reads the ClientHello, picks the
+/// certificate (selector, then SNI map, then the fixed certificate), runs
+/// the handshake within the handshake timeout, adds a [`TlsHandshake`]
+/// feature and passes the plaintext stream on. A connection that already
+/// has a `TlsHandshake` passes through untouched.
+///
+/// A failed handshake closes the connection with a debug event ("Failed to
+/// authenticate HTTPS connection."), a timed-out one with "Authentication
+/// of the HTTPS connection timed out."; both are counted in
+/// [`failed_handshakes`](Self::failed_handshakes).
+#[derive(Clone)]
+pub struct TlsMiddleware {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: TlsOptions,
+    provider: Arc<CryptoProvider>,
+    versions: Vec<&'static SupportedProtocolVersion>,
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+    /// One server config per certificate in use, keyed by its address.
+    configs: Mutex<HashMap<usize, Arc<ServerConfig>>>,
+    handshakes: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl TlsMiddleware {
+    /// Checks `options` and prepares the middleware.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::NoCertificate`] without any certificate source;
+    /// [`TlsError::Config`] for an unknown cipher suite, no usable version,
+    /// or bad client certificate roots.
+    pub fn new(options: TlsOptions) -> Result<Self, TlsError> {
+        if !options.has_certificate() {
+            return Err(TlsError::NoCertificate);
+        }
+        let base = crate::tls::provider();
+        let cipher_suites = match &options.cipher_suites {
+            None => base.cipher_suites.clone(),
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    base.cipher_suites
+                        .iter()
+                        .find(|suite| suite.suite().as_str() == Some(name.as_str()))
+                        .copied()
+                        .ok_or_else(|| TlsError::Config(format!("unknown or unsupported cipher suite '{name}'")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let provider = Arc::new(CryptoProvider { cipher_suites, ..(*base).clone() });
+        let versions: Vec<&'static SupportedProtocolVersion> = options
+            .versions
+            .iter()
+            .filter_map(|v| match v {
+                TlsVersion::Tls12 => Some(&rustls::version::TLS12),
+                TlsVersion::Tls13 => Some(&rustls::version::TLS13),
+                _ => None,
+            })
+            .collect();
+        if versions.is_empty() {
+            return Err(TlsError::Config("no supported TLS version is enabled (TLS 1.2 and 1.3 are)".into()));
+        }
+        let verifier = verifier::build(&options, &provider)?;
+        let middleware = Self {
+            inner: Arc::new(Inner {
+                options,
+                provider,
+                versions,
+                verifier,
+                configs: Mutex::new(HashMap::new()),
+                handshakes: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+            }),
+        };
+        // Fail now, not at the first connection, if the settings clash
+        // (a suite list with no suite for an enabled version, say).
+        if let Some(certificate) = middleware.inner.options.certificate.clone() {
+            middleware.config_for(&certificate)?;
+        }
+        Ok(middleware)
+    }
+
+    /// Handshakes completed.
+    pub fn handshakes(&self) -> u64 {
+        self.inner.handshakes.load(Ordering::Relaxed)
+    }
+
+    /// Handshakes that failed or timed out.
+    pub fn failed_handshakes(&self) -> u64 {
+        self.inner.failed.load(Ordering::Relaxed)
+    }
+
+    fn choose(&self, context: &ConnectionContext, sni: Option<&str>) -> Option<Certificate> {
+        let options = &self.inner.options;
+        if let Some(selector) = &options.selector {
+            if let Some(certificate) = selector(context, sni) {
+                return Some(certificate);
+            }
+        }
+        options.sni.get(sni).cloned().or_else(|| options.certificate.clone())
+    }
+
+    fn config_for(&self, certificate: &Certificate) -> Result<Arc<ServerConfig>, TlsError> {
+        let key = Arc::as_ptr(&certificate.key) as usize;
+        let mut configs = self.inner.configs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(config) = configs.get(&key) {
+            return Ok(Arc::clone(config));
+        }
+        let inner = &self.inner;
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&inner.provider))
+            .with_protocol_versions(&inner.versions)
+            .map_err(|e| TlsError::Config(format!("TLS versions and cipher suites do not fit: {e}")))?;
+        let builder = match &inner.verifier {
+            Some(verifier) => builder.with_client_cert_verifier(Arc::clone(verifier)),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(Fixed(Arc::clone(&certificate.key))));
+        config.alpn_protocols = inner.options.alpn.clone();
+        let config = Arc::new(config);
+        // Certificates chosen per connection by a selector may be new each
+        // time; keep the cache from growing without bound.
+        if configs.len() >= 1024 {
+            configs.clear();
+        }
+        configs.insert(key, Arc::clone(&config));
+        Ok(config)
+    }
+
+    async fn handshake(
+        &self,
+        io: Box<dyn ConnectionIo>,
+        context: &ConnectionContext,
+    ) -> Result<(TlsIo, Option<String>), String> {
+        let start = LazyConfigAcceptor::new(Acceptor::default(), io).await.map_err(|e| e.to_string())?;
+        let hello: ClientHello<'_> = start.client_hello();
+        let sni = hello.server_name().map(str::to_owned);
+        let certificate = self.choose(context, sni.as_deref()).ok_or("no certificate for this server name")?;
+        let config = self.config_for(&certificate).map_err(|e| e.to_string())?;
+        let stream = start.into_stream(config).await.map_err(|e| e.to_string())?;
+        Ok((TlsIo::new(stream), sni))
+    }
+}
+
+impl fmt::Debug for TlsMiddleware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsMiddleware").field("options", &self.inner.options).finish()
+    }
+}
+
+#[async_trait]
+impl ConnectionMiddleware for TlsMiddleware {
+    async fn on_connection(&self, connection: Connection, next: Next) -> Result<(), ConnectionError> {
+        if connection.context().features().get::<TlsHandshake>().is_some() {
+            return next.run(connection).await;
+        }
+        let (io, mut context) = connection.into_parts();
+        let id = context.id();
+        let timeout = self.inner.options.handshake_timeout;
+        let (stream, sni) = match tokio::time::timeout(timeout, self.handshake(io, &context)).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(reason)) => {
+                self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(connection_id = %id, %reason, "Failed to authenticate HTTPS connection.");
+                return Err(ConnectionError::Handshake(reason));
+            }
+            Err(_) => {
+                self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(connection_id = %id, ?timeout, "Authentication of the HTTPS connection timed out.");
+                return Err(ConnectionError::Handshake(format!("timed out after {timeout:?}")));
+            }
+        };
+        self.inner.handshakes.fetch_add(1, Ordering::Relaxed);
+        let handshake = describe(stream.connection(), sni);
+        tracing::debug!(
+            connection_id = %id,
+            "Connection {id} established using the following protocol: {}",
+            handshake.version
+        );
+        context.features_mut().insert(handshake);
+        next.run(Connection::new(Box::new(stream), context)).await
+    }
+}
+
+fn describe(connection: &rustls::ServerConnection, sni: Option<String>) -> TlsHandshake {
+    let version = match connection.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
+        Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
+        Some(other) => TlsVersion::Other(u16::from(other)),
+        None => TlsVersion::Other(0),
+    };
+    let cipher_suite = connection
+        .negotiated_cipher_suite()
+        .map(|suite| suite.suite().as_str().map_or_else(|| format!("{:?}", suite.suite()), str::to_owned))
+        .unwrap_or_default();
+    TlsHandshake {
+        version,
+        cipher_suite,
+        sni,
+        alpn: connection.alpn_protocol().map(<[u8]>::to_vec),
+        peer_certificates: connection
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Serves one certificate whatever the ClientHello says; the choice was
+/// made before the handshake started.
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+}

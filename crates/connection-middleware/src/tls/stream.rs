@@ -1,0 +1,70 @@
+//! The decrypted stream the TLS middleware passes on.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use kite_transport_core::ConnectionIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::server::TlsStream;
+
+/// A connection's plaintext side after the TLS handshake.
+pub struct TlsIo {
+    inner: TlsStream<Box<dyn ConnectionIo>>,
+}
+
+impl TlsIo {
+    pub(crate) fn new(inner: TlsStream<Box<dyn ConnectionIo>>) -> Self {
+        Self { inner }
+    }
+
+    /// The rustls connection, for anything the handshake feature leaves out.
+    pub fn connection(&self) -> &rustls::ServerConnection {
+        self.inner.get_ref().1
+    }
+}
+
+impl AsyncRead for TlsIo {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl ConnectionIo for TlsIo {
+    /// Ready when rustls already holds plaintext (or the peer's close),
+    /// otherwise when the socket below is.
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (io, connection) = self.inner.get_mut();
+        match connection.process_new_packets() {
+            Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => io.poll_read_ready(cx),
+            // Buffered plaintext, a close, or an error a read will report.
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+}
