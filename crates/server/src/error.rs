@@ -24,7 +24,27 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    /// An HTTPS endpoint cannot be set up: no certificate, or TLS settings
+    /// that do not work.
+    #[error("{endpoint}: {source}; {}", tls_fix(source))]
+    Tls {
+        /// The endpoint, as a URL.
+        endpoint: String,
+        /// What is wrong with its TLS.
+        #[source]
+        source: kite_connection_middleware::tls::TlsError,
+    },
     /// No transport was compiled in or configured.
     #[error("no transport: enable the `sockets` feature or call ServerBuilder::transport")]
     NoTransport,
+}
+
+/// How to fix a TLS setup error, for the message.
+fn tls_fix(error: &kite_connection_middleware::tls::TlsError) -> &'static str {
+    match error {
+        kite_connection_middleware::tls::TlsError::NoCertificate => {
+            "give it one with ServerBuilder::https_defaults or listen_tls, or run kite with --certificate and --certificate-key, or create a development certificate with `kite dev-certs`"
+        }
+        _ => "check the certificate files and TLS settings",
+    }
 }

@@ -39,17 +39,24 @@
 #![warn(missing_docs)]
 
 mod address;
+mod builder;
+pub mod dev_certs;
 mod error;
+mod handler;
 mod options;
 mod server;
 mod service_fn;
 mod shutdown;
 mod tracker;
 
-pub use address::ListenAddress;
+pub use address::{ListenAddress, ListenUrl};
+pub use builder::{ServerBuilder, DEFAULT_URL};
 pub use error::ServerError;
+pub use kite_connection_middleware::tls::{
+    Certificate, ClientCertificateMode, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
+};
 pub use kite_http_core::{ConnectionInfo, HttpOptions, Limits, MaxRequestBodySize, RequestBody};
 pub use options::ServerOptions;
-pub use server::{Server, ServerBuilder, DEFAULT_URL};
+pub use server::Server;
 pub use service_fn::{service_fn, ServiceFn};
 pub use shutdown::ShutdownHandle;

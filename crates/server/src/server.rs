@@ -5,153 +5,21 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body::Body;
-use kite_connection_middleware::{ConnectionBuilder, ConnectionError, ConnectionMiddleware, ConnectionPipeline};
-use kite_http_core::{serve_connection, BoxError, RequestBody};
-use kite_transport_core::{Connection, ConnectionExecutor, Endpoint, Listener, Transport};
+use kite_connection_middleware::tls::TlsMiddleware;
+use kite_connection_middleware::{ConnectionBuilder, ConnectionMiddleware, ConnectionPipeline};
+use kite_http_core::{BoxError, RequestBody};
+use kite_transport_core::{ConnectionExecutor, Endpoint, Listener};
 use tower_service::Service;
 
-use crate::address::{self, endpoint_url};
+use crate::address::endpoint_url;
+use crate::handler::HttpHandler;
 use crate::tracker::Tracker;
-use crate::{ListenAddress, ServerError, ServerOptions, ShutdownHandle};
+use crate::{ServerBuilder, ServerError, ServerOptions, ShutdownHandle};
 
-/// The endpoint used when none is configured.
-pub const DEFAULT_URL: &str = "http://localhost:5000";
-
-/// Configures a [`Server`]: endpoints, options, transport and connection
-/// middleware. Made by [`Server::builder`].
-///
-/// Endpoints given in code ([`listen`](Self::listen),
-/// [`listen_unix`](Self::listen_unix)) take precedence over
-/// [`urls`](Self::urls), with a warning when both are given, as in Kestrel.
-/// With neither, the server listens on `http://localhost:5000`.
-pub struct ServerBuilder {
-    options: ServerOptions,
-    endpoints: Vec<ListenAddress>,
-    urls: Vec<String>,
-    transport: Option<Arc<dyn Transport>>,
-    middleware: Vec<Arc<dyn ConnectionMiddleware>>,
-}
-
-impl ServerBuilder {
-    /// Listens on an IP address and port; port 0 picks a free port.
-    pub fn listen(mut self, addr: impl Into<std::net::SocketAddr>) -> Self {
-        self.endpoints.push(ListenAddress::Ip(addr.into()));
-        self
-    }
-
-    /// Listens on a Unix domain socket. A stale socket file is replaced at
-    /// start; the file is removed at shutdown.
-    pub fn listen_unix(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.endpoints.push(ListenAddress::Unix(path.into()));
-        self
-    }
-
-    /// Listens on an address already parsed.
-    pub fn listen_address(mut self, address: ListenAddress) -> Self {
-        self.endpoints.push(address);
-        self
-    }
-
-    /// Listens on URLs in Kestrel's forms (see [`ListenAddress`]); each item
-    /// may hold several separated by `;`. Default: `http://localhost:5000`.
-    pub fn urls<I, S>(mut self, urls: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        for item in urls {
-            self.urls.extend(item.as_ref().split(';').map(str::trim).filter(|u| !u.is_empty()).map(String::from));
-        }
-        self
-    }
-
-    /// Sets every option at once. Default: [`ServerOptions::default`].
-    pub fn options(mut self, options: ServerOptions) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// Sets the limits. Default: [`Limits::default`](kite_http_core::Limits).
-    pub fn limits(mut self, limits: kite_http_core::Limits) -> Self {
-        self.options.limits = limits;
-        self
-    }
-
-    /// How long graceful shutdown waits before aborting. Default: 30 s.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.options.shutdown_timeout = timeout;
-        self
-    }
-
-    /// Whether SIGINT and SIGTERM start a graceful shutdown. Default: `true`.
-    pub fn handle_signals(mut self, enabled: bool) -> Self {
-        self.options.handle_signals = enabled;
-        self
-    }
-
-    /// Uses `transport` for every endpoint. Default: the sockets transport
-    /// when the `sockets` feature is on.
-    pub fn transport(mut self, transport: impl Transport) -> Self {
-        self.transport = Some(Arc::new(transport));
-        self
-    }
-
-    /// Appends a connection middleware for every endpoint; the first added
-    /// is outermost (nearest the transport). Default: none.
-    pub fn connection_middleware(mut self, middleware: impl ConnectionMiddleware) -> Self {
-        self.middleware.push(Arc::new(middleware));
-        self
-    }
-
-    /// Binds every endpoint. Nothing is left bound if any fails.
-    ///
-    /// # Errors
-    ///
-    /// [`ServerError::InvalidUrl`] for a URL that cannot be bound,
-    /// [`ServerError::Bind`] when an address is taken or unavailable,
-    /// [`ServerError::NoTransport`] without a transport.
-    pub async fn bind(self) -> Result<Server, ServerError> {
-        let transport = match self.transport {
-            Some(transport) => transport,
-            None => default_transport()?,
-        };
-        let mut addresses = self.endpoints;
-        if addresses.is_empty() {
-            let urls = if self.urls.is_empty() { vec![DEFAULT_URL.to_string()] } else { self.urls };
-            for url in &urls {
-                addresses.push(url.parse()?);
-            }
-        } else if !self.urls.is_empty() {
-            tracing::warn!(
-                urls = %self.urls.join(";"),
-                "Overriding address(es) given as urls: binding to the endpoints configured in code instead"
-            );
-        }
-        let mut listeners = Vec::new();
-        for address in &addresses {
-            listeners.extend(address::bind(transport.as_ref(), address).await?);
-        }
-        for listener in &listeners {
-            tracing::debug!(address = %endpoint_url(listener.local_endpoint()), "endpoint bound");
-        }
-        Ok(Server {
-            listeners,
-            transport_name: transport.name(),
-            options: self.options,
-            middleware: self.middleware,
-            shutdown: ShutdownHandle::new(),
-        })
-    }
-}
-
-#[cfg(feature = "sockets")]
-fn default_transport() -> Result<Arc<dyn Transport>, ServerError> {
-    Ok(Arc::new(kite_transport_sockets::SocketTransport::default()))
-}
-
-#[cfg(not(feature = "sockets"))]
-fn default_transport() -> Result<Arc<dyn Transport>, ServerError> {
-    Err(ServerError::NoTransport)
+/// A bound listener and, for an HTTPS endpoint, its TLS middleware.
+pub(crate) struct BoundListener {
+    pub listener: Box<dyn Listener>,
+    pub tls: Option<TlsMiddleware>,
 }
 
 /// A bound server, ready to serve an application.
@@ -172,10 +40,11 @@ fn default_transport() -> Result<Arc<dyn Transport>, ServerError> {
 /// # }
 /// ```
 pub struct Server {
-    listeners: Vec<Box<dyn Listener>>,
+    listeners: Vec<BoundListener>,
     transport_name: &'static str,
     options: ServerOptions,
     middleware: Vec<Arc<dyn ConnectionMiddleware>>,
+    after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
     shutdown: ShutdownHandle,
 }
 
@@ -188,24 +57,28 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A builder with default options and no endpoints.
     pub fn builder() -> ServerBuilder {
-        ServerBuilder {
-            options: ServerOptions::default(),
-            endpoints: Vec::new(),
-            urls: Vec::new(),
-            transport: None,
-            middleware: Vec::new(),
-        }
+        ServerBuilder::new()
+    }
+
+    pub(crate) fn new(
+        listeners: Vec<BoundListener>,
+        transport_name: &'static str,
+        options: ServerOptions,
+        middleware: Vec<Arc<dyn ConnectionMiddleware>>,
+        after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
+    ) -> Self {
+        Self { listeners, transport_name, options, middleware, after_tls, shutdown: ShutdownHandle::new() }
     }
 
     /// The bound addresses as URLs, with real ports: `http://127.0.0.1:54321`,
-    /// `http://[::1]:54321`, `http://unix:/run/kite.sock`.
+    /// `https://[::1]:54321`, `http://unix:/run/kite.sock`.
     pub fn addresses(&self) -> Vec<String> {
-        self.listeners.iter().map(|l| endpoint_url(l.local_endpoint())).collect()
+        self.listeners.iter().map(|l| endpoint_url(l.listener.local_endpoint(), l.tls.is_some())).collect()
     }
 
     /// The bound endpoints.
     pub fn local_endpoints(&self) -> Vec<Endpoint> {
-        self.listeners.iter().map(|l| l.local_endpoint().clone()).collect()
+        self.listeners.iter().map(|l| l.listener.local_endpoint().clone()).collect()
     }
 
     /// The name of the transport in use.
@@ -237,19 +110,22 @@ impl Server {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let http_options = Arc::new(self.options.http_options());
-        let mut builder = ConnectionBuilder::new();
-        for middleware in self.middleware {
-            builder = builder.use_arc(middleware);
-        }
-        // Locked only to clone the service, once per connection, so a
-        // service need not be `Sync` (tower's BoxCloneService is not).
-        let service = std::sync::Mutex::new(service);
-        let pipeline = builder.run(move |connection: Connection| {
-            let service = service.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-            let options = Arc::clone(&http_options);
-            async move { serve_connection(connection, service, &options).await.map_err(http_error) }
-        });
+        let handler = HttpHandler::new(service, self.options.http_options());
+        // One pipeline per endpoint: the middleware, TLS on HTTPS endpoints,
+        // the after-TLS middleware, then HTTP.
+        let pipeline_for = |tls: Option<TlsMiddleware>| {
+            let mut builder = ConnectionBuilder::new();
+            for middleware in &self.middleware {
+                builder = builder.use_arc(Arc::clone(middleware));
+            }
+            if let Some(tls) = tls {
+                builder = builder.use_(tls);
+            }
+            for middleware in &self.after_tls {
+                builder = builder.use_arc(Arc::clone(middleware));
+            }
+            builder.run(handler.clone())
+        };
 
         if self.options.handle_signals {
             let handle = self.shutdown.clone();
@@ -266,10 +142,10 @@ impl Server {
 
         let tracker = Arc::new(Tracker::default());
         let mut accept_loops = Vec::new();
-        for listener in self.listeners {
+        for BoundListener { listener, tls } in self.listeners {
             accept_loops.push(tokio::spawn(accept_loop(
                 listener,
-                pipeline.clone(),
+                pipeline_for(tls),
                 Arc::clone(&tracker),
                 self.shutdown.clone(),
             )));
@@ -355,11 +231,4 @@ async fn accept_loop(
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
-}
-
-fn http_error(error: kite_http_core::Error) -> ConnectionError {
-    match error {
-        kite_http_core::Error::Io(e) => ConnectionError::Io(e),
-        other => ConnectionError::other(other),
-    }
 }

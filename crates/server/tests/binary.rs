@@ -127,10 +127,14 @@ async fn backs_off_on(transport: &str) {
     let stderr = child.stderr.take().unwrap();
     let (found_tx, found_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Keep draining after the match: a full pipe would block the
+        // server's own log writes.
+        let mut found_tx = Some(found_tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains("accept failed; backing off") {
-                let _ = found_tx.send(line);
-                return;
+                if let Some(tx) = found_tx.take() {
+                    let _ = tx.send(line);
+                }
             }
         }
     });

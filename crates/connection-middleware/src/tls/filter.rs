@@ -66,7 +66,7 @@ impl TlsFilter {
         let allowed: Vec<String> = allowed.into_iter().map(Into::into).collect();
         Self {
             policy: Arc::new(move |handshake| {
-                if allowed.iter().any(|suite| *suite == handshake.cipher_suite) {
+                if allowed.contains(&handshake.cipher_suite) {
                     Ok(())
                 } else {
                     Err(format!("prohibited cipher suite: {}", handshake.cipher_suite))

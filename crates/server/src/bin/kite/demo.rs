@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
-use kite_server::{ConnectionInfo, RequestBody};
+use kite_server::{ConnectionInfo, RequestBody, TlsHandshake};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -94,12 +94,20 @@ fn info(request: &Request<RequestBody>) -> String {
         _ => "unknown",
     };
     let connection = request.extensions().get::<ConnectionInfo>();
+    let tls = connection.and_then(|c| c.features().get::<TlsHandshake>()).map(|tls| {
+        serde_json::json!({
+            "version": tls.version.as_str(),
+            "cipher_suite": tls.cipher_suite,
+            "sni": tls.sni,
+            "alpn": tls.alpn_str(),
+        })
+    });
     serde_json::json!({
         "protocol": protocol,
         "transport": connection.map(|c| c.transport()),
         "local": connection.map(|c| c.local().to_string()),
         "remote": connection.map(|c| c.remote().to_string()),
-        "tls": null,
+        "tls": tls,
     })
     .to_string()
 }

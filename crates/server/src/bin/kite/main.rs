@@ -1,7 +1,9 @@
 //! `kite`: runs the Kite server with its demo application.
 //!
 //! ```text
-//! kite [--urls "http://localhost:5000;http://unix:/tmp/kite.sock"] [--log info]
+//! kite [--urls "http://localhost:5000;https://localhost:5001"] [--transport sockets|mio]
+//!      [--certificate CERT.pem --certificate-key KEY.pem] [--log info]
+//! kite dev-certs [--clean]
 //! ```
 //!
 //! For each bound address it prints `Now listening on: URL` to stdout, then
@@ -10,26 +12,47 @@
 mod demo;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use kite_server::Server;
+use clap::{Parser, Subcommand};
+use kite_server::dev_certs::DevCertificate;
+use kite_server::{Certificate, Server, ServerBuilder, TlsOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Runs the Kite HTTP server with its demo application.
 #[derive(Debug, Parser)]
 #[command(name = "kite", version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Addresses to listen on, separated by `;`: http://localhost:5000,
-    /// http://127.0.0.1:0, http://[::1]:8080, http://*:80,
-    /// http://unix:/run/kite.sock.
-    #[arg(long, env = "KITE_URLS", default_value = kite_server::DEFAULT_URL)]
-    urls: String,
+    /// https://localhost:5001, http://127.0.0.1:0, http://[::1]:8080,
+    /// http://*:80, http://unix:/run/kite.sock. Default:
+    /// http://localhost:5000, and https://localhost:5001 when a
+    /// development certificate exists.
+    #[arg(long, env = "KITE_URLS")]
+    urls: Option<String>,
 
     /// The transport: `sockets` (tokio sockets) or `mio` (event loops of
     /// Kite's own).
     #[arg(long, env = "KITE_TRANSPORT", default_value = "sockets")]
     transport: String,
+
+    /// The PEM certificate chain for https URLs (default: the development
+    /// certificate).
+    #[arg(long, env = "KITE_CERTIFICATE", requires = "certificate_key")]
+    certificate: Option<PathBuf>,
+
+    /// The PEM private key of --certificate.
+    #[arg(long, env = "KITE_CERTIFICATE_KEY", requires = "certificate")]
+    certificate_key: Option<PathBuf>,
+
+    /// `Development` (the default) creates a development certificate on the
+    /// first run; any other value does not.
+    #[arg(long, env = "KITE_ENVIRONMENT", default_value = "Development")]
+    environment: String,
 
     /// Log filter: a level (error, warn, info, debug, trace) or
     /// tracing-subscriber directives such as `kite_http_core=debug`.
@@ -37,8 +60,22 @@ struct Cli {
     log: String,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates (if missing) and shows the development certificate for
+    /// localhost, or removes it.
+    DevCerts {
+        /// Remove the development certificate.
+        #[arg(long)]
+        clean: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::DevCerts { clean }) = cli.command {
+        return dev_certs(clean);
+    }
     let filter = match EnvFilter::try_new(&cli.log) {
         Ok(filter) => filter,
         Err(e) => {
@@ -55,41 +92,116 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let builder = match transport(Server::builder(), &cli.transport) {
-            Ok(builder) => builder,
-            Err(message) => {
-                eprintln!("kite: {message}");
-                return ExitCode::from(2);
-            }
-        };
-        let server = match builder.urls([cli.urls.as_str()]).bind().await {
-            Ok(server) => server,
-            Err(e) => {
-                eprintln!("kite: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        {
-            let mut stdout = std::io::stdout().lock();
-            for address in server.addresses() {
-                let _ = writeln!(stdout, "Now listening on: {address}");
-            }
-            let _ = writeln!(stdout, "Application started. Press Ctrl+C to shut down.");
-            let _ = stdout.flush();
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let builder = match configure(Server::builder(), &cli) {
+        Ok(builder) => builder,
+        Err(message) => {
+            eprintln!("kite: {message}");
+            return ExitCode::from(2);
         }
-        match server.serve(demo::Demo).await {
-            Ok(()) => ExitCode::SUCCESS,
+    };
+    let server = match builder.bind().await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("kite: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    {
+        let mut stdout = std::io::stdout().lock();
+        for address in server.addresses() {
+            let _ = writeln!(stdout, "Now listening on: {address}");
+        }
+        let _ = writeln!(stdout, "Application started. Press Ctrl+C to shut down.");
+        let _ = stdout.flush();
+    }
+    match server.serve(demo::Demo).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kite: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Applies the command line to a builder: transport, URLs and certificates.
+fn configure(builder: ServerBuilder, cli: &Cli) -> Result<ServerBuilder, String> {
+    let mut builder = transport(builder, &cli.transport)?;
+    let development = cli.environment.eq_ignore_ascii_case("Development");
+    let tls = match (&cli.certificate, &cli.certificate_key) {
+        (Some(cert), Some(key)) => {
+            Some(TlsOptions::new().certificate(Certificate::from_pem_files(cert, key).map_err(|e| e.to_string())?))
+        }
+        _ => development_certificate(cli.urls.is_none() && development)?,
+    };
+    let urls = match &cli.urls {
+        Some(urls) => urls.clone(),
+        None if tls.is_some() => format!("{};https://localhost:5001", kite_server::DEFAULT_URL),
+        None => kite_server::DEFAULT_URL.to_string(),
+    };
+    if let Some(tls) = tls {
+        builder = builder.https_defaults(tls);
+    }
+    Ok(builder.urls([urls.as_str()]))
+}
+
+/// The development certificate's TLS options, creating the certificate
+/// first when `create` is set and there is none.
+fn development_certificate(create: bool) -> Result<Option<TlsOptions>, String> {
+    let certificate = match DevCertificate::find() {
+        Some(found) => found,
+        None if create => {
+            let created =
+                DevCertificate::create().map_err(|e| format!("cannot create a development certificate: {e}"))?;
+            println!("Created a development certificate for localhost at {}", created.cert_path().display());
+            created
+        }
+        None => return Ok(None),
+    };
+    certificate.tls_options().map(Some).map_err(|e| e.to_string())
+}
+
+fn dev_certs(clean: bool) -> ExitCode {
+    if clean {
+        return match DevCertificate::clean() {
+            Ok(true) => {
+                println!("Removed the development certificate.");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                println!("There is no development certificate.");
+                ExitCode::SUCCESS
+            }
             Err(e) => {
-                eprintln!("kite: {e}");
+                eprintln!("kite: cannot remove the development certificate: {e}");
                 ExitCode::FAILURE
             }
-        }
-    })
+        };
+    }
+    let certificate = match DevCertificate::find() {
+        Some(found) => found,
+        None => match DevCertificate::create() {
+            Ok(created) => {
+                println!("Created a development certificate for localhost, 127.0.0.1 and ::1.");
+                created
+            }
+            Err(e) => {
+                eprintln!("kite: cannot create a development certificate: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    println!("Certificate: {}", certificate.cert_path().display());
+    println!("Key:         {}", certificate.key_path().display());
+    println!("It is self-signed: clients must trust it or skip verification (curl -k).");
+    ExitCode::SUCCESS
 }
 
 /// Chooses the transport named on the command line.
-fn transport(builder: kite_server::ServerBuilder, name: &str) -> Result<kite_server::ServerBuilder, String> {
+fn transport(builder: ServerBuilder, name: &str) -> Result<ServerBuilder, String> {
     match name {
         "sockets" => Ok(builder),
         #[cfg(feature = "mio")]

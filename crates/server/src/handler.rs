@@ -1,0 +1,50 @@
+//! The last step of every endpoint's pipeline: HTTP.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use http::{Request, Response};
+use http_body::Body;
+use kite_connection_middleware::{ConnectionError, ConnectionHandler};
+use kite_http_core::{serve_connection, BoxError, HttpOptions, RequestBody};
+use kite_transport_core::Connection;
+use tower_service::Service;
+
+/// Serves each connection with a clone of the service. The service sits
+/// behind a mutex locked only to clone it, once per connection, so it need
+/// not be `Sync` (tower's `BoxCloneService` is not).
+pub(crate) struct HttpHandler<S> {
+    service: Arc<Mutex<S>>,
+    options: Arc<HttpOptions>,
+}
+
+impl<S> Clone for HttpHandler<S> {
+    fn clone(&self) -> Self {
+        Self { service: Arc::clone(&self.service), options: Arc::clone(&self.options) }
+    }
+}
+
+impl<S> HttpHandler<S> {
+    pub fn new(service: S, options: HttpOptions) -> Self {
+        Self { service: Arc::new(Mutex::new(service)), options: Arc::new(options) }
+    }
+}
+
+#[async_trait]
+impl<S, B> ConnectionHandler for HttpHandler<S>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    async fn handle(&self, connection: Connection) -> Result<(), ConnectionError> {
+        let service = self.service.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        serve_connection(connection, service, &self.options).await.map_err(|error| match error {
+            kite_http_core::Error::Io(e) => ConnectionError::Io(e),
+            other => ConnectionError::other(other),
+        })
+    }
+}
