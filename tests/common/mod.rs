@@ -138,6 +138,20 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
             full(format!("{total} read_only={read_only}"))
         }
         "/ignore" => full("ignored"),
+        "/tls" => {
+            let info = req.extensions().get::<ConnectionInfo>().expect("connection info");
+            match info.features().get::<kite::TlsHandshake>() {
+                Some(tls) => full(format!(
+                    "{} {} {} {} {}",
+                    tls.version,
+                    tls.cipher_suite,
+                    tls.sni.as_deref().unwrap_or("-"),
+                    tls.alpn_str().unwrap_or("-"),
+                    tls.peer_certificates.len()
+                )),
+                None => full("plaintext"),
+            }
+        }
         "/thread" => full(std::thread::current().name().unwrap_or("unnamed").to_string()),
         "/panic" => panic!("the application panicked on purpose"),
         "/slow" => {

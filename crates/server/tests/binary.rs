@@ -159,3 +159,122 @@ async fn backs_off_on(transport: &str) {
     let _ = Command::new("sh").arg("-c").arg(format!("kill -TERM {}", child.id())).status();
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
 }
+
+/// A fresh temporary directory for one test.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kite-bin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes a self-signed localhost certificate and key; returns their paths.
+fn write_certificate(dir: &std::path::Path) -> (String, String) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert.display().to_string(), key.display().to_string())
+}
+
+fn curl_available() -> bool {
+    let found = Command::new("curl").arg("--version").output().is_ok();
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "curl is required by this test; .ci/run installs it");
+        eprintln!("skipped: curl is not installed");
+    }
+    found
+}
+
+#[tokio::test]
+async fn kite_serves_https_with_the_given_certificate() {
+    if !curl_available() {
+        return;
+    }
+    let dir = temp_dir("https");
+    let (cert, key) = write_certificate(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args(["--urls", "https://127.0.0.1:0", "--log", "warn", "--certificate", &cert, "--certificate-key", &key])
+        .env("KITE_DEV_CERTS_DIR", &dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("Now listening on: ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let port = url.rsplit(':').next().unwrap();
+    let out = tokio::process::Command::new("curl")
+        .args(["-sSk", "--max-time", "10", "--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}/info"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["tls"]["version"], "TLSv1.3");
+    assert_eq!(info["tls"]["sni"], "localhost");
+    assert_eq!(info["tls"]["alpn"], "http/1.1");
+    assert!(info["tls"]["cipher_suite"].as_str().unwrap().starts_with("TLS13_"));
+    let _ = Command::new("sh").arg("-c").arg(format!("kill -TERM {}", child.id())).status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn kite_dev_certs_creates_shows_and_cleans() {
+    let dir = temp_dir("dev-certs");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kite")).args(args).env("KITE_DEV_CERTS_DIR", &dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let created = run(&["dev-certs"]);
+    assert!(created.contains("Created a development certificate"), "{created}");
+    assert!(dir.join("localhost.pem").is_file() && dir.join("localhost.key.pem").is_file());
+    let pem = std::fs::read(dir.join("localhost.pem")).unwrap();
+    let key = std::fs::read(dir.join("localhost.key.pem")).unwrap();
+    kite_server::Certificate::from_pem(&pem, &key).expect("a usable certificate");
+    let shown = run(&["dev-certs"]);
+    assert!(!shown.contains("Created") && shown.contains("localhost.pem"), "{shown}");
+    assert!(run(&["dev-certs", "--clean"]).contains("Removed"));
+    assert!(!dir.join("localhost.pem").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_https_url_without_a_certificate_fails_naming_the_endpoint_and_the_fix() {
+    let dir = temp_dir("no-cert");
+    let out = Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args(["--urls", "https://127.0.0.1:0"])
+        .env("KITE_DEV_CERTS_DIR", &dir)
+        .env("KITE_ENVIRONMENT", "Production")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("https://127.0.0.1:0"), "{stderr}");
+    assert!(stderr.contains("--certificate") && stderr.contains("kite dev-certs"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn http_and_https_cannot_share_a_port() {
+    let dir = temp_dir("shared-port");
+    let (cert, key) = write_certificate(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args([
+            "--urls",
+            "http://127.0.0.1:5099;https://127.0.0.1:5099",
+            "--certificate",
+            &cert,
+            "--certificate-key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("http and https cannot share port 5099"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
