@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Kite (on the sockets and on the mio transport) against hyper 1.x +
-# hyper-util, side by side in one run.
+# hyper-util (with tokio-rustls for HTTPS), side by side in one run.
+#
+# Workloads: keepalive (HTTP/1.1, 50 connections), pipelined (x16),
+# https (HTTP/1.1 over TLS 1.3, 50 kept-alive connections) and handshake (a
+# new connection and a full TLS handshake per request, from the bench's own
+# tls-handshakes client, since wrk resumes sessions).
 #
 # Each server runs pinned to CPU 0 and wrk to CPU 1; the servers take turns,
 # ROUNDS times per workload. For each run it reads the server's user+sys CPU
@@ -10,7 +15,9 @@
 #
 #   bench/run.sh                 # 3 rounds of 10 s per server and workload
 #   ROUNDS=5 DURATION=15 bench/run.sh
-#   SERVERS="kite hyper" bench/run.sh   # a subset
+#   SERVERS="kite hyper" WORKLOADS="https handshake" bench/run.sh   # a subset
+#   KITE_AWSLC=path/to/kite SERVERS="kite kite-awslc" ...   # Kite on aws-lc-rs, built with
+#     cargo build --release -p kite-server --features aws-lc-rs --target-dir target/aws-lc
 #
 # Needs wrk and taskset (Debian: apt-get install wrk util-linux).
 set -euo pipefail
@@ -23,33 +30,45 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
 SERVERS=${SERVERS:-kite kite-mio hyper}
+WORKLOADS=${WORKLOADS:-keepalive pipelined https handshake}
 
 for tool in wrk taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk util-linux)" >&2; exit 1; }
 done
 
-cargo build --release -q -p kite-server --bin kite -p kite-bench --bin hyper-peer
+cargo build --release -q -p kite-server --bin kite -p kite-bench
 KITE=target/release/kite
 HYPER=target/release/hyper-peer
+HANDSHAKES=target/release/tls-handshakes
 mkdir -p "$OUT"
 TICKS=$(getconf CLK_TCK)
+# One certificate (ECDSA P-256) for every TLS server.
+KITE_DEV_CERTS_DIR="$OUT/certs" "$KITE" dev-certs >/dev/null
+CERT="$OUT/certs/localhost.pem"
+KEY="$OUT/certs/localhost.key.pem"
 
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
-# start NAME: starts a server on a free port, sets server_pid and port.
+# start NAME SCHEME: starts a server on a free port, sets server_pid and port.
 start() {
-  local log="$OUT/$1.log"
+  local log="$OUT/$1.log" scheme=$2 kite_tls=() hyper_tls=()
+  if [ "$scheme" = https ]; then
+    kite_tls=(--certificate "$CERT" --certificate-key "$KEY")
+    hyper_tls=("$CERT" "$KEY")
+  fi
   case $1 in
-    kite) taskset -c "$SERVER_CPU" "$KITE" --urls http://127.0.0.1:0 --log warn >"$log" 2>&1 & ;;
-    kite-mio) taskset -c "$SERVER_CPU" "$KITE" --transport mio --urls http://127.0.0.1:0 --log warn >"$log" 2>&1 & ;;
-    hyper) taskset -c "$SERVER_CPU" "$HYPER" 127.0.0.1:0 >"$log" 2>&1 & ;;
+    kite) taskset -c "$SERVER_CPU" "$KITE" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
+    kite-mio) taskset -c "$SERVER_CPU" "$KITE" --transport mio --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
+    hyper) taskset -c "$SERVER_CPU" "$HYPER" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
+    # Kite built with the aws-lc-rs provider, when KITE_AWSLC names that binary.
+    kite-awslc) taskset -c "$SERVER_CPU" "$KITE_AWSLC" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     *) echo "bench: unknown server $1" >&2; exit 1 ;;
   esac
   server_pid=$!
   for _ in $(seq 1 200); do
-    port=$(sed -n 's#^Now listening on: http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$log" | head -n1)
+    port=$(sed -n "s#^Now listening on: $scheme://127\.0\.0\.1:\([0-9]*\)\$#\1#p" "$log" | head -n1)
     [ -n "$port" ] && return 0
     kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.05
@@ -61,28 +80,34 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # measure NAME WORKLOAD: prints "requests_per_second cpu_us_per_request".
 measure() {
-  local name=$1 workload=$2 args=()
-  case $workload in
-    keepalive) args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s") ;;
-    pipelined) args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/pipeline.lua) ;;
-  esac
-  start "$name"
-  local url="http://127.0.0.1:$port/plaintext"
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null   # warm-up
+  local name=$1 workload=$2 scheme=http
+  case $workload in https | handshake) scheme=https ;; esac
+  start "$name" "$scheme"
+  local url="$scheme://127.0.0.1:$port/plaintext"
   local before after out requests
-  before=$(cpu_ticks "$server_pid")
-  if [ "$workload" = pipelined ]; then
-    out=$(taskset -c "$CLIENT_CPU" wrk "${args[@]}" "$url" -- 16)
+  if [ "$workload" = handshake ]; then
+    taskset -c "$CLIENT_CPU" "$HANDSHAKES" "127.0.0.1:$port" 2 16 >/dev/null   # warm-up
+    before=$(cpu_ticks "$server_pid")
+    out=$(taskset -c "$CLIENT_CPU" "$HANDSHAKES" "127.0.0.1:$port" "$DURATION" 16)
+    after=$(cpu_ticks "$server_pid")
+    requests=$(echo "$out" | awk '/^handshakes:/ {print $2}')
+    if ! echo "$out" | grep -q '^errors: 0$'; then
+      echo "bench: $name/$workload reported errors: $out" >&2
+    fi
   else
-    out=$(taskset -c "$CLIENT_CPU" wrk "${args[@]}" "$url")
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null   # warm-up
+    local script=()
+    [ "$workload" = pipelined ] && script=(-s bench/pipeline.lua)
+    before=$(cpu_ticks "$server_pid")
+    out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${script[@]}" "$url" -- 16)
+    after=$(cpu_ticks "$server_pid")
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
+      echo "bench: $name/$workload reported errors:" >&2; echo "$out" >&2
+    fi
   fi
-  after=$(cpu_ticks "$server_pid")
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
-  echo "$out" >"$OUT/$name-$workload-$round.wrk"
-  requests=$(echo "$out" | awk '/requests in/ {print $1}')
-  if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
-    echo "bench: $name/$workload reported errors:" >&2; echo "$out" >&2
-  fi
+  echo "$out" >"$OUT/$name-$workload-$round.out"
   awk -v r="$requests" -v d="$DURATION" -v t=$((after - before)) -v hz="$TICKS" \
     'BEGIN { printf "%.0f %.3f\n", r / d, (t / hz) * 1e6 / r }'
 }
@@ -95,7 +120,7 @@ ratio() {
   paste -d' ' "$OUT/$3.$1" "$OUT/$3.$2" | awk '{print $2 / $4}' | median
 }
 
-for workload in keepalive pipelined; do
+for workload in $WORKLOADS; do
   for server in $SERVERS; do : >"$OUT/$workload.$server"; done
   for round in $(seq 1 "$ROUNDS"); do
     for server in $SERVERS; do
@@ -105,7 +130,7 @@ for workload in keepalive pipelined; do
 done
 
 printf '%-10s %-9s %12s %12s\n' workload server req/s cpu_us/req
-for workload in keepalive pipelined; do
+for workload in $WORKLOADS; do
   for server in $SERVERS; do
     printf '%-10s %-9s %12s %12s\n' "$workload" "$server" \
       "$(cut -d' ' -f1 "$OUT/$workload.$server" | median)" "$(cut -d' ' -f2 "$OUT/$workload.$server" | median)"
@@ -113,8 +138,8 @@ for workload in keepalive pipelined; do
 done
 echo
 printf '%-10s %-22s %8s\n' workload ratio value
-for workload in keepalive pipelined; do
-  for pair in "kite hyper" "kite-mio hyper" "kite-mio kite"; do
+for workload in $WORKLOADS; do
+  for pair in "kite hyper" "kite-mio hyper" "kite-mio kite" "kite-awslc kite"; do
     set -- $pair
     # Only servers measured in this run; result files of earlier runs stay.
     if [[ " $SERVERS " == *" $1 "* && " $SERVERS " == *" $2 "* ]]; then

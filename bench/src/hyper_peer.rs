@@ -3,7 +3,8 @@
 //! demo, with the same headers.
 //!
 //! ```text
-//! hyper-peer 127.0.0.1:8080
+//! hyper-peer 127.0.0.1:8080                       # HTTP
+//! hyper-peer 127.0.0.1:8443 cert.pem key.pem      # HTTPS on tokio-rustls (aws-lc-rs, its default)
 //! ```
 //!
 //! Prints `Now listening on: http://ADDR` once bound, like `kite`.
@@ -11,6 +12,7 @@
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, SERVER};
@@ -38,12 +40,37 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(response)
 }
 
+/// A TLS acceptor for the certificate and key files, like Kite's: aws-lc-rs,
+/// TLS 1.2 and 1.3, ALPN http/1.1.
+fn acceptor(cert: &str, key: &str) -> tokio_rustls::TlsAcceptor {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain =
+        CertificateDer::pem_file_iter(cert).expect("certificate file").collect::<Result<Vec<_>, _>>().expect("PEM");
+    let key = PrivateKeyDer::from_pem_file(key).expect("key file");
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("certificate");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 fn main() {
-    let addr: SocketAddr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".into()).parse().expect("address");
+    let args: Vec<String> = std::env::args().collect();
+    let addr: SocketAddr = args.get(1).map_or("127.0.0.1:8080", String::as_str).parse().expect("address");
+    let tls = match (args.get(2), args.get(3)) {
+        (Some(cert), Some(key)) => Some(acceptor(cert, key)),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async move {
         let listener = TcpListener::bind(addr).await.expect("bind");
-        println!("Now listening on: http://{}", listener.local_addr().expect("local address"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("Now listening on: {scheme}://{}", listener.local_addr().expect("local address"));
         let _ = std::io::stdout().flush();
         loop {
             let (stream, _) = match listener.accept().await {
@@ -51,8 +78,19 @@ fn main() {
                 Err(_) => continue,
             };
             let _ = stream.set_nodelay(true);
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+                let http = http1::Builder::new();
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            let _ = http.serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+                        }
+                    }
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+                    }
+                }
             });
         }
     });

@@ -61,10 +61,11 @@ impl ConnectionIo for TlsIo {
     /// otherwise when the socket below is.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let (io, connection) = self.inner.get_mut();
-        match connection.process_new_packets() {
-            Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => io.poll_read_ready(cx),
-            // Buffered plaintext, a close, or an error a read will report.
-            _ => Poll::Ready(Ok(())),
+        // `wants_read` is false while plaintext is pending or after close.
+        if connection.wants_read() {
+            io.poll_read_ready(cx)
+        } else {
+            Poll::Ready(Ok(()))
         }
     }
 }
