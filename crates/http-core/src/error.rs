@@ -27,6 +27,9 @@ pub enum Error {
     /// aborted so the client sees an incomplete response.
     #[error("response body failed: {0}")]
     ResponseBody(BoxError),
+    /// The HTTP/2 connection failed (a protocol error, a bad preface).
+    #[error("HTTP/2 connection failed: {0}")]
+    Http2(BoxError),
     /// The service failed to become ready.
     #[error("service failed: {0}")]
     Service(BoxError),

@@ -73,9 +73,12 @@ mod body;
 mod date;
 mod error;
 mod h1;
+mod h2;
 mod info;
 mod options;
+mod protocol;
 mod rejection;
+mod rewind;
 
 use http::{Request, Response};
 use http_body::Body;
@@ -85,7 +88,7 @@ use tower_service::Service;
 pub use body::{BodyError, MaxRequestBodySize, ReadOnlyError, RequestBody};
 pub use error::{BoxError, Error};
 pub use info::ConnectionInfo;
-pub use options::{HttpOptions, Limits};
+pub use options::{Http2Limits, HttpOptions, Limits, Protocols};
 pub use rejection::RequestRejection;
 
 /// The request head parser and the body decoders, exposed for fuzzing.
@@ -96,7 +99,12 @@ pub mod fuzzing {
     pub use crate::h1::parse::{parse_head, BodyLength, ParsedHead};
 }
 
-/// Serves HTTP/1.1 on `connection` with `service` until the connection ends.
+/// Serves HTTP on `connection` with `service` until the connection ends.
+///
+/// The protocol follows the options' [`Protocols`] and the connection:
+/// over TLS the ALPN result (`h2` is HTTP/2), in cleartext prior-knowledge
+/// HTTP/2 or, on endpoints that allow both, the first bytes (the HTTP/2
+/// preface is h2c, anything else HTTP/1.1).
 ///
 /// Returns `Ok(())` on a clean end: the peer closed between requests, the
 /// keep-alive timeout passed, or the connection's close signal was
@@ -116,8 +124,5 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (io, context) = connection.into_parts();
-    let close = context.close_signal().clone();
-    let info = ConnectionInfo::new(context);
-    h1::conn::H1Connection::new(io, info, close, service, options).run().await
+    protocol::serve(connection, service, options).await
 }

@@ -61,6 +61,122 @@ impl Default for Limits {
     }
 }
 
+/// Which HTTP versions an endpoint speaks (Kestrel's `HttpProtocols`).
+/// Default: [`Http1AndHttp2`](Self::Http1AndHttp2).
+///
+/// Over TLS, ALPN decides: `h2` is HTTP/2, anything else HTTP/1.1. In
+/// cleartext, [`Http2`](Self::Http2) means prior-knowledge h2c, and
+/// [`Http1AndHttp2`](Self::Http1AndHttp2) reads the first bytes: the HTTP/2
+/// preface is h2c, anything else HTTP/1.1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.x only; an HTTP/2 preface gets GOAWAY(HTTP_1_1_REQUIRED).
+    Http1,
+    /// HTTP/2 only.
+    Http2,
+    /// Both.
+    #[default]
+    Http1AndHttp2,
+}
+
+impl Protocols {
+    /// Whether HTTP/2 is allowed.
+    pub fn http2(self) -> bool {
+        self != Protocols::Http1
+    }
+
+    /// Whether HTTP/1.x is allowed.
+    pub fn http1(self) -> bool {
+        self != Protocols::Http2
+    }
+}
+
+/// Kestrel's HTTP/2 limits, with the documented defaults
+/// (`Http2Limits`). [`validate`](Self::validate) checks the ranges; the
+/// server calls it at startup.
+///
+/// ```
+/// use kite_http_core::Http2Limits;
+///
+/// let mut limits = Http2Limits::default();
+/// assert_eq!(limits.max_streams_per_connection, 100);
+/// limits.max_frame_size = 1 << 24;
+/// assert!(limits.validate().is_err(), "above 2^24-1");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Http2Limits {
+    /// Concurrent streams per connection; more are refused with
+    /// REFUSED_STREAM. Default: 100.
+    pub max_streams_per_connection: u32,
+    /// The HPACK dynamic table size. Default: 4,096.
+    pub header_table_size: u32,
+    /// The largest frame payload the server accepts, 2^14 to 2^24-1.
+    /// Default: 16,384.
+    pub max_frame_size: u32,
+    /// The largest single request header field (name and value) in bytes;
+    /// larger gets `431`. Default: 8,192.
+    pub max_request_header_field_size: u32,
+    /// The connection-level receive window. Default: 131,072.
+    pub initial_connection_window_size: u32,
+    /// Each stream's receive window. Default: 98,304.
+    pub initial_stream_window_size: u32,
+    /// How long a connection may be idle before the server pings it;
+    /// `None` sends no pings. Default: `None`.
+    pub keep_alive_ping_delay: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed.
+    /// Default: 20 seconds.
+    pub keep_alive_ping_timeout: Duration,
+}
+
+impl Default for Http2Limits {
+    fn default() -> Self {
+        Self {
+            max_streams_per_connection: 100,
+            header_table_size: 4096,
+            max_frame_size: 16_384,
+            max_request_header_field_size: 8_192,
+            initial_connection_window_size: 131_072,
+            initial_stream_window_size: 98_304,
+            keep_alive_ping_delay: None,
+            keep_alive_ping_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Http2Limits {
+    /// Checks every value is in its range.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the limit, its value and its range.
+    pub fn validate(&self) -> Result<(), String> {
+        const MAX_WINDOW: u32 = (1 << 31) - 1;
+        if self.max_streams_per_connection == 0 {
+            return Err("Http2.MaxStreamsPerConnection must be at least 1".into());
+        }
+        if !(16_384..=16_777_215).contains(&self.max_frame_size) {
+            return Err(format!("Http2.MaxFrameSize is {}; it must be 16384 to 16777215", self.max_frame_size));
+        }
+        if self.max_request_header_field_size == 0 {
+            return Err("Http2.MaxRequestHeaderFieldSize must be at least 1".into());
+        }
+        if !(65_535..=MAX_WINDOW).contains(&self.initial_connection_window_size) {
+            return Err(format!(
+                "Http2.InitialConnectionWindowSize is {}; it must be 65535 to {MAX_WINDOW}",
+                self.initial_connection_window_size
+            ));
+        }
+        if !(65_535..=MAX_WINDOW).contains(&self.initial_stream_window_size) {
+            return Err(format!(
+                "Http2.InitialStreamWindowSize is {}; it must be 65535 to {MAX_WINDOW}",
+                self.initial_stream_window_size
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Options for [`serve_connection`](crate::serve_connection).
 ///
 /// ```
@@ -72,13 +188,21 @@ impl Default for Limits {
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
     pub(crate) limits: Limits,
+    pub(crate) http2: Http2Limits,
+    pub(crate) protocols: Protocols,
     pub(crate) add_server_header: bool,
     pub(crate) drain_timeout: Duration,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { limits: Limits::default(), add_server_header: true, drain_timeout: Duration::from_secs(5) }
+        Self {
+            limits: Limits::default(),
+            http2: Http2Limits::default(),
+            protocols: Protocols::default(),
+            add_server_header: true,
+            drain_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -91,6 +215,18 @@ impl HttpOptions {
     /// Sets the limits. Default: [`Limits::default`].
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the HTTP/2 limits. Default: [`Http2Limits::default`].
+    pub fn http2_limits(mut self, limits: Http2Limits) -> Self {
+        self.http2 = limits;
+        self
+    }
+
+    /// Which HTTP versions to speak. Default: [`Protocols::Http1AndHttp2`].
+    pub fn protocols(mut self, protocols: Protocols) -> Self {
+        self.protocols = protocols;
         self
     }
 

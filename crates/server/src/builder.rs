@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kite_connection_middleware::tls::{TlsError, TlsMiddleware, TlsOptions};
 use kite_connection_middleware::ConnectionMiddleware;
+use kite_http_core::Protocols;
 use kite_transport_core::Transport;
 
 use crate::address::{self, endpoint_url};
@@ -151,6 +152,7 @@ impl ServerBuilder {
     /// is taken or unavailable; [`ServerError::NoTransport`] without a
     /// transport.
     pub async fn bind(self) -> Result<Server, ServerError> {
+        self.options.http2.validate().map_err(ServerError::InvalidOptions)?;
         let transport = match self.transport {
             Some(transport) => transport,
             None => default_transport()?,
@@ -183,8 +185,14 @@ impl ServerBuilder {
 
         let mut listeners = Vec::new();
         for (address, tls) in &endpoints {
+            // ALPN offers what the endpoint speaks.
+            let tls = tls.clone().map(|options| match self.options.protocols {
+                Protocols::Http1 => options.alpn_protocols(["http/1.1"]),
+                Protocols::Http2 => options.alpn_protocols(["h2"]),
+                Protocols::Http1AndHttp2 => options,
+            });
             let tls = match tls {
-                Some(options) => Some(TlsMiddleware::new(options.clone()).map_err(|source| ServerError::Tls {
+                Some(options) => Some(TlsMiddleware::new(options).map_err(|source| ServerError::Tls {
                     endpoint: format!("https{}", address.to_string().trim_start_matches("http")),
                     source,
                 })?),

@@ -34,6 +34,9 @@ pub enum ServerError {
         #[source]
         source: kite_connection_middleware::tls::TlsError,
     },
+    /// An option is out of its range; the message names it and the range.
+    #[error("invalid server options: {0}")]
+    InvalidOptions(String),
     /// No transport was compiled in or configured.
     #[error("no transport: enable the `sockets` feature or call ServerBuilder::transport")]
     NoTransport,

@@ -55,7 +55,9 @@ pub use error::ServerError;
 pub use kite_connection_middleware::tls::{
     Certificate, ClientCertificateMode, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
 };
-pub use kite_http_core::{ConnectionInfo, HttpOptions, Limits, MaxRequestBodySize, RequestBody};
+pub use kite_http_core::{
+    ConnectionInfo, Http2Limits, HttpOptions, Limits, MaxRequestBodySize, Protocols, RequestBody,
+};
 pub use options::ServerOptions;
 pub use server::Server;
 pub use service_fn::{service_fn, ServiceFn};

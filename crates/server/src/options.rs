@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kite_http_core::{HttpOptions, Limits};
+use kite_http_core::{Http2Limits, HttpOptions, Limits, Protocols};
 
 /// Options for a [`Server`](crate::Server) (Kestrel's `KestrelServerOptions`
 /// and the host's shutdown timeout).
@@ -21,6 +21,11 @@ use kite_http_core::{HttpOptions, Limits};
 pub struct ServerOptions {
     /// Limits and timeouts for every connection. Default: [`Limits::default`].
     pub limits: Limits,
+    /// HTTP/2 limits, checked at bind. Default: [`Http2Limits::default`].
+    pub http2: Http2Limits,
+    /// The HTTP versions every endpoint speaks. Default:
+    /// [`Protocols::Http1AndHttp2`].
+    pub protocols: Protocols,
     /// Whether responses carry `Server: kite`. Default: `true`.
     pub add_server_header: bool,
     /// How long graceful shutdown waits for in-flight requests before it
@@ -37,6 +42,8 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
+            http2: Http2Limits::default(),
+            protocols: Protocols::default(),
             add_server_header: true,
             shutdown_timeout: Duration::from_secs(30),
             handle_signals: true,
@@ -50,6 +57,8 @@ impl ServerOptions {
     pub fn http_options(&self) -> HttpOptions {
         HttpOptions::new()
             .limits(self.limits.clone())
+            .http2_limits(self.http2.clone())
+            .protocols(self.protocols)
             .add_server_header(self.add_server_header)
             .request_drain_timeout(self.request_drain_timeout)
     }

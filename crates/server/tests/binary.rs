@@ -7,6 +7,44 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A child process killed when dropped, so a failing test cannot leave a
+/// server behind holding the test's output pipes open.
+struct Killed(std::process::Child);
+
+impl std::ops::Deref for Killed {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends SIGTERM and waits (bounded) for a clean exit.
+async fn terminate(child: &mut Killed) -> std::process::ExitStatus {
+    let pid = child.id();
+    let status = Command::new("sh").arg("-c").arg(format!("kill -TERM {pid}")).status().unwrap();
+    assert!(status.success());
+    for _ in 0..200 {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("kite did not exit within 10 s of SIGTERM");
+}
+
 async fn get(addr: &str, request: &str) -> (String, Vec<u8>) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -24,11 +62,13 @@ async fn kite_serves_the_demo_and_stops_on_sigterm() {
 }
 
 async fn serves_the_demo_on(transport: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kite starts");
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_kite"))
+            .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("kite starts"),
+    );
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -69,13 +109,7 @@ async fn serves_the_demo_on(transport: &str) {
     let (head, _) = get(&addr, &format!("GET /nope HTTP/1.1{close}")).await;
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
-    let status = Command::new("sh").arg("-c").arg(format!("kill -TERM {}", child.id())).status().unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || child.wait()))
-        .await
-        .expect("kite exits after SIGTERM")
-        .unwrap()
-        .unwrap();
+    let exit = terminate(&mut child).await;
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
 }
 
@@ -109,7 +143,7 @@ async fn backs_off_on(transport: &str) {
         env!("CARGO_BIN_EXE_kite")
     );
     let mut child =
-        Command::new("sh").arg("-c").arg(script).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        Killed(Command::new("sh").arg("-c").arg(script).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -156,8 +190,7 @@ async fn backs_off_on(transport: &str) {
         }
     };
     tokio::time::timeout(Duration::from_secs(15), served).await.expect("the server serves again");
-    let _ = Command::new("sh").arg("-c").arg(format!("kill -TERM {}", child.id())).status();
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    terminate(&mut child).await;
 }
 
 /// A fresh temporary directory for one test.
@@ -193,12 +226,14 @@ async fn kite_serves_https_with_the_given_certificate() {
     }
     let dir = temp_dir("https");
     let (cert, key) = write_certificate(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args(["--urls", "https://127.0.0.1:0", "--log", "warn", "--certificate", &cert, "--certificate-key", &key])
-        .env("KITE_DEV_CERTS_DIR", &dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_kite"))
+            .args(["--urls", "https://127.0.0.1:0", "--log", "warn", "--certificate", &cert, "--certificate-key", &key])
+            .env("KITE_DEV_CERTS_DIR", &dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.trim().strip_prefix("Now listening on: ").unwrap_or_else(|| panic!("{line:?}")).to_string();
@@ -214,10 +249,11 @@ async fn kite_serves_https_with_the_given_certificate() {
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["tls"]["version"], "TLSv1.3");
     assert_eq!(info["tls"]["sni"], "localhost");
-    assert_eq!(info["tls"]["alpn"], "http/1.1");
+    // curl offers h2 and http/1.1; Kite prefers h2.
+    assert_eq!(info["tls"]["alpn"], "h2");
+    assert_eq!(info["protocol"], "HTTP/2");
     assert!(info["tls"]["cipher_suite"].as_str().unwrap().starts_with("TLS13_"));
-    let _ = Command::new("sh").arg("-c").arg(format!("kill -TERM {}", child.id())).status();
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    terminate(&mut child).await;
     std::fs::remove_dir_all(&dir).ok();
 }
 

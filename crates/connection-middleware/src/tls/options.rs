@@ -74,7 +74,7 @@ impl Default for TlsOptions {
             handshake_timeout: Duration::from_secs(10),
             versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
             cipher_suites: None,
-            alpn: vec![b"http/1.1".to_vec()],
+            alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         }
     }
 }
@@ -160,8 +160,8 @@ impl TlsOptions {
         self
     }
 
-    /// The ALPN protocols offered, most preferred first. Default:
-    /// `http/1.1`.
+    /// The ALPN protocols offered, most preferred first. Default: `h2`,
+    /// `http/1.1` (the server narrows it to what an endpoint speaks).
     pub fn alpn_protocols<I, P>(mut self, protocols: I) -> Self
     where
         I: IntoIterator<Item = P>,

@@ -40,6 +40,7 @@ enum Inner {
     Empty,
     Full(Option<Bytes>),
     Incoming(Arc<Shared>),
+    H2(Box<crate::h2::body::H2Body>),
 }
 
 impl RequestBody {
@@ -50,6 +51,10 @@ impl RequestBody {
 
     pub(crate) fn incoming(shared: Arc<Shared>) -> Self {
         Self { inner: Inner::Incoming(shared) }
+    }
+
+    pub(crate) fn h2(body: crate::h2::body::H2Body) -> Self {
+        Self { inner: Inner::H2(Box::new(body)) }
     }
 }
 
@@ -65,6 +70,7 @@ impl std::fmt::Debug for RequestBody {
             Inner::Empty => "empty",
             Inner::Full(_) => "full",
             Inner::Incoming(_) => "incoming",
+            Inner::H2(_) => "http2",
         };
         f.debug_struct("RequestBody").field("kind", &kind).finish()
     }
@@ -102,6 +108,7 @@ impl Body for RequestBody {
         let shared = match &mut self.inner {
             Inner::Empty => return Poll::Ready(None),
             Inner::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::H2(body) => return body.poll_frame(cx),
             Inner::Incoming(shared) => shared,
         };
         let mut state = shared.lock();
@@ -139,6 +146,7 @@ impl Body for RequestBody {
         match &self.inner {
             Inner::Empty => true,
             Inner::Full(bytes) => bytes.is_none(),
+            Inner::H2(body) => body.is_end_stream(),
             Inner::Incoming(shared) => {
                 let state = shared.lock();
                 state.finished && state.chunk.is_none() && state.trailers.is_none() && state.error.is_none()
@@ -150,6 +158,7 @@ impl Body for RequestBody {
         match &self.inner {
             Inner::Empty => SizeHint::with_exact(0),
             Inner::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Inner::H2(body) => body.content_length().map_or_else(SizeHint::default, SizeHint::with_exact),
             Inner::Incoming(shared) => {
                 let state = shared.lock();
                 match state.content_length {

@@ -59,6 +59,7 @@ where
 {
     pub fn new(
         io: Box<dyn ConnectionIo>,
+        read_buf: BytesMut,
         info: ConnectionInfo,
         close: CloseSignal,
         service: S,
@@ -66,7 +67,7 @@ where
     ) -> Self {
         Self {
             io,
-            read_buf: BytesMut::new(),
+            read_buf,
             write_buf: Vec::new(),
             write_pos: 0,
             limits: options.limits.clone(),

@@ -1,0 +1,82 @@
+//! An HTTP/2 request body.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::Frame;
+
+use crate::body::shared::Shared;
+use crate::{BodyError, RequestRejection};
+
+/// The request side of one stream: DATA frames (their flow-control
+/// capacity released as the application takes them), then trailers. The
+/// body-size limit comes from the shared state the `MaxRequestBodySize`
+/// extension writes.
+pub(crate) struct H2Body {
+    recv: h2::RecvStream,
+    shared: Arc<Shared>,
+    received: u64,
+    data_done: bool,
+    done: bool,
+}
+
+impl H2Body {
+    pub fn new(recv: h2::RecvStream, shared: Arc<Shared>) -> Self {
+        Self { recv, shared, received: 0, data_done: false, done: false }
+    }
+
+    fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.done = true;
+        self.shared.fail(error.clone());
+        Poll::Ready(Some(Err(error)))
+    }
+
+    pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let (limit, content_length) = {
+            let mut state = self.shared.lock();
+            state.read_started = true;
+            (state.limit, state.content_length)
+        };
+        if let Some(limit) = limit {
+            if content_length.unwrap_or(self.received) > limit {
+                return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
+            }
+        }
+        if !self.data_done {
+            match self.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    self.received += data.len() as u64;
+                    if limit.is_some_and(|limit| self.received > limit) {
+                        return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Poll::Ready(Some(Err(e))) => return self.fail(BodyError::Io(Arc::new(std::io::Error::other(e)))),
+                Poll::Ready(None) => self.data_done = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        match self.recv.poll_trailers(cx) {
+            Poll::Ready(Ok(trailers)) => {
+                self.done = true;
+                self.shared.finish();
+                Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
+            }
+            Poll::Ready(Err(e)) => self.fail(BodyError::Io(Arc::new(std::io::Error::other(e)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    pub fn is_end_stream(&self) -> bool {
+        self.done || self.recv.is_end_stream()
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.shared.lock().content_length.map(|n| n.saturating_sub(self.received))
+    }
+}

@@ -1,0 +1,322 @@
+//! HTTP/2 on the h2 crate: Kestrel's HTTP/2 limits, the same application
+//! contract as HTTP/1.1, trailers both ways, and graceful GOAWAY.
+
+pub(crate) mod body;
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::{Buf, Bytes};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use h2::server::SendResponse;
+use h2::{Reason, SendStream};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, SERVER, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use kite_transport_core::{CloseSignal, ConnectionIo};
+use tokio::time::Instant;
+use tower_service::Service;
+
+use self::body::H2Body;
+use crate::body::shared::Shared;
+use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, RequestBody, RequestRejection};
+
+/// The HTTP/2 connection preface a client sends first.
+pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An empty SETTINGS frame and GOAWAY(HTTP_1_1_REQUIRED): the answer to an
+/// HTTP/2 preface on an endpoint that speaks HTTP/1.x only.
+pub(crate) const HTTP_1_1_REQUIRED: &[u8] =
+    &[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0d];
+
+enum Event {
+    Stream(Box<(Request<h2::RecvStream>, SendResponse<Bytes>)>),
+    Close,
+    Done,
+    Failed(h2::Error),
+    ServiceFailed(BoxError),
+}
+
+/// Serves HTTP/2 on `io` until the client or the server ends it.
+pub(crate) async fn serve<S, B>(
+    io: Box<dyn ConnectionIo>,
+    info: ConnectionInfo,
+    close: CloseSignal,
+    mut service: S,
+    options: &HttpOptions,
+) -> Result<(), Error>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let limits = &options.http2;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .header_table_size(limits.header_table_size)
+        .max_frame_size(limits.max_frame_size)
+        .initial_window_size(limits.initial_stream_window_size)
+        .initial_connection_window_size(limits.initial_connection_window_size)
+        .max_header_list_size(u32::try_from(options.limits.max_request_headers_total_size).unwrap_or(u32::MAX));
+    let mut connection =
+        match tokio::time::timeout(options.limits.request_headers_timeout, builder.handshake::<_, Bytes>(io)).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(e)) => {
+                tracing::debug!(connection_id = %info.id(), error = %e, "HTTP/2 connection preface failed");
+                return Err(Error::Http2(e.into()));
+            }
+            Err(_) => {
+                tracing::debug!(connection_id = %info.id(), "no HTTP/2 preface before RequestHeadersTimeout");
+                return Ok(());
+            }
+        };
+
+    let mut streams = FuturesUnordered::new();
+    let mut closing = false;
+    let keep_alive = options.limits.keep_alive_timeout;
+    let mut idle = pin!(tokio::time::sleep(keep_alive));
+    loop {
+        let event = poll_fn(|cx| {
+            if !closing && close.poll_requested(cx).is_ready() {
+                return Poll::Ready(Event::Close);
+            }
+            let was_busy = !streams.is_empty();
+            while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
+            if was_busy && streams.is_empty() {
+                // The keep-alive timeout counts from the last stream's end.
+                idle.as_mut().reset(Instant::now() + keep_alive);
+            }
+            if !closing && streams.is_empty() && idle.as_mut().poll(cx).is_ready() {
+                tracing::debug!(connection_id = %info.id(), "HTTP/2 keep-alive timeout");
+                return Poll::Ready(Event::Close);
+            }
+            match service.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Event::ServiceFailed(e.into())),
+                Poll::Pending => return Poll::Pending,
+            }
+            match connection.poll_accept(cx) {
+                Poll::Ready(Some(Ok(stream))) => Poll::Ready(Event::Stream(Box::new(stream))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Event::Failed(e)),
+                Poll::Ready(None) => Poll::Ready(Event::Done),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match event {
+            Event::Stream(stream) => {
+                let (request, respond) = *stream;
+                if let Some(stream) = start_stream(request, respond, &mut service, &info, options) {
+                    streams.push(stream);
+                }
+            }
+            Event::Close => {
+                // GOAWAY; streams in flight finish, then accept ends.
+                connection.graceful_shutdown();
+                closing = true;
+            }
+            Event::Done => return Ok(()),
+            Event::Failed(e) if e.is_io() => {
+                return Err(Error::Io(e.into_io().unwrap_or_else(|| std::io::ErrorKind::Other.into())))
+            }
+            Event::Failed(e) => {
+                tracing::debug!(connection_id = %info.id(), error = %e, "HTTP/2 connection error");
+                return Err(Error::Http2(e.into()));
+            }
+            Event::ServiceFailed(e) => {
+                tracing::error!(connection_id = %info.id(), error = %e, "service is not ready; closing the connection");
+                connection.abrupt_shutdown(Reason::INTERNAL_ERROR);
+                return Err(Error::Service(e));
+            }
+        }
+    }
+}
+
+/// Checks a stream's head, builds the request and calls the service; the
+/// future answers the stream. `None` when the head was refused.
+fn start_stream<S, B>(
+    request: Request<h2::RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    service: &mut S,
+    info: &ConnectionInfo,
+    options: &HttpOptions,
+) -> Option<impl Future<Output = ()>>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, recv) = request.into_parts();
+    if let Some(rejection) = check_head(&parts, options) {
+        tracing::debug!(
+            target: "kite::bad_requests",
+            connection_id = %info.id(),
+            status = rejection.status().as_u16(),
+            reason = %rejection,
+            "bad HTTP/2 request rejected"
+        );
+        let mut response = Response::new(());
+        *response.status_mut() = rejection.status();
+        let _ = respond.send_response(response, true);
+        return None;
+    }
+    let content_length =
+        parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let shared = Shared::new(options.limits.max_request_body_size, content_length);
+    if recv.is_end_stream() {
+        shared.finish();
+    }
+    parts.extensions.insert(info.clone());
+    parts.extensions.insert(MaxRequestBodySize::new(Arc::clone(&shared)));
+    let is_head = parts.method == Method::HEAD;
+    let span =
+        tracing::debug_span!("request", connection_id = %info.id(), method = %parts.method, path = %parts.uri.path());
+    let call = tracing::Instrument::instrument(
+        service.call(Request::from_parts(parts, RequestBody::h2(H2Body::new(recv, Arc::clone(&shared))))),
+        span,
+    );
+    let server_header = options.add_server_header;
+    Some(async move {
+        let outcome = call.await.map_err(Into::into);
+        answer(outcome, respond, &shared, is_head, server_header).await;
+    })
+}
+
+/// Kestrel's head limits on HTTP/2: the pseudo-headers against the request
+/// line limit, each field against MaxRequestHeaderFieldSize, the count.
+fn check_head(parts: &http::request::Parts, options: &HttpOptions) -> Option<RequestRejection> {
+    let line = parts.method.as_str().len() + parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    if line > options.limits.max_request_line_size {
+        return Some(RequestRejection::RequestLineTooLong);
+    }
+    if parts.headers.len() > options.limits.max_request_header_count {
+        return Some(RequestRejection::TooManyHeaders);
+    }
+    let max_field = options.http2.max_request_header_field_size as usize;
+    if parts.headers.iter().any(|(name, value)| name.as_str().len() + value.len() > max_field) {
+        return Some(RequestRejection::HeadersExceedMaxTotalSize);
+    }
+    None
+}
+
+/// Sends the response (or the status a refused body earned), its body and
+/// trailers; resets the stream with NO_ERROR when the request body was
+/// left unread, instead of HTTP/1.1's drain.
+async fn answer<B>(
+    outcome: Result<Response<B>, BoxError>,
+    mut respond: SendResponse<Bytes>,
+    shared: &Shared,
+    is_head: bool,
+    server_header: bool,
+) where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let refused = match &shared.lock().error {
+        Some(crate::BodyError::Rejected(rejection)) => Some(*rejection),
+        _ => None,
+    };
+    let response = match (outcome, refused) {
+        (_, Some(rejection)) => Err(rejection.status()),
+        (Err(error), None) => {
+            tracing::error!(%error, "the application failed; sending 500");
+            Err(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        (Ok(response), None) => Ok(response),
+    };
+    let (mut parts, body) = match response {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            (parts, Some(body))
+        }
+        Err(status) => {
+            let (mut parts, ()) = Response::new(()).into_parts();
+            parts.status = status;
+            (parts, None)
+        }
+    };
+    prepare_headers(&mut parts.headers, server_header);
+    let no_body = is_head
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED
+        || body.as_ref().is_none_or(Body::is_end_stream);
+    let mut send = match respond.send_response(Response::from_parts(parts, ()), no_body) {
+        Ok(send) => send,
+        Err(e) => {
+            tracing::debug!(error = %e, "the client reset the stream before the response");
+            return;
+        }
+    };
+    if let (Some(body), false) = (body, no_body) {
+        if let Err(error) = send_body(body, &mut send).await {
+            tracing::debug!(%error, "response body failed; resetting the stream");
+            send.send_reset(Reason::INTERNAL_ERROR);
+            return;
+        }
+    }
+    if !shared.lock().finished {
+        send.send_reset(Reason::NO_ERROR);
+    }
+}
+
+/// Connection-specific headers are not allowed on HTTP/2; Kite adds
+/// `Date` and `Server` as on HTTP/1.1.
+fn prepare_headers(headers: &mut HeaderMap, server_header: bool) {
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    if !headers.contains_key(DATE) {
+        let mut date = Vec::with_capacity(29);
+        crate::date::extend(&mut date);
+        if let Ok(value) = HeaderValue::from_bytes(&date) {
+            headers.insert(DATE, value);
+        }
+    }
+    if server_header && !headers.contains_key(SERVER) {
+        headers.insert(SERVER, HeaderValue::from_static("kite"));
+    }
+}
+
+/// Streams `body` as DATA frames within the flow-control window, then its
+/// trailers or END_STREAM.
+async fn send_body<B>(body: B, send: &mut SendStream<Bytes>) -> Result<(), BoxError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let mut body = pin!(body);
+    loop {
+        // Errors become `BoxError` at once: `B::Error` need not be `Send`.
+        let next = poll_fn(|cx| body.as_mut().poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::<BoxError>::into))));
+        let Some(frame) = next.await else {
+            break;
+        };
+        match frame?.into_data() {
+            Ok(mut data) => {
+                let mut bytes = data.copy_to_bytes(data.remaining());
+                drop(data);
+                while !bytes.is_empty() {
+                    send.reserve_capacity(bytes.len());
+                    let granted = poll_fn(|cx| send.poll_capacity(cx)).await.ok_or("the stream closed")??;
+                    let chunk = bytes.split_to(granted.min(bytes.len()));
+                    send.send_data(chunk, false)?;
+                }
+            }
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    send.send_trailers(trailers)?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    send.send_data(Bytes::new(), true)?;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! Choosing the protocol for a connection.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
+
+use bytes::BytesMut;
+use http::{Request, Response};
+use http_body::Body;
+use kite_transport_core::tls::TlsHandshake;
+use kite_transport_core::{Connection, ConnectionIo};
+use tokio::io::{AsyncWriteExt, ReadBuf};
+use tower_service::Service;
+
+use crate::h1::buffers;
+use crate::h1::conn::H1Connection;
+use crate::rewind::Rewind;
+use crate::{h2, BoxError, ConnectionInfo, Error, HttpOptions, Protocols, RequestBody};
+
+pub(crate) async fn serve<S, B>(connection: Connection, service: S, options: &HttpOptions) -> Result<(), Error>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (mut io, context) = connection.into_parts();
+    let close = context.close_signal().clone();
+    let alpn = context.features().get::<TlsHandshake>().map(|tls| tls.alpn.as_deref() == Some(b"h2"));
+    let info = ConnectionInfo::new(context);
+    match (alpn, options.protocols) {
+        // Over TLS, ALPN alone decides.
+        (Some(true), _) => h2::serve(io, info, close, service, options).await,
+        (Some(false), _) => H1Connection::new(io, BytesMut::new(), info, close, service, options).run().await,
+        (None, Protocols::Http2) => h2::serve(io, info, close, service, options).await,
+        (None, protocols) => {
+            let sniffed = tokio::time::timeout(options.limits.request_headers_timeout, sniff(&mut io)).await;
+            let first = match sniffed {
+                Ok(Ok(first)) => first,
+                Ok(Err(e)) => return Err(Error::Io(e)),
+                Err(_) => {
+                    tracing::debug!(connection_id = %info.id(), "no request before RequestHeadersTimeout");
+                    return Ok(());
+                }
+            };
+            if !first.starts_with(h2::PREFACE) {
+                return H1Connection::new(io, first, info, close, service, options).run().await;
+            }
+            if protocols.http2() {
+                return h2::serve(Box::new(Rewind::new(first.freeze(), io)), info, close, service, options).await;
+            }
+            tracing::debug!(connection_id = %info.id(), "HTTP/2 preface on an HTTP/1.x endpoint; GOAWAY(HTTP_1_1_REQUIRED)");
+            io.write_all(h2::HTTP_1_1_REQUIRED).await?;
+            let _ = io.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+/// Reads until the first bytes tell HTTP/2's preface from anything else,
+/// which is usually the first read. An idle connection waits for data
+/// before it takes a buffer.
+async fn sniff(io: &mut Box<dyn ConnectionIo>) -> std::io::Result<BytesMut> {
+    let mut buf = BytesMut::new();
+    loop {
+        let undecided = buf.len() < h2::PREFACE.len() && h2::PREFACE.starts_with(&buf);
+        if !undecided {
+            return Ok(buf);
+        }
+        poll_fn(|cx| io.poll_read_ready(cx)).await?;
+        if buf.capacity() == 0 {
+            buf = buffers::take_read();
+        }
+        let read = poll_fn(|cx| {
+            let mut dst = ReadBuf::uninit(buf.spare_capacity_mut());
+            match Pin::new(&mut **io).poll_read(cx, &mut dst) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(dst.filled().len())),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await?;
+        if read == 0 {
+            return Ok(buf);
+        }
+        // SAFETY: `poll_read` initialised `read` bytes of the spare capacity,
+        // directly after the buffer's length.
+        unsafe { buf.set_len(buf.len() + read) };
+    }
+}
