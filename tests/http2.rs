@@ -1,0 +1,195 @@
+//! HTTP/2 end to end: hyper's HTTP/2 client and curl, over h2c and TLS.
+
+mod common;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use common::*;
+use http::{HeaderMap, Request, StatusCode, Version};
+use http_body::Frame;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kite::{Protocols, ServerOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A prior-knowledge HTTP/2 client connection.
+async fn h2c<B>(addr: std::net::SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.expect("h2c handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+#[tokio::test]
+async fn h2c_by_prior_knowledge_and_a_hundred_concurrent_streams() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let mut sender = h2c::<Empty<Bytes>>(server.addr).await;
+        let response =
+            sender.send_request(Request::get(server.url("/plaintext")).body(Empty::new()).unwrap()).await.unwrap();
+        assert_eq!(response.version(), Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["server"], "kite");
+        assert!(response.headers().get("connection").is_none());
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "Hello, World!");
+
+        let requests = (0..100).map(|_| {
+            let mut sender = sender.clone();
+            let uri = server.url("/remote");
+            async move {
+                let response = sender.send_request(Request::get(uri).body(Empty::new()).unwrap()).await.unwrap();
+                response.into_body().collect().await.unwrap().to_bytes()
+            }
+        });
+        let bodies = tokio::time::timeout(WAIT, futures_join_all(requests)).await.expect("100 streams in time");
+        assert_eq!(bodies.len(), 100);
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{transport}: all on one connection");
+        server.stop().await;
+    }
+}
+
+/// Runs futures concurrently on this task (no extra dependency).
+async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
+    let mut handles: Vec<_> = handles.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, out) in handles.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *out = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("finished")).collect()
+}
+
+/// A request body of two chunks and a trailer.
+struct WithTrailers {
+    step: u8,
+}
+
+impl http_body::Body for WithTrailers {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.step += 1;
+        Poll::Ready(match self.step {
+            1 => Some(Ok(Frame::data(Bytes::from_static(b"hello ")))),
+            2 => Some(Ok(Frame::data(Bytes::from_static(b"trailers")))),
+            3 => {
+                let mut trailers = HeaderMap::new();
+                trailers.insert("x-checksum", "42".parse().unwrap());
+                Some(Ok(Frame::trailers(trailers)))
+            }
+            _ => None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn trailers_flow_both_ways() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let mut sender = h2c::<WithTrailers>(server.addr).await;
+        let request = Request::post(server.url("/echo")).body(WithTrailers { step: 0 }).unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let collected = response.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().expect("response trailers");
+        assert_eq!(trailers["x-checksum"], "42", "{transport}");
+        assert_eq!(collected.to_bytes(), "hello trailers");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_a_stream_in_flight() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let mut sender = h2c::<Empty<Bytes>>(server.addr).await;
+        let uri = server.url("/slow");
+        let in_flight = tokio::spawn(async move {
+            let response = sender.send_request(Request::get(uri).body(Empty::new()).unwrap()).await.unwrap();
+            response.into_body().collect().await.unwrap().to_bytes()
+        });
+        tokio::time::timeout(WAIT, server.gate.entered.notified()).await.expect("the stream reached the app");
+        server.shutdown.shutdown();
+        server.gate.release.notify_one();
+        let body = tokio::time::timeout(WAIT, in_flight).await.unwrap().unwrap();
+        assert_eq!(body, "finished");
+        tokio::time::timeout(WAIT, server.done).await.expect("server finished").unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_http1_only_endpoint_answers_the_preface_with_goaway_http_1_1_required() {
+    let mut options = ServerOptions::default();
+    options.protocols = Protocols::Http1;
+    let server = start("sockets", options).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    // SETTINGS, then GOAWAY whose error code is HTTP_1_1_REQUIRED (0xd).
+    assert_eq!(&answer[..9], &[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    assert_eq!(answer[12], 7, "a GOAWAY frame");
+    assert_eq!(&answer[answer.len() - 4..], &[0, 0, 0, 0x0d]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn curl_speaks_http2_over_tls_and_by_prior_knowledge() {
+    if !require_tool("curl") {
+        return;
+    }
+    let server = start("sockets", ServerOptions::default()).await;
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version}"])
+        .arg(server.url("/plaintext"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"2");
+    server.stop().await;
+
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let certificate =
+        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
+            .unwrap();
+    let server = start_with("sockets", ServerOptions::default(), move |builder| {
+        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
+    })
+    .await;
+    let port = server.addr.port();
+    let out = tokio::process::Command::new("curl")
+        .args(["-sSk", "--max-time", "10", "--http2", "--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-o", "/dev/null", "-w", "%{http_version}"])
+        .arg(format!("https://localhost:{port}/plaintext"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"2", "ALPN chose h2");
+    server.stop().await;
+}
