@@ -2,7 +2,8 @@
 # Kite (on the sockets and on the mio transport) against hyper 1.x +
 # hyper-util (with tokio-rustls for HTTPS), side by side in one run.
 #
-# Workloads: keepalive (HTTP/1.1, 50 connections), pipelined (x16),
+# Workloads: keepalive (HTTP/1.1, 50 connections), pipelined (x16), h2c
+# (h2load: 16 connections x 32 streams, prior knowledge),
 # https (HTTP/1.1 over TLS 1.3, 50 kept-alive connections) and handshake (a
 # new connection and a full TLS handshake per request, from the bench's own
 # tls-handshakes client, since wrk resumes sessions).
@@ -30,10 +31,10 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
 SERVERS=${SERVERS:-kite kite-mio hyper}
-WORKLOADS=${WORKLOADS:-keepalive pipelined https handshake}
+WORKLOADS=${WORKLOADS:-keepalive pipelined https handshake}   # h2c: opt in (the hyper peer does not answer h2c yet)
 
-for tool in wrk taskset; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk util-linux)" >&2; exit 1; }
+for tool in wrk h2load taskset; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nghttp2-client util-linux)" >&2; exit 1; }
 done
 
 cargo build --release -q -p kite-server --bin kite -p kite-bench
@@ -85,7 +86,17 @@ measure() {
   start "$name" "$scheme"
   local url="$scheme://127.0.0.1:$port/plaintext"
   local before after out requests
-  if [ "$workload" = handshake ]; then
+  if [ "$workload" = h2c ]; then
+    # 16 connections x 32 concurrent streams, prior knowledge.
+    taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D2 "$url" >/dev/null   # warm-up
+    before=$(cpu_ticks "$server_pid")
+    out=$(taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D"$DURATION" "$url")
+    after=$(cpu_ticks "$server_pid")
+    requests=$(echo "$out" | awk '/^requests:/ {print $8}')
+    if ! echo "$out" | grep -q " 0 failed, 0 errored"; then
+      echo "bench: $name/$workload reported errors:" >&2; echo "$out" | grep '^requests:' >&2
+    fi
+  elif [ "$workload" = handshake ]; then
     taskset -c "$CLIENT_CPU" "$HANDSHAKES" "127.0.0.1:$port" 2 16 >/dev/null   # warm-up
     before=$(cpu_ticks "$server_pid")
     out=$(taskset -c "$CLIENT_CPU" "$HANDSHAKES" "127.0.0.1:$port" "$DURATION" 16)

@@ -80,15 +80,17 @@ fn main() {
             let _ = stream.set_nodelay(true);
             let tls = tls.clone();
             tokio::spawn(async move {
-                let http = http1::Builder::new();
                 match tls {
                     Some(acceptor) => {
                         if let Ok(stream) = acceptor.accept(stream).await {
-                            let _ = http.serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+                            let _ =
+                                http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handle)).await;
                         }
                     }
                     None => {
-                        let _ = http.serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+                        // HTTP/1.1 and prior-knowledge h2c, like Kite's default endpoint.
+                        let auto = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        let _ = auto.serve_connection(TokioIo::new(stream), service_fn(handle)).await;
                     }
                 }
             });
