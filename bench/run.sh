@@ -31,7 +31,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
 SERVERS=${SERVERS:-kite kite-mio hyper}
-WORKLOADS=${WORKLOADS:-keepalive pipelined https handshake}   # h2c: opt in (the hyper peer does not answer h2c yet)
+WORKLOADS=${WORKLOADS:-keepalive pipelined h2c https handshake}
 
 for tool in wrk h2load taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nghttp2-client util-linux)" >&2; exit 1; }

@@ -89,7 +89,9 @@ fn main() {
                     }
                     None => {
                         // HTTP/1.1 and prior-knowledge h2c, like Kite's default endpoint.
-                        let auto = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        let mut auto =
+                            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        auto.http2().timer(hyper_util::rt::TokioTimer::new());
                         let _ = auto.serve_connection(TokioIo::new(stream), service_fn(handle)).await;
                     }
                 }

@@ -31,6 +31,29 @@ pub(crate) fn extend(dst: &mut Vec<u8>) {
     });
 }
 
+thread_local! {
+    static CACHED_VALUE: RefCell<(u64, Option<http::HeaderValue>)> = const { RefCell::new((0, None)) };
+}
+
+/// The current date as a header value, made at most once a second per
+/// thread (cloning it is a reference count, not a format).
+pub(crate) fn header_value() -> http::HeaderValue {
+    let second = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHED_VALUE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        match &cached.1 {
+            Some(value) if cached.0 == second => value.clone(),
+            _ => {
+                let mut text = Vec::with_capacity(29);
+                extend(&mut text);
+                let value = http::HeaderValue::from_bytes(&text).unwrap_or_else(|_| http::HeaderValue::from_static(""));
+                *cached = (second, Some(value.clone()));
+                value
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -32,7 +32,6 @@ pub(crate) const HTTP_1_1_REQUIRED: &[u8] =
     &[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0d];
 
 enum Event {
-    Stream(Box<(Request<h2::RecvStream>, SendResponse<Bytes>)>),
     Close,
     Done,
     Failed(h2::Error),
@@ -77,12 +76,42 @@ where
 
     let mut streams = FuturesUnordered::new();
     let mut closing = false;
+    let mut close_registered = false;
     let keep_alive = options.limits.keep_alive_timeout;
     let mut idle = pin!(tokio::time::sleep(keep_alive));
     loop {
-        let event = poll_fn(|cx| {
-            if !closing && close.poll_requested(cx).is_ready() {
-                return Poll::Ready(Event::Close);
+        let event = poll_fn(|cx| loop {
+            if !closing {
+                // Register for the close request once, not on every poll.
+                let requested = if close_registered {
+                    close.is_requested()
+                } else {
+                    close_registered = true;
+                    close.poll_requested(cx).is_ready()
+                };
+                if requested {
+                    return Poll::Ready(Event::Close);
+                }
+            }
+            // Accept every stream that is ready, then run them all.
+            let mut accepted = false;
+            loop {
+                match service.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Event::ServiceFailed(e.into())),
+                    Poll::Pending => break,
+                }
+                match connection.poll_accept(cx) {
+                    Poll::Ready(Some(Ok((request, respond)))) => {
+                        if let Some(stream) = start_stream(request, respond, &mut service, &info, options) {
+                            streams.push(stream);
+                            accepted = true;
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Event::Failed(e)),
+                    Poll::Ready(None) => return Poll::Ready(Event::Done),
+                    Poll::Pending => break,
+                }
             }
             let was_busy = !streams.is_empty();
             while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
@@ -94,26 +123,12 @@ where
                 tracing::debug!(connection_id = %info.id(), "HTTP/2 keep-alive timeout");
                 return Poll::Ready(Event::Close);
             }
-            match service.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Event::ServiceFailed(e.into())),
-                Poll::Pending => return Poll::Pending,
-            }
-            match connection.poll_accept(cx) {
-                Poll::Ready(Some(Ok(stream))) => Poll::Ready(Event::Stream(Box::new(stream))),
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Event::Failed(e)),
-                Poll::Ready(None) => Poll::Ready(Event::Done),
-                Poll::Pending => Poll::Pending,
+            if !accepted {
+                return Poll::Pending;
             }
         })
         .await;
         match event {
-            Event::Stream(stream) => {
-                let (request, respond) = *stream;
-                if let Some(stream) = start_stream(request, respond, &mut service, &info, options) {
-                    streams.push(stream);
-                }
-            }
             Event::Close => {
                 // GOAWAY; streams in flight finish, then accept ends.
                 connection.graceful_shutdown();
@@ -273,11 +288,7 @@ fn prepare_headers(headers: &mut HeaderMap, server_header: bool) {
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
     if !headers.contains_key(DATE) {
-        let mut date = Vec::with_capacity(29);
-        crate::date::extend(&mut date);
-        if let Ok(value) = HeaderValue::from_bytes(&date) {
-            headers.insert(DATE, value);
-        }
+        headers.insert(DATE, crate::date::header_value());
     }
     if server_header && !headers.contains_key(SERVER) {
         headers.insert(SERVER, HeaderValue::from_static("kite"));
@@ -302,11 +313,20 @@ where
             Ok(mut data) => {
                 let mut bytes = data.copy_to_bytes(data.remaining());
                 drop(data);
+                // END_STREAM rides on the last chunk, not on an extra frame.
+                let last = body.is_end_stream();
+                if bytes.is_empty() && last {
+                    send.send_data(bytes, true)?;
+                    return Ok(());
+                }
                 while !bytes.is_empty() {
                     send.reserve_capacity(bytes.len());
                     let granted = poll_fn(|cx| send.poll_capacity(cx)).await.ok_or("the stream closed")??;
                     let chunk = bytes.split_to(granted.min(bytes.len()));
-                    send.send_data(chunk, false)?;
+                    send.send_data(chunk, last && bytes.is_empty())?;
+                }
+                if last {
+                    return Ok(());
                 }
             }
             Err(frame) => {
