@@ -1,15 +1,13 @@
 //! Choosing the protocol for a connection.
 
 use std::future::poll_fn;
-use std::pin::Pin;
-use std::task::Poll;
 
 use bytes::BytesMut;
 use http::{Request, Response};
 use http_body::Body;
 use kite_transport_core::tls::TlsHandshake;
 use kite_transport_core::{Connection, ConnectionIo};
-use tokio::io::{AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tower_service::Service;
 
 use crate::h1::buffers;
@@ -71,20 +69,9 @@ async fn sniff(io: &mut Box<dyn ConnectionIo>) -> std::io::Result<BytesMut> {
         if buf.capacity() == 0 {
             buf = buffers::take_read();
         }
-        let read = poll_fn(|cx| {
-            let mut dst = ReadBuf::uninit(buf.spare_capacity_mut());
-            match Pin::new(&mut **io).poll_read(cx, &mut dst) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(dst.filled().len())),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await?;
+        let read = poll_fn(|cx| buffers::poll_read_into(io, &mut buf, cx)).await?;
         if read == 0 {
             return Ok(buf);
         }
-        // SAFETY: `poll_read` initialised `read` bytes of the spare capacity,
-        // directly after the buffer's length.
-        unsafe { buf.set_len(buf.len() + read) };
     }
 }

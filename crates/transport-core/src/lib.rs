@@ -42,5 +42,5 @@ pub use context::{ConnectionContext, ConnectionId};
 pub use endpoint::Endpoint;
 pub use executor::{AbortTask, BoxTask, ConnectionExecutor, TaskSpawner};
 pub use features::Features;
-pub use lifetime::CloseSignal;
+pub use lifetime::{CloseSignal, CloseWatch};
 pub use transport::{Listener, Transport};

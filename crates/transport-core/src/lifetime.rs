@@ -84,6 +84,39 @@ impl CloseSignal {
     pub async fn requested(&self) {
         poll_fn(|cx| self.poll_requested(cx)).await
     }
+
+    /// A watcher for one task that polls often: it registers its waker
+    /// only when the waker changes, so a poll is one atomic load, not a lock.
+    pub fn watch(&self) -> CloseWatch {
+        CloseWatch { signal: self.clone(), registered: None }
+    }
+}
+
+/// Watches a [`CloseSignal`] from one task (see [`CloseSignal::watch`]).
+#[derive(Debug)]
+pub struct CloseWatch {
+    signal: CloseSignal,
+    registered: Option<Waker>,
+}
+
+impl CloseWatch {
+    /// Polls for the close request, registering `cx`'s waker only if it is
+    /// not the one already registered.
+    pub fn poll_requested(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.signal.is_requested() {
+            return Poll::Ready(());
+        }
+        if self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return Poll::Pending;
+        }
+        self.registered = Some(cx.waker().clone());
+        self.signal.poll_requested(cx)
+    }
+
+    /// Whether close has been requested.
+    pub fn is_requested(&self) -> bool {
+        self.signal.is_requested()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

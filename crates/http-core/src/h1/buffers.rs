@@ -6,8 +6,13 @@
 //! bounded, so memory comes back once connections close.
 
 use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use kite_transport_core::ConnectionIo;
+use tokio::io::ReadBuf;
 
 /// How much a read buffer holds when it is taken.
 pub(crate) const READ_BUFFER: usize = 8 * 1024;
@@ -58,6 +63,27 @@ pub(crate) fn give_write(mut buf: Vec<u8>) {
             }
         });
     }
+}
+
+/// Reads from `io` into `buf`'s spare capacity, without zeroing it first;
+/// returns how many bytes arrived (0 at end of stream).
+pub(crate) fn poll_read_into(
+    io: &mut Box<dyn ConnectionIo>,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let filled = {
+        let mut dst = ReadBuf::uninit(buf.spare_capacity_mut());
+        match Pin::new(&mut **io).poll_read(cx, &mut dst) {
+            Poll::Ready(Ok(())) => dst.filled().len(),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    };
+    // SAFETY: `poll_read` initialised the first `filled` bytes of the spare
+    // capacity, which directly follow the buffer's length.
+    unsafe { buf.set_len(buf.len() + filled) };
+    Poll::Ready(Ok(filled))
 }
 
 #[cfg(test)]

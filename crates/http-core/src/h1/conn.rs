@@ -3,14 +3,14 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
-use kite_transport_core::{CloseSignal, ConnectionIo};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use kite_transport_core::{CloseSignal, CloseWatch, ConnectionIo};
+use tokio::io::AsyncWrite;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
@@ -36,10 +36,7 @@ pub(crate) struct H1Connection<S> {
     server_header: bool,
     drain_timeout: Duration,
     info: ConnectionInfo,
-    close: CloseSignal,
-    /// The waker last registered with `close`, so it is registered once,
-    /// not on every poll.
-    close_waker: Option<Waker>,
+    close: CloseWatch,
     timer: Pin<Box<Sleep>>,
     service: S,
 }
@@ -74,8 +71,7 @@ where
             server_header: options.add_server_header,
             drain_timeout: options.drain_timeout,
             info,
-            close,
-            close_waker: None,
+            close: close.watch(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             service,
         }
@@ -142,7 +138,7 @@ where
                 if self.timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Ok(HeadEvent::Timeout));
                 }
-                if self.read_buf.is_empty() && self.poll_close(cx).is_ready() {
+                if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
                     return Poll::Ready(Ok(HeadEvent::Close));
                 }
                 Poll::Pending
@@ -487,36 +483,15 @@ where
                 self.read_buf.reserve(buffers::READ_BUFFER);
             }
         }
-        let filled = {
-            let mut buf = ReadBuf::uninit(self.read_buf.spare_capacity_mut());
-            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) => buf.filled().len(),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    if self.read_buf.is_empty() && self.write_buf.is_empty() {
-                        self.release_buffers();
-                    }
-                    return Poll::Pending;
+        match buffers::poll_read_into(&mut self.io, &mut self.read_buf, cx) {
+            Poll::Pending => {
+                if self.read_buf.is_empty() && self.write_buf.is_empty() {
+                    self.release_buffers();
                 }
+                Poll::Pending
             }
-        };
-        // SAFETY: `poll_read` initialised the first `filled` bytes of the
-        // spare capacity, which directly follow the buffer's length.
-        unsafe { self.read_buf.set_len(self.read_buf.len() + filled) };
-        Poll::Ready(Ok(filled))
-    }
-
-    /// Polls the close signal, registering this task's waker only when it
-    /// changed.
-    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.close.is_requested() {
-            return Poll::Ready(());
+            ready => ready,
         }
-        if self.close_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            return Poll::Pending;
-        }
-        self.close_waker = Some(cx.waker().clone());
-        self.close.poll_requested(cx)
     }
 
     /// Gives both buffers back to the pool while the connection waits.

@@ -76,22 +76,13 @@ where
 
     let mut streams = FuturesUnordered::new();
     let mut closing = false;
-    let mut close_registered = false;
+    let mut close = close.watch();
     let keep_alive = options.limits.keep_alive_timeout;
     let mut idle = pin!(tokio::time::sleep(keep_alive));
     loop {
         let event = poll_fn(|cx| loop {
-            if !closing {
-                // Register for the close request once, not on every poll.
-                let requested = if close_registered {
-                    close.is_requested()
-                } else {
-                    close_registered = true;
-                    close.poll_requested(cx).is_ready()
-                };
-                if requested {
-                    return Poll::Ready(Event::Close);
-                }
+            if !closing && close.poll_requested(cx).is_ready() {
+                return Poll::Ready(Event::Close);
             }
             // Accept every stream that is ready, then run them all.
             let mut accepted = false;
