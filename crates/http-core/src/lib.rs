@@ -79,17 +79,16 @@ mod options;
 mod protocol;
 mod rejection;
 mod rewind;
+mod service;
 
-use http::{Request, Response};
-use http_body::Body;
 use kite_transport_core::Connection;
-use tower_service::Service;
 
 pub use body::{BodyError, MaxRequestBodySize, ReadOnlyError, RequestBody};
 pub use error::{BoxError, Error};
 pub use info::ConnectionInfo;
 pub use options::{Http2Limits, HttpOptions, Limits, Protocols};
 pub use rejection::RequestRejection;
+pub use service::HttpService;
 
 /// The request head parser and the body decoders, exposed for fuzzing.
 #[cfg(feature = "fuzzing")]
@@ -117,12 +116,10 @@ pub mod fuzzing {
 /// [`Error::Io`] when the connection failed; [`Error::ResponseBody`] when a
 /// response body failed after its head was sent (the connection is then
 /// aborted); [`Error::IncompleteHead`] when the peer closed mid-head.
-pub async fn serve_connection<S, B>(connection: Connection, service: S, options: &HttpOptions) -> Result<(), Error>
-where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
-{
+pub async fn serve_connection<S: HttpService>(
+    connection: Connection,
+    service: S,
+    options: &HttpOptions,
+) -> Result<(), Error> {
     protocol::serve(connection, service, options).await
 }

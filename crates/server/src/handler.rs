@@ -3,12 +3,10 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use http::{Request, Response};
 use http_body::Body;
 use kite_connection_middleware::{ConnectionError, ConnectionHandler};
-use kite_http_core::{serve_connection, BoxError, HttpOptions, RequestBody};
+use kite_http_core::{serve_connection, HttpOptions, HttpService};
 use kite_transport_core::Connection;
-use tower_service::Service;
 
 /// Serves each connection with a clone of the service. The service sits
 /// behind a mutex locked only to clone it, once per connection, so it need
@@ -31,14 +29,12 @@ impl<S> HttpHandler<S> {
 }
 
 #[async_trait]
-impl<S, B> ConnectionHandler for HttpHandler<S>
+impl<S> ConnectionHandler for HttpHandler<S>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+    S: HttpService + Clone + Send + 'static,
     S::Future: Send,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S::Body: Send + 'static,
+    <S::Body as Body>::Data: Send,
 {
     async fn handle(&self, connection: Connection) -> Result<(), ConnectionError> {
         let service = self.service.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();

@@ -56,7 +56,7 @@ pub use kite_connection_middleware::tls::{
     Certificate, ClientCertificateMode, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
 };
 pub use kite_http_core::{
-    ConnectionInfo, Http2Limits, HttpOptions, Limits, MaxRequestBodySize, Protocols, RequestBody,
+    ConnectionInfo, Http2Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize, Protocols, RequestBody,
 };
 pub use options::ServerOptions;
 pub use server::Server;

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
 use http_body::Body;
 use kite_connection_middleware::tls::TlsMiddleware;
 use kite_connection_middleware::{ConnectionBuilder, ConnectionMiddleware, ConnectionPipeline};
-use kite_http_core::{BoxError, RequestBody};
+use kite_http_core::HttpService;
 use kite_transport_core::{ConnectionExecutor, Endpoint, Listener};
-use tower_service::Service;
 
 use crate::address::endpoint_url;
 use crate::handler::HttpHandler;
@@ -30,6 +28,7 @@ pub(crate) struct BoundListener {
 /// use std::convert::Infallible;
 /// use http::{Request, Response};
 /// use kite_server::{RequestBody, Server};
+/// /// use kite_server::{RequestBody, Server};
 ///
 /// # async fn run() -> Result<(), kite_server::ServerError> {
 /// let server = Server::builder().urls(["http://127.0.0.1:0"]).bind().await?;
@@ -101,14 +100,12 @@ impl Server {
     /// # Errors
     ///
     /// None today: connection failures are logged, not returned.
-    pub async fn serve<S, B>(self, service: S) -> Result<(), ServerError>
+    pub async fn serve<S>(self, service: S) -> Result<(), ServerError>
     where
-        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+        S: HttpService + Clone + Send + 'static,
         S::Future: Send,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S::Body: Send + 'static,
+        <S::Body as Body>::Data: Send,
     {
         let handler = HttpHandler::new(service, self.options.http_options());
         // One pipeline per endpoint: the middleware, TLS on HTTPS endpoints,

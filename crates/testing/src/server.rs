@@ -9,9 +9,8 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use kite_connection_middleware::ConnectionBuilder;
-use kite_http_core::{serve_connection, BoxError, HttpOptions, RequestBody};
+use kite_http_core::{serve_connection, HttpOptions, HttpService};
 use kite_transport_core::{Connection, Endpoint, Transport};
-use tower_service::Service;
 
 use crate::MemoryTransport;
 
@@ -69,27 +68,23 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts `service` with default options and no connection middleware.
-    pub async fn start<S, B>(service: S) -> Self
+    pub async fn start<S>(service: S) -> Self
     where
-        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+        S: HttpService + Clone + Send + 'static,
         S::Future: Send,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S::Body: Send + 'static,
+        <S::Body as Body>::Data: Send,
     {
         Self::start_with(service, HttpOptions::default(), ConnectionBuilder::new()).await
     }
 
     /// Starts `service` with `options`, behind the middleware in `builder`.
-    pub async fn start_with<S, B>(service: S, options: HttpOptions, builder: ConnectionBuilder) -> Self
+    pub async fn start_with<S>(service: S, options: HttpOptions, builder: ConnectionBuilder) -> Self
     where
-        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+        S: HttpService + Clone + Send + 'static,
         S::Future: Send,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S::Body: Send + 'static,
+        <S::Body as Body>::Data: Send,
     {
         let transport = MemoryTransport::new();
         let mut listener = transport.bind(&Endpoint::Unnamed).await.expect("a fresh memory transport binds");
