@@ -1,48 +1,39 @@
 //! The `kite` binary end to end: it prints its real addresses, serves the
 //! demo routes, and shuts down gracefully on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-/// A child process killed when dropped, so a failing test cannot leave a
-/// server behind holding the test's output pipes open.
-struct Killed(std::process::Child);
-
-impl std::ops::Deref for Killed {
-    type Target = std::process::Child;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
+/// A `kite` command whose process is killed if the test drops it, so a
+/// failing test cannot leave a server holding the test's output pipes.
+fn kite() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"));
+    command.kill_on_drop(true).stdout(Stdio::piped());
+    command
 }
 
-impl std::ops::DerefMut for Killed {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
+/// The first line the child prints: `Now listening on: …`.
+async fn first_line(child: &mut tokio::process::Child) -> String {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tokio::io::BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("kite prints its address in time")
+        .unwrap();
+    line
 }
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Sends SIGTERM and waits (bounded) for a clean exit.
-async fn terminate(child: &mut Killed) -> std::process::ExitStatus {
-    let pid = child.id();
+/// Sends SIGTERM and waits, bounded, for the exit.
+async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("kite is running");
     let status = Command::new("sh").arg("-c").arg(format!("kill -TERM {pid}")).status().unwrap();
     assert!(status.success());
-    for _ in 0..200 {
-        if let Some(exit) = child.try_wait().unwrap() {
-            return exit;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("kite did not exit within 10 s of SIGTERM");
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("kite exits within 10 s of SIGTERM")
+        .unwrap()
 }
 
 async fn get(addr: &str, request: &str) -> (String, Vec<u8>) {
@@ -62,16 +53,11 @@ async fn kite_serves_the_demo_and_stops_on_sigterm() {
 }
 
 async fn serves_the_demo_on(transport: &str) {
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_kite"))
-            .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("kite starts"),
-    );
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let mut child = kite()
+        .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
+        .spawn()
+        .expect("kite starts");
+    let line = first_line(&mut child).await;
     let url = line.trim().strip_prefix("Now listening on: ").unwrap_or_else(|| panic!("unexpected line {line:?}"));
     let addr = url.strip_prefix("http://").unwrap().to_string();
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
@@ -142,11 +128,15 @@ async fn backs_off_on(transport: &str) {
         "ulimit -n 64 && exec {} --urls http://127.0.0.1:0 --log kite_server=error --transport {transport}",
         env!("CARGO_BIN_EXE_kite")
     );
-    let mut child =
-        Killed(Command::new("sh").arg("-c").arg(script).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child).await;
     let addr = line.trim().strip_prefix("Now listening on: http://").expect("an address").to_string();
 
     // More connections than the server has descriptors for.
@@ -159,12 +149,13 @@ async fn backs_off_on(transport: &str) {
     }
     assert!(clients.len() > 64, "{transport}: only {} connections opened", clients.len());
     let stderr = child.stderr.take().unwrap();
-    let (found_tx, found_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let (found_tx, found_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
         // Keep draining after the match: a full pipe would block the
         // server's own log writes.
         let mut found_tx = Some(found_tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
             if line.contains("accept failed; backing off") {
                 if let Some(tx) = found_tx.take() {
                     let _ = tx.send(line);
@@ -172,7 +163,10 @@ async fn backs_off_on(transport: &str) {
             }
         }
     });
-    let event = found_rx.recv_timeout(Duration::from_secs(10)).expect("the server reports that it backs off");
+    let event = tokio::time::timeout(Duration::from_secs(10), found_rx)
+        .await
+        .expect("the server reports that it backs off")
+        .expect("a back-off line");
     assert!(event.contains("Too many open files") || event.contains("os error 24"), "{event}");
 
     drop(clients);
@@ -226,16 +220,12 @@ async fn kite_serves_https_with_the_given_certificate() {
     }
     let dir = temp_dir("https");
     let (cert, key) = write_certificate(&dir);
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_kite"))
-            .args(["--urls", "https://127.0.0.1:0", "--log", "warn", "--certificate", &cert, "--certificate-key", &key])
-            .env("KITE_DEV_CERTS_DIR", &dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut child = kite()
+        .args(["--urls", "https://127.0.0.1:0", "--log", "warn", "--certificate", &cert, "--certificate-key", &key])
+        .env("KITE_DEV_CERTS_DIR", &dir)
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child).await;
     let url = line.trim().strip_prefix("Now listening on: ").unwrap_or_else(|| panic!("{line:?}")).to_string();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let port = url.rsplit(':').next().unwrap();
