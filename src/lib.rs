@@ -38,9 +38,10 @@
 #![warn(missing_docs)]
 
 pub use kite_server::{
-    dev_certs, service_fn, Certificate, ClientCertificateMode, ConnectionInfo, Http2Limits, HttpService, Limits,
-    ListenAddress, ListenUrl, MaxRequestBodySize, Protocols, RequestBody, Server, ServerBuilder, ServerError,
-    ServerOptions, ServiceFn, ShutdownHandle, TlsFilter, TlsHandshake, TlsOptions, TlsVersion, DEFAULT_URL,
+    dev_certs, service_fn, BodyError, Certificate, ClientCertificateMode, ConnectionInfo, Http2Limits, HttpService,
+    Limits, ListenAddress, ListenUrl, MaxRequestBodySize, Protocols, RequestBody, Server, ServerBuilder, ServerError,
+    ServerOptions, ServiceFn, ShutdownHandle, StreamReset, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
+    DEFAULT_URL,
 };
 
 /// The transport contracts: [`Transport`](transport::Transport),

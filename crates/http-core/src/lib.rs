@@ -85,6 +85,7 @@ use kite_transport_core::Connection;
 
 pub use body::{BodyError, MaxRequestBodySize, ReadOnlyError, RequestBody};
 pub use error::{BoxError, Error};
+pub use h2::reset::StreamReset;
 pub use info::ConnectionInfo;
 pub use options::{Http2Limits, HttpOptions, Limits, Protocols};
 pub use rejection::RequestRejection;

@@ -28,9 +28,9 @@ where
     let info = ConnectionInfo::new(context);
     match (alpn, options.protocols) {
         // Over TLS, ALPN alone decides.
-        (Some(true), _) => h2::serve(io, info, close, service, options).await,
+        (Some(true), _) => Box::pin(h2::serve(io, info, close, service, options)).await,
         (Some(false), _) => H1Connection::new(io, BytesMut::new(), info, close, service, options).run().await,
-        (None, Protocols::Http2) => h2::serve(io, info, close, service, options).await,
+        (None, Protocols::Http2) => Box::pin(h2::serve(io, info, close, service, options)).await,
         (None, protocols) => {
             let sniffed = tokio::time::timeout(options.limits.request_headers_timeout, sniff(&mut io)).await;
             let first = match sniffed {
@@ -45,7 +45,9 @@ where
                 return H1Connection::new(io, first, info, close, service, options).run().await;
             }
             if protocols.http2() {
-                return h2::serve(Box::new(Rewind::new(first.freeze(), io)), info, close, service, options).await;
+                // Boxed: HTTP/2's state stays off the HTTP/1.1 connection's future.
+                let io = Box::new(Rewind::new(first.freeze(), io));
+                return Box::pin(h2::serve(io, info, close, service, options)).await;
             }
             tracing::debug!(connection_id = %info.id(), "HTTP/2 preface on an HTTP/1.x endpoint; GOAWAY(HTTP_1_1_REQUIRED)");
             io.write_all(h2::HTTP_1_1_REQUIRED).await?;

@@ -37,5 +37,6 @@ fn a_connection_future_stays_small() {
     let options = HttpOptions::default();
     let future = serve_connection(Connection::new(Box::new(PlainIo(io)), context), Hello, &options);
     let size = std::mem::size_of_val(&future);
+    eprintln!("serve_connection future: {size} bytes");
     assert!(size <= MAX_FUTURE_SIZE, "serve_connection's future grew to {size} bytes (bound {MAX_FUTURE_SIZE})");
 }

@@ -56,7 +56,8 @@ pub use kite_connection_middleware::tls::{
     Certificate, ClientCertificateMode, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
 };
 pub use kite_http_core::{
-    ConnectionInfo, Http2Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize, Protocols, RequestBody,
+    BodyError, ConnectionInfo, Http2Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize, Protocols,
+    RequestBody, StreamReset,
 };
 pub use options::ServerOptions;
 pub use server::Server;

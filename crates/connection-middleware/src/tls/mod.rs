@@ -55,3 +55,21 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
         Arc::new(provider)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    /// HTTP/2 forbids TLS below 1.2 and the cipher suites of RFC 9113
+    /// Appendix A (INADEQUATE_SECURITY). rustls offers neither: TLS 1.3
+    /// suites, and TLS 1.2 suites that are ECDHE with an AEAD cipher. This
+    /// holds for every suite the provider has, so a TLS connection that
+    /// negotiated `h2` never needs that error.
+    #[test]
+    fn every_suite_is_allowed_for_http2() {
+        for suite in &super::provider().cipher_suites {
+            let name = format!("{:?}", suite.suite());
+            let tls13 = suite.version().version == rustls::ProtocolVersion::TLSv1_3;
+            let aead = ["GCM", "CHACHA20_POLY1305"].iter().any(|cipher| name.contains(cipher));
+            assert!(tls13 || (name.starts_with("TLS_ECDHE_") && aead), "{name} is on HTTP/2's block list");
+        }
+    }
+}

@@ -24,4 +24,8 @@ pub enum BodyError {
     /// Reading the connection failed.
     #[error("connection failed while reading the request body: {0}")]
     Io(Arc<std::io::Error>),
+    /// The client reset the HTTP/2 stream (`RST_STREAM`) with this error
+    /// code before the body ended; `0x8` is CANCEL.
+    #[error("the client reset the stream with error code {0:#x}")]
+    Reset(u32),
 }

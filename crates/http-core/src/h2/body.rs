@@ -56,7 +56,7 @@ impl H2Body {
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Poll::Ready(Some(Err(e))) => return self.fail(BodyError::Io(Arc::new(std::io::Error::other(e)))),
+                Poll::Ready(Some(Err(e))) => return self.fail(body_error(e)),
                 Poll::Ready(None) => self.data_done = true,
                 Poll::Pending => return Poll::Pending,
             }
@@ -67,7 +67,7 @@ impl H2Body {
                 self.shared.finish();
                 Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
             }
-            Poll::Ready(Err(e)) => self.fail(BodyError::Io(Arc::new(std::io::Error::other(e)))),
+            Poll::Ready(Err(e)) => self.fail(body_error(e)),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -78,5 +78,13 @@ impl H2Body {
 
     pub fn content_length(&self) -> Option<u64> {
         self.shared.lock().content_length.map(|n| n.saturating_sub(self.received))
+    }
+}
+
+/// A stream reset names its code; anything else is the connection failing.
+fn body_error(error: h2::Error) -> BodyError {
+    match error.reason() {
+        Some(reason) if error.is_reset() => BodyError::Reset(reason.into()),
+        _ => BodyError::Io(Arc::new(std::io::Error::other(error))),
     }
 }

@@ -2,6 +2,8 @@
 //! contract as HTTP/1.1, trailers both ways, and graceful GOAWAY.
 
 pub(crate) mod body;
+mod ping;
+pub(crate) mod reset;
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -20,6 +22,8 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use self::body::H2Body;
+use self::ping::{ActivityIo, KeepAlivePing};
+use self::reset::StreamReset;
 use crate::body::shared::Shared;
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, RequestBody, RequestRejection};
 
@@ -33,6 +37,7 @@ pub(crate) const HTTP_1_1_REQUIRED: &[u8] =
 
 enum Event {
     Close,
+    PingTimeout,
     Done,
     Failed(h2::Error),
     ServiceFailed(BoxError),
@@ -61,6 +66,13 @@ where
         .initial_window_size(limits.initial_stream_window_size)
         .initial_connection_window_size(limits.initial_connection_window_size)
         .max_header_list_size(u32::try_from(options.limits.max_request_headers_total_size).unwrap_or(u32::MAX));
+    let (io, reads): (Box<dyn ConnectionIo>, _) = match limits.keep_alive_ping_delay {
+        Some(_) => {
+            let (io, reads) = ActivityIo::new(io);
+            (Box::new(io), Some(reads))
+        }
+        None => (io, None),
+    };
     let mut connection =
         match tokio::time::timeout(options.limits.request_headers_timeout, builder.handshake::<_, Bytes>(io)).await {
             Ok(Ok(connection)) => connection,
@@ -74,6 +86,12 @@ where
             }
         };
 
+    let mut ping = match (reads, limits.keep_alive_ping_delay, connection.ping_pong()) {
+        (Some(reads), Some(delay), Some(ping_pong)) => {
+            Some(KeepAlivePing::new(ping_pong, reads, delay, limits.keep_alive_ping_timeout))
+        }
+        _ => None,
+    };
     let mut streams = FuturesUnordered::new();
     let mut closing = false;
     let mut close = close.watch();
@@ -83,6 +101,9 @@ where
         let event = poll_fn(|cx| loop {
             if !closing && close.poll_requested(cx).is_ready() {
                 return Poll::Ready(Event::Close);
+            }
+            if ping.as_mut().is_some_and(|ping| ping.poll_expired(cx).is_ready()) {
+                return Poll::Ready(Event::PingTimeout);
             }
             // Accept every stream that is ready, then run them all.
             let mut accepted = false;
@@ -124,6 +145,10 @@ where
                 // GOAWAY; streams in flight finish, then accept ends.
                 connection.graceful_shutdown();
                 closing = true;
+            }
+            Event::PingTimeout => {
+                tracing::debug!(connection_id = %info.id(), "HTTP/2 keep-alive PING unanswered; closing the connection");
+                return Ok(());
             }
             Event::Done => return Ok(()),
             Event::Failed(e) if e.is_io() => {
@@ -179,6 +204,8 @@ where
     }
     parts.extensions.insert(info.clone());
     parts.extensions.insert(MaxRequestBodySize::new(Arc::clone(&shared)));
+    let reset = StreamReset::new();
+    parts.extensions.insert(reset.clone());
     let is_head = parts.method == Method::HEAD;
     let span =
         tracing::debug_span!("request", connection_id = %info.id(), method = %parts.method, path = %parts.uri.path());
@@ -188,8 +215,30 @@ where
     );
     let server_header = options.add_server_header;
     Some(async move {
-        let outcome = call.await.map_err(Into::into);
-        answer(outcome, respond, &shared, is_head, server_header).await;
+        let mut call = pin!(call);
+        // The service sees a client's reset as a body error if it is
+        // reading; if it is still running after one, it is cancelled.
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(outcome) = call.as_mut().poll(cx) {
+                // A reset asked for while answering wins over the answer.
+                return Poll::Ready(
+                    reset.requested().map_or_else(|| Ok(outcome.map_err(Into::into)), |c| Err(Some(c))),
+                );
+            }
+            if let Poll::Ready(code) = reset.poll_requested(cx) {
+                return Poll::Ready(Err(Some(code)));
+            }
+            respond.poll_reset(cx).map(|_| Err(None))
+        })
+        .await;
+        match outcome {
+            Ok(outcome) => answer(outcome, respond, &shared, &reset, is_head, server_header).await,
+            Err(Some(code)) => {
+                tracing::debug!(code, "the application reset the stream");
+                respond.send_reset(Reason::from(code));
+            }
+            Err(None) => tracing::debug!("the client reset the stream; the request is cancelled"),
+        }
     })
 }
 
@@ -217,6 +266,7 @@ async fn answer<B>(
     outcome: Result<Response<B>, BoxError>,
     mut respond: SendResponse<Bytes>,
     shared: &Shared,
+    reset: &StreamReset,
     is_head: bool,
     server_header: bool,
 ) where
@@ -259,10 +309,18 @@ async fn answer<B>(
         }
     };
     if let (Some(body), false) = (body, no_body) {
-        if let Err(error) = send_body(body, &mut send).await {
-            tracing::debug!(%error, "response body failed; resetting the stream");
-            send.send_reset(Reason::INTERNAL_ERROR);
-            return;
+        match send_body(body, &mut send, reset).await {
+            Ok(()) => {}
+            Err(Stop::Reset(code)) => {
+                tracing::debug!(code, "the application reset the stream");
+                send.send_reset(Reason::from(code));
+                return;
+            }
+            Err(Stop::Failed(error)) => {
+                tracing::debug!(%error, "response body failed; resetting the stream");
+                send.send_reset(Reason::INTERNAL_ERROR);
+                return;
+            }
         }
     }
     if !shared.lock().finished {
@@ -288,7 +346,7 @@ fn prepare_headers(headers: &mut HeaderMap, server_header: bool) {
 
 /// Streams `body` as DATA frames within the flow-control window, then its
 /// trailers or END_STREAM.
-async fn send_body<B>(body: B, send: &mut SendStream<Bytes>) -> Result<(), BoxError>
+async fn send_body<B>(body: B, send: &mut SendStream<Bytes>, reset: &StreamReset) -> Result<(), Stop>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -296,8 +354,13 @@ where
     let mut body = pin!(body);
     loop {
         // Errors become `BoxError` at once: `B::Error` need not be `Send`.
-        let next = poll_fn(|cx| body.as_mut().poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::<BoxError>::into))));
-        let Some(frame) = next.await else {
+        let next = poll_fn(|cx| {
+            if let Poll::Ready(code) = reset.poll_requested(cx) {
+                return Poll::Ready(Err(Stop::Reset(code)));
+            }
+            body.as_mut().poll_frame(cx).map(|f| Ok(f.map(|r| r.map_err(Into::<BoxError>::into))))
+        });
+        let Some(frame) = next.await? else {
             break;
         };
         match frame?.into_data() {
@@ -312,7 +375,14 @@ where
                 }
                 while !bytes.is_empty() {
                     send.reserve_capacity(bytes.len());
-                    let granted = poll_fn(|cx| send.poll_capacity(cx)).await.ok_or("the stream closed")??;
+                    let granted = poll_fn(|cx| {
+                        if let Poll::Ready(code) = reset.poll_requested(cx) {
+                            return Poll::Ready(Some(Err(Stop::Reset(code))));
+                        }
+                        send.poll_capacity(cx).map(|c| c.map(|r| r.map_err(Stop::from)))
+                    })
+                    .await
+                    .ok_or(Stop::Failed("the stream closed".into()))??;
                     let chunk = bytes.split_to(granted.min(bytes.len()));
                     send.send_data(chunk, last && bytes.is_empty())?;
                 }
@@ -330,4 +400,18 @@ where
     }
     send.send_data(Bytes::new(), true)?;
     Ok(())
+}
+
+/// Why a response body stopped early.
+enum Stop {
+    /// The application reset the stream with this code.
+    Reset(u32),
+    /// The body or the stream failed.
+    Failed(BoxError),
+}
+
+impl<E: Into<BoxError>> From<E> for Stop {
+    fn from(error: E) -> Self {
+        Stop::Failed(error.into())
+    }
 }
