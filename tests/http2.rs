@@ -193,3 +193,132 @@ async fn curl_speaks_http2_over_tls_and_by_prior_knowledge() {
     assert_eq!(out.stdout, b"2", "ALPN chose h2");
     server.stop().await;
 }
+
+/// A prior-knowledge connection of the h2 crate's own client.
+async fn h2_client(addr: std::net::SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test]
+async fn the_application_resets_a_stream_before_and_during_its_response() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let mut client = h2_client(server.addr).await;
+
+        let request = Request::get(server.url("/reset?code=7")).body(()).unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        let error = tokio::time::timeout(WAIT, response).await.unwrap().expect_err("reset before the head");
+        assert_eq!(error.reason(), Some(h2::Reason::REFUSED_STREAM), "{transport}: {error}");
+
+        let request = Request::get(server.url("/reset-mid-body")).body(()).unwrap();
+        let (response, _) = client.clone().ready().await.unwrap().send_request(request, true).unwrap();
+        let response = tokio::time::timeout(WAIT, response).await.unwrap().expect("the head was sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        assert_eq!(body.data().await.unwrap().unwrap(), "partial");
+        let error = tokio::time::timeout(WAIT, body.data()).await.unwrap().unwrap().expect_err("reset mid-body");
+        assert_eq!(error.reason(), Some(h2::Reason::CANCEL), "{transport}: {error}");
+
+        // The connection goes on serving other streams.
+        let request = Request::get(server.url("/plaintext")).body(()).unwrap();
+        let (response, _) = client.ready().await.unwrap().send_request(request, true).unwrap();
+        assert_eq!(tokio::time::timeout(WAIT, response).await.unwrap().unwrap().status(), StatusCode::OK);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_reset_ends_the_request_body_with_an_error_and_cancels_a_waiting_request() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let mut client = h2_client(server.addr).await;
+
+        let request = Request::post(server.url("/count")).body(()).unwrap();
+        let (_response, mut upload) = client.send_request(request, false).unwrap();
+        upload.send_data(Bytes::from_static(b"half a body"), false).unwrap();
+        upload.send_reset(h2::Reason::CANCEL);
+        tokio::time::timeout(WAIT, server.gate.body_failed.notified()).await.expect("the app saw the reset");
+        let seen = server.gate.body_error.lock().unwrap().take().unwrap();
+        assert_eq!(seen, "the client reset the stream with error code 0x8", "{transport}");
+
+        // A request the app holds is dropped when the client resets it.
+        let request = Request::get(server.url("/slow")).body(()).unwrap();
+        let (_response, mut stream) = client.ready().await.unwrap().send_request(request, true).unwrap();
+        tokio::time::timeout(WAIT, server.gate.entered.notified()).await.expect("the app got the request");
+        stream.send_reset(h2::Reason::CANCEL);
+        tokio::time::timeout(WAIT, server.gate.cancelled.notified()).await.expect("the request was cancelled");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn http1_requests_carry_no_reset_feature() {
+    let server = start("sockets", ServerOptions::default()).await;
+    let (response, _) = roundtrip(server.addr, b"GET /reset HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(response.body, b"no reset on this protocol");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nghttp_fetches_over_h2c_and_tls() {
+    if !require_tool("nghttp") {
+        return;
+    }
+    let server = start("sockets", ServerOptions::default()).await;
+    let out = tokio::process::Command::new("nghttp")
+        .args(["-n", "-v", "-t", "10"])
+        .arg(server.url("/plaintext"))
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{log}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(log.contains(":status: 200"), "{log}");
+    assert!(log.contains("server: kite"), "{log}");
+    server.stop().await;
+
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let certificate =
+        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
+            .unwrap();
+    let server = start_with("sockets", ServerOptions::default(), move |builder| {
+        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
+    })
+    .await;
+    let out = tokio::process::Command::new("nghttp")
+        .args(["-n", "-v", "-t", "10"])
+        .arg(format!("https://127.0.0.1:{}/plaintext", server.addr.port()))
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{log}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(log.contains("negotiated protocol: h2"), "{log}");
+    assert!(log.contains(":status: 200"), "{log}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keep_alive_pings_keep_an_idle_answering_client_connected() {
+    let mut options = ServerOptions::default();
+    options.http2.keep_alive_ping_delay = Some(std::time::Duration::from_millis(100));
+    options.http2.keep_alive_ping_timeout = std::time::Duration::from_millis(200);
+    let server = start("sockets", options).await;
+    let mut client = h2_client(server.addr).await;
+    let request = Request::get(server.url("/plaintext")).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), StatusCode::OK);
+    // Several ping rounds pass; h2's client answers each, so the
+    // connection stays open.
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+    for _ in 0..8 {
+        ticks.tick().await;
+    }
+    let request = Request::get(server.url("/plaintext")).body(()).unwrap();
+    let (response, _) = client.ready().await.expect("still connected").send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), StatusCode::OK);
+    server.stop().await;
+}

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use kite::{ConnectionInfo, MaxRequestBodySize, RequestBody, Server, ServerOptions, ShutdownHandle};
+use kite::{ConnectionInfo, MaxRequestBodySize, RequestBody, Server, ServerOptions, ShutdownHandle, StreamReset};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -73,6 +73,22 @@ impl TestServer {
 pub struct Gate {
     pub entered: Notify,
     pub release: Notify,
+    /// Notified when a `/slow` request is dropped before it was released.
+    pub cancelled: Notify,
+    /// The last body error `/count` saw, and its notification.
+    pub body_error: std::sync::Mutex<Option<String>>,
+    pub body_failed: Notify,
+}
+
+/// Notifies `cancelled` when dropped while armed.
+struct CancelGuard<'a>(&'a Gate, bool);
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.cancelled.notify_one();
+        }
+    }
 }
 
 pub async fn start(transport: &str, options: ServerOptions) -> TestServer {
@@ -101,6 +117,26 @@ fn full(body: impl Into<Bytes>) -> Response<TestBody> {
     Response::new(http_body_util::Full::new(body.into()).map_err(|e| match e {}).boxed_unsync())
 }
 
+/// Sends one chunk, then resets the stream with CANCEL (0x8).
+struct ResetAfterFirstChunk {
+    reset: StreamReset,
+    sent: bool,
+}
+
+impl Body for ResetAfterFirstChunk {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if !self.sent {
+            self.sent = true;
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"partial")))));
+        }
+        self.reset.reset(0x8);
+        Poll::Pending
+    }
+}
+
 /// The test application.
 pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<TestBody>, Infallible> {
     let path = req.uri().path().to_string();
@@ -119,6 +155,8 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
             match req.into_body().collect().await {
                 Ok(collected) => full(collected.to_bytes().len().to_string()),
                 Err(e) => {
+                    *gate.body_error.lock().unwrap() = Some(e.to_string());
+                    gate.body_failed.notify_one();
                     let mut response = full(e.to_string());
                     *response.status_mut() = StatusCode::BAD_REQUEST;
                     response
@@ -155,9 +193,26 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
         "/thread" => full(std::thread::current().name().unwrap_or("unnamed").to_string()),
         "/panic" => panic!("the application panicked on purpose"),
         "/slow" => {
+            let mut guard = CancelGuard(&gate, true);
             gate.entered.notify_one();
             gate.release.notified().await;
+            guard.1 = false;
             full("finished")
+        }
+        "/reset" => {
+            // `?code=N` resets the HTTP/2 stream before any response.
+            let code = req.uri().query().and_then(|q| q.strip_prefix("code=")).and_then(|c| c.parse().ok());
+            match req.extensions().get::<StreamReset>() {
+                Some(reset) => {
+                    reset.reset(code.unwrap_or(2));
+                    full("reset")
+                }
+                None => full("no reset on this protocol"),
+            }
+        }
+        "/reset-mid-body" => {
+            let reset = req.extensions().get::<StreamReset>().expect("HTTP/2 only").clone();
+            Response::new(ResetAfterFirstChunk { reset, sent: false }.boxed_unsync())
         }
         "/stream" => Response::new(Chunks { left: 3 }.boxed_unsync()),
         "/nocontent" => {
@@ -316,4 +371,24 @@ pub fn require_tool(tool: &str) -> bool {
         eprintln!("skipped: {tool} is not installed");
     }
     found
+}
+
+/// A Python interpreter that can import `module`: `KITE_PYTHON` if set
+/// (`.ci/run` points it at a virtual environment), else `python3`. Missing
+/// under CI fails the test; elsewhere the test is skipped with a message.
+pub fn python_with(module: &str) -> Option<String> {
+    let python = std::env::var("KITE_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let found = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if found {
+        return Some(python);
+    }
+    let message = format!("{python} cannot import {module}; .ci/run makes a virtual environment with it");
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
 }
