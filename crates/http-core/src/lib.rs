@@ -80,6 +80,7 @@ mod protocol;
 mod rejection;
 mod rewind;
 mod service;
+pub mod upgrade;
 
 use kite_transport_core::Connection;
 
@@ -90,6 +91,7 @@ pub use info::ConnectionInfo;
 pub use options::{Http2Limits, HttpOptions, Limits, Protocols};
 pub use rejection::RequestRejection;
 pub use service::HttpService;
+pub use upgrade::{OnUpgrade, UpgradeError, Upgraded};
 
 /// The request head parser and the body decoders, exposed for fuzzing.
 #[cfg(feature = "fuzzing")]

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::upgrade::UpgradeCounter;
+
 /// Kestrel's server limits, with Kestrel's defaults (`KestrelServerLimits`).
 ///
 /// Set fields on a default value:
@@ -45,6 +47,14 @@ pub struct Limits {
     /// connection; small responses of pipelined requests leave together.
     /// Default: 65,536.
     pub max_response_buffer_size: usize,
+    /// The most connections upgraded at once (WebSockets and other opaque
+    /// upgrades) across the server, `None` for no limit. An upgraded
+    /// connection leaves `max_concurrent_connections` for this count; a
+    /// switch past it is answered `503` and its
+    /// [`OnUpgrade`](crate::upgrade::OnUpgrade) fails with
+    /// [`LimitReached`](crate::upgrade::UpgradeError::LimitReached).
+    /// Default: `None`.
+    pub max_concurrent_upgraded_connections: Option<u64>,
 }
 
 impl Default for Limits {
@@ -57,6 +67,7 @@ impl Default for Limits {
             keep_alive_timeout: Duration::from_secs(130),
             request_headers_timeout: Duration::from_secs(30),
             max_response_buffer_size: 64 * 1024,
+            max_concurrent_upgraded_connections: None,
         }
     }
 }
@@ -192,6 +203,8 @@ pub struct HttpOptions {
     pub(crate) protocols: Protocols,
     pub(crate) add_server_header: bool,
     pub(crate) drain_timeout: Duration,
+    /// Upgraded connections now, shared by every clone of these options.
+    pub(crate) upgrades: UpgradeCounter,
 }
 
 impl Default for HttpOptions {
@@ -202,6 +215,7 @@ impl Default for HttpOptions {
             protocols: Protocols::default(),
             add_server_header: true,
             drain_timeout: Duration::from_secs(5),
+            upgrades: UpgradeCounter::default(),
         }
     }
 }
@@ -252,5 +266,11 @@ impl HttpOptions {
     /// Whether the `Server` header is added.
     pub fn server_header(&self) -> bool {
         self.add_server_header
+    }
+
+    /// How many connections served with these options (or a clone of
+    /// them) are upgraded now.
+    pub fn upgraded_connections(&self) -> u64 {
+        self.upgrades.active()
     }
 }

@@ -20,6 +20,7 @@ use super::encode::{self, Framing, HeadOptions};
 use super::feed::BodyFeeder;
 use super::parse::{parse_head, BodyLength, ParsedHead};
 use crate::body::shared::Want;
+use crate::upgrade::{Detached, OnUpgrade, PendingUpgrade, UpgradeCounter, UpgradeError, Upgraded};
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, Limits, MaxRequestBodySize, RequestBody, RequestRejection};
 
 /// How long, and how much, a rejected connection is read and discarded
@@ -39,6 +40,9 @@ pub(crate) struct H1Connection<S> {
     close: CloseWatch,
     timer: Pin<Box<Sleep>>,
     service: S,
+    upgrades: UpgradeCounter,
+    /// The connection was handed to the application by an upgrade.
+    upgraded: bool,
 }
 
 enum HeadEvent {
@@ -74,11 +78,16 @@ where
             close: close.watch(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             service,
+            upgrades: options.upgrades.clone(),
+            upgraded: false,
         }
     }
 
     pub async fn run(mut self) -> Result<(), Error> {
         let result = self.serve().await;
+        if self.upgraded {
+            return result;
+        }
         if !matches!(result, Err(Error::Io(_)) | Err(Error::ResponseBody(_))) {
             // Send what is left and close our side cleanly.
             if self.flush().await.is_ok() {
@@ -171,7 +180,7 @@ where
 
     /// Serves one request. Returns whether the connection stays open.
     async fn dispatch(&mut self, head: ParsedHead) -> Result<bool, Error> {
-        let ParsedHead { request, body: length, mut keep_alive, expect_continue } = head;
+        let ParsedHead { request, body: length, mut keep_alive, expect_continue, upgrade } = head;
         let is_head = request.method() == Method::HEAD;
         let version = request.version();
         let (mut parts, ()) = request.into_parts();
@@ -194,6 +203,12 @@ where
         parts.extensions.insert(self.info.clone());
         if let Some(f) = &feeder {
             parts.extensions.insert(MaxRequestBodySize::new(f.shared.clone()));
+        }
+        let mut pending_upgrade = None;
+        if upgrade {
+            let (on_upgrade, pending) = OnUpgrade::pending();
+            parts.extensions.insert(on_upgrade);
+            pending_upgrade = Some(pending);
         }
         let request = Request::from_parts(parts, body);
 
@@ -240,6 +255,9 @@ where
             (Err(error), None) => {
                 tracing::error!(connection_id = %self.info.id(), %error, "the application failed; sending 500");
                 self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, keep_alive);
+            }
+            (Ok(response), None) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                return self.switch(response, pending_upgrade).await;
             }
             (Ok(response), None) => {
                 keep_alive = self.write_response(response, is_head, version, keep_alive, &mut feeder).await?;
@@ -344,6 +362,41 @@ where
             _ => {}
         }
         Ok(keep_alive)
+    }
+
+    /// Writes a `101 Switching Protocols` head and hands the connection,
+    /// with the bytes read past the request head, to the application's
+    /// [`OnUpgrade`]. Returns `false`: HTTP is over on this connection.
+    async fn switch(&mut self, response: Response<B>, pending: Option<PendingUpgrade>) -> Result<bool, Error> {
+        let Some(pending) = pending else {
+            tracing::error!(
+                connection_id = %self.info.id(),
+                "the application answered 101 to a request that cannot be upgraded; sending 500"
+            );
+            self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, false);
+            return Ok(false);
+        };
+        let Some(permit) = self.upgrades.try_acquire(self.limits.max_concurrent_upgraded_connections) else {
+            tracing::warn!(
+                connection_id = %self.info.id(),
+                limit = self.limits.max_concurrent_upgraded_connections,
+                "MaxConcurrentUpgradedConnections reached; the upgrade is refused with 503"
+            );
+            self.write_empty(StatusCode::SERVICE_UNAVAILABLE, None, false);
+            pending.fail(UpgradeError::LimitReached);
+            return Ok(false);
+        };
+        let (parts, _) = response.into_parts();
+        let options =
+            HeadOptions { keep_alive: true, request_version: Version::HTTP_11, server_header: self.server_header };
+        encode::write_head(self.write_buf(), parts.status, &parts.headers, None, &options);
+        self.flush().await?;
+        let io = std::mem::replace(&mut self.io, Box::new(Detached));
+        let prefix = self.read_buf.split().freeze();
+        self.upgraded = true;
+        tracing::debug!(connection_id = %self.info.id(), "connection upgraded");
+        pending.fulfill(Upgraded::http1(io, prefix, self.info.clone(), permit));
+        Ok(false)
     }
 
     /// Decodes request body bytes for the application when it wants them.

@@ -31,6 +31,9 @@ pub struct ParsedHead {
     pub keep_alive: bool,
     /// Whether the client sent `Expect: 100-continue`.
     pub expect_continue: bool,
+    /// Whether the request asks to switch protocols: HTTP/1.1 with
+    /// `Connection: upgrade`, an `Upgrade` header and no body.
+    pub upgrade: bool,
 }
 
 /// Where a header's name and value lie within the head.
@@ -140,13 +143,15 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<ParsedHe
         headers.append(name, value);
     }
 
+    let asks_upgrade = meta.connection_upgrade && meta.upgrade_header && version == Version::HTTP_11;
     meta.finish(&method, version, &uri, &mut headers).map(|(body, keep_alive, expect_continue)| {
         let mut request = Request::new(());
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         *request.version_mut() = version;
         *request.headers_mut() = headers;
-        Some(ParsedHead { request, body, keep_alive, expect_continue })
+        let upgrade = asks_upgrade && body == BodyLength::Empty;
+        Some(ParsedHead { request, body, keep_alive, expect_continue, upgrade })
     })
 }
 
@@ -218,6 +223,8 @@ struct HeaderMeta {
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
+    connection_upgrade: bool,
+    upgrade_header: bool,
 }
 
 impl HeaderMeta {
@@ -242,9 +249,12 @@ impl HeaderMeta {
                         self.close = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
                         self.keep_alive = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        self.connection_upgrade = true;
                     }
                 }
             }
+            7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade_header = true,
             6 if name.eq_ignore_ascii_case(b"expect") => {
                 self.expect_continue = trim(value).eq_ignore_ascii_case(b"100-continue");
             }

@@ -4,6 +4,7 @@
 pub(crate) mod body;
 mod ping;
 pub(crate) mod reset;
+pub(crate) mod tunnel;
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -12,6 +13,7 @@ use std::task::Poll;
 
 use bytes::{Buf, Bytes};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use h2::ext::Protocol;
 use h2::server::SendResponse;
 use h2::{Reason, SendStream};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, SERVER, TRANSFER_ENCODING, UPGRADE};
@@ -24,7 +26,9 @@ use tower_service::Service;
 use self::body::H2Body;
 use self::ping::{ActivityIo, KeepAlivePing};
 use self::reset::StreamReset;
+use self::tunnel::Switch;
 use crate::body::shared::Shared;
+use crate::upgrade::OnUpgrade;
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, RequestBody, RequestRejection};
 
 /// The HTTP/2 connection preface a client sends first.
@@ -65,7 +69,8 @@ where
         .max_frame_size(limits.max_frame_size)
         .initial_window_size(limits.initial_stream_window_size)
         .initial_connection_window_size(limits.initial_connection_window_size)
-        .max_header_list_size(u32::try_from(options.limits.max_request_headers_total_size).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(options.limits.max_request_headers_total_size).unwrap_or(u32::MAX))
+        .enable_connect_protocol();
     let (io, reads): (Box<dyn ConnectionIo>, _) = match limits.keep_alive_ping_delay {
         Some(_) => {
             let (io, reads) = ActivityIo::new(io);
@@ -93,6 +98,8 @@ where
         _ => None,
     };
     let mut streams = FuturesUnordered::new();
+    // One clone per live extended-CONNECT tunnel.
+    let tunnels = Arc::new(());
     let mut closing = false;
     let mut close = close.watch();
     let keep_alive = options.limits.keep_alive_timeout;
@@ -115,7 +122,7 @@ where
                 }
                 match connection.poll_accept(cx) {
                     Poll::Ready(Some(Ok((request, respond)))) => {
-                        if let Some(stream) = start_stream(request, respond, &mut service, &info, options) {
+                        if let Some(stream) = start_stream(request, respond, &mut service, &info, &tunnels, options) {
                             streams.push(stream);
                             accepted = true;
                         }
@@ -132,8 +139,13 @@ where
                 idle.as_mut().reset(Instant::now() + keep_alive);
             }
             if !closing && streams.is_empty() && idle.as_mut().poll(cx).is_ready() {
-                tracing::debug!(connection_id = %info.id(), "HTTP/2 keep-alive timeout");
-                return Poll::Ready(Event::Close);
+                if Arc::strong_count(&tunnels) == 1 {
+                    tracing::debug!(connection_id = %info.id(), "HTTP/2 keep-alive timeout");
+                    return Poll::Ready(Event::Close);
+                }
+                // Upgraded streams are not idle; look again later.
+                idle.as_mut().reset(Instant::now() + keep_alive);
+                continue;
             }
             if !accepted {
                 return Poll::Pending;
@@ -174,6 +186,7 @@ fn start_stream<S, B>(
     mut respond: SendResponse<Bytes>,
     service: &mut S,
     info: &ConnectionInfo,
+    tunnels: &Arc<()>,
     options: &HttpOptions,
 ) -> Option<impl Future<Output = ()>>
 where
@@ -207,12 +220,18 @@ where
     let reset = StreamReset::new();
     parts.extensions.insert(reset.clone());
     let is_head = parts.method == Method::HEAD;
+    // An extended CONNECT (RFC 8441) keeps its DATA frames for the tunnel.
+    let (body, mut tunnel) = if parts.method == Method::CONNECT && parts.extensions.get::<Protocol>().is_some() {
+        shared.finish();
+        let (on_upgrade, pending) = OnUpgrade::pending();
+        parts.extensions.insert(on_upgrade);
+        (RequestBody::empty(), Some(Switch::new(pending, recv, info, Arc::clone(tunnels), options)))
+    } else {
+        (RequestBody::h2(H2Body::new(recv, Arc::clone(&shared))), None)
+    };
     let span =
         tracing::debug_span!("request", connection_id = %info.id(), method = %parts.method, path = %parts.uri.path());
-    let call = tracing::Instrument::instrument(
-        service.call(Request::from_parts(parts, RequestBody::h2(H2Body::new(recv, Arc::clone(&shared))))),
-        span,
-    );
+    let call = tracing::Instrument::instrument(service.call(Request::from_parts(parts, body)), span);
     let server_header = options.add_server_header;
     Some(async move {
         let mut call = pin!(call);
@@ -232,6 +251,11 @@ where
         })
         .await;
         match outcome {
+            Ok(Ok(response)) if tunnel.is_some() && response.status().is_success() => {
+                if let Some(tunnel) = tunnel.take() {
+                    tunnel.switch(response, respond, server_header);
+                }
+            }
             Ok(outcome) => answer(outcome, respond, &shared, &reset, is_head, server_header).await,
             Err(Some(code)) => {
                 tracing::debug!(code, "the application reset the stream");
@@ -330,7 +354,7 @@ async fn answer<B>(
 
 /// Connection-specific headers are not allowed on HTTP/2; Kite adds
 /// `Date` and `Server` as on HTTP/1.1.
-fn prepare_headers(headers: &mut HeaderMap, server_header: bool) {
+pub(crate) fn prepare_headers(headers: &mut HeaderMap, server_header: bool) {
     for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
         headers.remove(name);
     }
