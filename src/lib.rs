@@ -44,6 +44,12 @@ pub use kite_server::{
     DEFAULT_URL,
 };
 
+pub use kite_server::{upgrade, OnUpgrade, UpgradeError, Upgraded};
+
+/// WebSockets: RFC 6455 over HTTP/1.1 and TLS, RFC 8441 over HTTP/2.
+#[cfg(feature = "websocket")]
+pub use kite_server::websocket;
+
 /// The transport contracts: [`Transport`](transport::Transport),
 /// [`Listener`](transport::Listener), [`Connection`](transport::Connection)
 /// and the connection context.

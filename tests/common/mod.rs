@@ -137,6 +137,48 @@ impl Body for ResetAfterFirstChunk {
     }
 }
 
+/// A WebSocket echo; `?protocols` offers the `chat` subprotocol and
+/// `?origin` allows only `https://good.example`.
+fn websocket_echo(mut req: Request<RequestBody>) -> Response<TestBody> {
+    use futures_util::{SinkExt, StreamExt};
+    use kite::websocket::WebSocketUpgrade;
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let upgrade = WebSocketUpgrade::from_request(&mut req).and_then(|upgrade| {
+        if query.contains("origin") {
+            upgrade.check_origin(|origin| origin == Some("https://good.example"))
+        } else {
+            Ok(upgrade)
+        }
+    });
+    match upgrade {
+        Ok(upgrade) => upgrade.protocols(&["chat"]).on_upgrade(|mut socket| async move {
+            while let Some(Ok(message)) = socket.next().await {
+                if (message.is_text() || message.is_binary()) && socket.send(message).await.is_err() {
+                    break;
+                }
+            }
+        }),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// An opaque upgrade to a made-up `echo` protocol: bytes come back as they
+/// are, those sent with the request head included.
+fn raw_upgrade(mut req: Request<RequestBody>) -> Response<TestBody> {
+    let on_upgrade = kite::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(mut stream) = on_upgrade.await {
+            let (mut reader, mut writer) = tokio::io::split(&mut stream);
+            let _ = tokio::io::copy(&mut reader, &mut writer).await;
+        }
+    });
+    let mut response = full("");
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+    response.headers_mut().insert(http::header::UPGRADE, http::HeaderValue::from_static("echo"));
+    response
+}
+
 /// The test application.
 pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<TestBody>, Infallible> {
     let path = req.uri().path().to_string();
@@ -210,6 +252,8 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
                 None => full("no reset on this protocol"),
             }
         }
+        "/ws" => websocket_echo(req),
+        "/raw-upgrade" => raw_upgrade(req),
         "/reset-mid-body" => {
             let reset = req.extensions().get::<StreamReset>().expect("HTTP/2 only").clone();
             Response::new(ResetAfterFirstChunk { reset, sent: false }.boxed_unsync())

@@ -48,6 +48,8 @@ mod server;
 mod service_fn;
 mod shutdown;
 mod tracker;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use address::{ListenAddress, ListenUrl};
 pub use builder::{ServerBuilder, DEFAULT_URL};
@@ -55,6 +57,7 @@ pub use error::ServerError;
 pub use kite_connection_middleware::tls::{
     Certificate, ClientCertificateMode, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
 };
+pub use kite_http_core::{upgrade, OnUpgrade, UpgradeError, Upgraded};
 pub use kite_http_core::{
     BodyError, ConnectionInfo, Http2Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize, Protocols,
     RequestBody, StreamReset,

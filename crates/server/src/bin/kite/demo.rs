@@ -6,9 +6,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use kite_server::websocket::{WebSocket, WebSocketUpgrade};
 use kite_server::{ConnectionInfo, RequestBody, TlsHandshake};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,6 +27,7 @@ const INDEX: &str = r#"<!doctype html>
 <li>POST /echo: streams the request body back</li>
 <li><a href="/bytes/1024">GET /bytes/{n}</a>: streams n bytes</li>
 <li><a href="/info">GET /info</a>: the connection as JSON</li>
+<li>GET /ws: a WebSocket echo (HTTP/1.1, TLS, or HTTP/2 extended CONNECT)</li>
 </ul>
 </body>
 </html>
@@ -52,6 +55,9 @@ impl tower_service::Service<Request<RequestBody>> for Demo {
 }
 
 fn route(request: Request<RequestBody>) -> Response<DemoBody> {
+    if request.uri().path() == "/ws" {
+        return websocket(request);
+    }
     let path = request.uri().path();
     let get = request.method() == Method::GET || request.method() == Method::HEAD;
     match path {
@@ -82,6 +88,30 @@ fn route(request: Request<RequestBody>) -> Response<DemoBody> {
             response
         }
         _ => status(StatusCode::NOT_FOUND, "Not Found\n"),
+    }
+}
+
+/// `/ws`: echoes text and binary messages, fragmented ones reassembled;
+/// tungstenite answers pings and completes the close handshake.
+fn websocket(mut request: Request<RequestBody>) -> Response<DemoBody> {
+    match WebSocketUpgrade::from_request(&mut request) {
+        Ok(upgrade) => upgrade.on_upgrade(|mut socket: WebSocket| async move {
+            while let Some(message) = socket.next().await {
+                match message {
+                    Ok(message) if message.is_text() || message.is_binary() => {
+                        if socket.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, "WebSocket closed with an error");
+                        break;
+                    }
+                }
+            }
+        }),
+        Err(rejection) => rejection.into_response(),
     }
 }
 
@@ -132,6 +162,13 @@ pub enum DemoBody {
     Echo(RequestBody),
     /// `remaining` more bytes of `x`.
     Repeat { remaining: u64 },
+}
+
+impl Default for DemoBody {
+    /// An empty body.
+    fn default() -> Self {
+        DemoBody::Full(None)
+    }
 }
 
 static REPEAT_CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];

@@ -1,0 +1,80 @@
+//! The Autobahn WebSocket conformance cases, run by `kosoku` (PyPI)
+//! against the `kite` binary's `/ws` echo on each transport.
+//!
+//! permessage-deflate is not offered (tungstenite has none), so its cases
+//! (12.* and 13.*) are left out, as the suite's own docs advise.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+
+/// `kosoku`: beside `KITE_PYTHON` (where `.ci/run` installs it), else on
+/// PATH. Missing under CI fails; elsewhere the test is skipped.
+fn kosoku() -> Option<PathBuf> {
+    let candidate = std::env::var_os("KITE_PYTHON")
+        .map(PathBuf::from)
+        .and_then(|python| python.parent().map(|bin| bin.join("kosoku")))
+        .unwrap_or_else(|| PathBuf::from("kosoku"));
+    if std::process::Command::new(&candidate).arg("--help").output().is_ok_and(|o| o.status.success()) {
+        return Some(candidate);
+    }
+    let message =
+        format!("{} is not installed; .ci/run installs kosoku in its virtual environment", candidate.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+#[tokio::test]
+async fn autobahn_cases_pass_against_the_ws_echo() {
+    let Some(kosoku) = kosoku() else { return };
+    for transport in ["sockets", "mio"] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
+            .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("kite starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), tokio::io::BufReader::new(stdout).read_line(&mut line))
+            .await
+            .expect("kite prints its address")
+            .unwrap();
+        let addr = line.trim().strip_prefix("Now listening on: http://").expect("the address line").to_string();
+
+        let reports = std::env::temp_dir().join(format!("kite-autobahn-{transport}-{}", std::process::id()));
+        let run = tokio::process::Command::new(&kosoku)
+            .arg(format!("ws://{addr}/ws"))
+            .args(["-x", "12.*", "-x", "13.*", "-p", "4", "-o"])
+            .arg(&reports)
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(300), run).await.expect("the suite finishes").unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(reports.join("index.json")).expect("kosoku wrote index.json"))
+                .unwrap();
+        let cases = index.as_object().and_then(|agents| agents.values().next()).and_then(|c| c.as_object()).unwrap();
+        assert!(cases.len() > 250, "{transport}: only {} cases ran", cases.len());
+        // Autobahn's passing grades: OK, NON-STRICT and INFORMATIONAL.
+        let passing = ["OK", "NON-STRICT", "INFORMATIONAL"];
+        let failed: Vec<String> = cases
+            .iter()
+            .filter(|(_, result)| {
+                !passing.contains(&result["behavior"].as_str().unwrap_or_default())
+                    || !passing.contains(&result["behaviorClose"].as_str().unwrap_or_default())
+            })
+            .map(|(case, result)| format!("{case}: {result}"))
+            .collect();
+        assert!(failed.is_empty(), "{transport}: {} Autobahn cases failed:\n{}", failed.len(), failed.join("\n"));
+        eprintln!("{transport}: {} Autobahn cases passed", cases.len());
+        let _ = std::fs::remove_dir_all(&reports);
+        child.kill().await.unwrap();
+    }
+}

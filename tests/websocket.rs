@@ -1,0 +1,266 @@
+//! Opaque upgrades and WebSockets end to end: tokio-tungstenite over
+//! HTTP/1.1 and TLS, h2's client over HTTP/2 extended CONNECT, and the
+//! upgraded-connection limit.
+
+mod common;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use http::StatusCode;
+use kite::ServerOptions;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::WebSocketStream;
+
+/// Sends text, binary and a ping, and checks each comes back; then closes
+/// with a code and sees the close answered.
+async fn exercise<S>(socket: &mut WebSocketStream<S>, context: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    socket.send(Message::text("hello")).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("hello"), "{context}");
+    let binary = Message::binary(vec![0u8, 1, 2, 255]);
+    socket.send(binary.clone()).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), binary, "{context}");
+    socket.send(Message::Ping(Bytes::from_static(b"are you there"))).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), Message::Pong(Bytes::from_static(b"are you there")));
+    let big = Message::text("x".repeat(200_000));
+    socket.send(big.clone()).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), big, "{context}: a message over many frames and reads");
+    socket.close(Some(CloseFrame { code: CloseCode::Away, reason: "bye".into() })).await.unwrap();
+    match tokio::time::timeout(WAIT, socket.next()).await.expect("close answered") {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away, "{context}"),
+        other => panic!("{context}: expected the close echoed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_echo_over_http1_on_every_transport() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let url = format!("ws://{}/ws?protocols", server.addr);
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", "other, chat".parse().unwrap());
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (mut socket, response) = tokio_tungstenite::client_async(request, tcp).await.expect("handshake");
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+        exercise(&mut socket, transport).await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn websocket_handshakes_that_fail_get_their_status() {
+    let server = start("sockets", ServerOptions::default()).await;
+    let (response, _) = roundtrip(server.addr, b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(response.status, 426, "not a WebSocket request");
+    assert_eq!(response.header("sec-websocket-version"), Some("13"));
+
+    let old = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    assert_eq!(roundtrip(server.addr, old).await.0.status, 426, "version 8");
+
+    let bad_key = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n";
+    assert_eq!(roundtrip(server.addr, bad_key).await.0.status, 400, "bad key");
+
+    let mut request = format!("ws://{}/ws?origin", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    match tokio_tungstenite::client_async(request, tcp).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("the origin policy refuses: {other:?}"),
+    }
+    let mut request = format!("ws://{}/ws?origin", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert("origin", "https://good.example".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio_tungstenite::client_async(request, tcp).await.expect("the good origin is allowed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_opaque_upgrade_hands_over_the_bytes_sent_with_the_head() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(
+            b"GET /raw-upgrade HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nearly bytes|",
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let response = read_head_response(&mut tcp, &mut buf).await;
+        assert_eq!(response.status, 101, "{transport}");
+        assert_eq!(response.header("upgrade"), Some("echo"));
+        assert!(response.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("upgrade")));
+        tcp.write_all(b"later bytes").await.unwrap();
+        let expected = b"early bytes|later bytes";
+        while buf.len() < expected.len() {
+            let mut chunk = [0u8; 64];
+            let n = tokio::time::timeout(WAIT, tcp.read(&mut chunk)).await.unwrap().unwrap();
+            assert!(n > 0, "{transport}: closed early after {:?}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(&buf[..], expected, "{transport}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_upgraded_connection_limit_refuses_the_excess_with_503() {
+    let mut options = ServerOptions::default();
+    options.limits.max_concurrent_upgraded_connections = Some(1);
+    let server = start("sockets", options).await;
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        tokio_tungstenite::client_async(format!("ws://{}/ws", server.addr), tcp).await
+    };
+    let (mut first, _) = connect().await.expect("the first fits");
+    first.send(Message::text("one")).await.unwrap();
+    assert_eq!(first.next().await.unwrap().unwrap(), Message::text("one"));
+    match connect().await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("the second is over the limit: {other:?}"),
+    }
+    // Ordinary requests are not counted.
+    let (response, _) = roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(response.status, 200);
+    // Closing the first frees its slot, before the server's close reaches
+    // the client.
+    first.close(None).await.unwrap();
+    while let Some(Ok(_)) = tokio::time::timeout(WAIT, first.next()).await.expect("the server closes") {}
+    connect().await.expect("the freed slot takes a new WebSocket");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_over_tls() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_der = certified.cert.der().clone();
+    let certificate =
+        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
+            .unwrap();
+    let server = start_with("sockets", ServerOptions::default(), move |builder| {
+        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let tls = connector.connect("localhost".try_into().unwrap(), tcp).await.expect("TLS handshake");
+    let url = format!("wss://localhost:{}/ws", server.addr.port());
+    let (mut socket, _) = tokio_tungstenite::client_async(url, tls).await.expect("WebSocket handshake over TLS");
+    exercise(&mut socket, "tls").await;
+    server.stop().await;
+}
+
+/// An HTTP/2 stream as a byte stream, for tungstenite on the client side.
+struct H2Stream {
+    send: h2::SendStream<Bytes>,
+    recv: h2::RecvStream,
+    pending: Bytes,
+}
+
+impl AsyncRead for H2Stream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if self.pending.is_empty() {
+            match self.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    self.pending = data;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(std::io::Error::other(e))),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = self.pending.len().min(buf.remaining());
+        let chunk = self.pending.split_to(n);
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for H2Stream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.send.reserve_capacity(buf.len());
+        match self.send.poll_capacity(cx) {
+            Poll::Ready(Some(Ok(n))) if n > 0 => {
+                let n = n.min(buf.len());
+                self.send.send_data(Bytes::copy_from_slice(&buf[..n]), false).map_err(std::io::Error::other)?;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Err(std::io::Error::other(e))),
+            Poll::Ready(None) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+            _ => Poll::Pending,
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let _ = self.send.send_data(Bytes::new(), true);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn websocket_over_http2_extended_connect() {
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        // One ordinary stream first, so the server's SETTINGS have arrived.
+        let request = http::Request::get(server.url("/plaintext")).body(()).unwrap();
+        let (response, _) = client.clone().ready().await.unwrap().send_request(request, true).unwrap();
+        assert_eq!(response.await.unwrap().status(), StatusCode::OK);
+        let mut client = client.ready().await.unwrap();
+        assert!(client.is_extended_connect_protocol_enabled(), "{transport}: SETTINGS_ENABLE_CONNECT_PROTOCOL");
+        let mut request = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(format!("http://{}/ws", server.addr))
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap();
+        request.extensions_mut().insert(h2::ext::Protocol::from_static("websocket"));
+        let (response, send) = client.send_request(request, false).unwrap();
+        let response = tokio::time::timeout(WAIT, response).await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{transport}");
+        let stream = H2Stream { send, recv: response.into_body(), pending: Bytes::new() };
+        let mut socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+        exercise(&mut socket, transport).await;
+
+        // The connection serves ordinary streams beside the WebSocket.
+        let request = http::Request::get(server.url("/plaintext")).body(()).unwrap();
+        let (response, _) = client.ready().await.unwrap().send_request(request, true).unwrap();
+        assert_eq!(response.await.unwrap().status(), StatusCode::OK);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_101_for_a_request_that_cannot_upgrade_becomes_500() {
+    let server = start("sockets", ServerOptions::default()).await;
+    // No `Connection: upgrade`; and an upgrade request with a body.
+    let (response, _) = roundtrip(server.addr, b"GET /raw-upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\n\r\n").await;
+    assert_eq!(response.status, 500);
+    let with_body =
+        b"POST /raw-upgrade HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\nContent-Length: 2\r\n\r\nhi";
+    assert_eq!(roundtrip(server.addr, with_body).await.0.status, 500);
+    server.stop().await;
+}
