@@ -322,3 +322,56 @@ async fn keep_alive_pings_keep_an_idle_answering_client_connected() {
     assert_eq!(response.await.unwrap().status(), StatusCode::OK);
     server.stop().await;
 }
+
+/// The answer an HTTP/2-only connection gives a client that does not start
+/// with the preface: SETTINGS, then GOAWAY(PROTOCOL_ERROR), then close.
+fn assert_goaway_protocol_error(answer: &[u8]) {
+    assert!(answer.len() >= 26, "{answer:?}");
+    assert_eq!(&answer[..9], &[0, 0, 0, 4, 0, 0, 0, 0, 0], "SETTINGS first");
+    assert_eq!(answer[12], 7, "a GOAWAY frame");
+    assert_eq!(&answer[answer.len() - 4..], &[0, 0, 0, 1], "PROTOCOL_ERROR");
+    assert!(!String::from_utf8_lossy(answer).contains("HTTP/1.1"), "never an HTTP/1.1 answer");
+}
+
+#[tokio::test]
+async fn an_http2_only_connection_answers_http1_with_goaway_protocol_error() {
+    // Prior knowledge in cleartext.
+    let mut options = ServerOptions::default();
+    options.protocols = Protocols::Http2;
+    let server = start("sockets", options).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    assert_goaway_protocol_error(&answer);
+    server.stop().await;
+
+    // ALPN h2 over TLS.
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_der = certified.cert.der().clone();
+    let certificate =
+        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
+            .unwrap();
+    let server = start_with("sockets", ServerOptions::default(), move |builder| {
+        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der).unwrap();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut tls = connector.connect("localhost".try_into().unwrap(), tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut answer)).await.unwrap();
+    assert_goaway_protocol_error(&answer);
+    server.stop().await;
+}

@@ -27,25 +27,31 @@ where
     let alpn = context.features().get::<TlsHandshake>().map(|tls| tls.alpn.as_deref() == Some(b"h2"));
     let info = ConnectionInfo::new(context);
     match (alpn, options.protocols) {
-        // Over TLS, ALPN alone decides.
-        (Some(true), _) => Box::pin(h2::serve(io, info, close, service, options)).await,
+        // Over TLS, ALPN alone decides; prior knowledge means HTTP/2 only.
+        (Some(true), _) | (None, Protocols::Http2) => {
+            let Some(first) = first_bytes(&mut io, &info, options).await? else {
+                return Ok(());
+            };
+            if !first.starts_with(h2::PREFACE) {
+                // Never an HTTP/1.1 400 on an HTTP/2-only connection.
+                tracing::debug!(connection_id = %info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
+                io.write_all(h2::PROTOCOL_ERROR).await?;
+                let _ = io.shutdown().await;
+                return Ok(());
+            }
+            // Boxed: HTTP/2's state stays off the HTTP/1.1 connection's future.
+            let io = Box::new(Rewind::new(first.freeze(), io));
+            Box::pin(h2::serve(io, info, close, service, options)).await
+        }
         (Some(false), _) => H1Connection::new(io, BytesMut::new(), info, close, service, options).run().await,
-        (None, Protocols::Http2) => Box::pin(h2::serve(io, info, close, service, options)).await,
         (None, protocols) => {
-            let sniffed = tokio::time::timeout(options.limits.request_headers_timeout, sniff(&mut io)).await;
-            let first = match sniffed {
-                Ok(Ok(first)) => first,
-                Ok(Err(e)) => return Err(Error::Io(e)),
-                Err(_) => {
-                    tracing::debug!(connection_id = %info.id(), "no request before RequestHeadersTimeout");
-                    return Ok(());
-                }
+            let Some(first) = first_bytes(&mut io, &info, options).await? else {
+                return Ok(());
             };
             if !first.starts_with(h2::PREFACE) {
                 return H1Connection::new(io, first, info, close, service, options).run().await;
             }
             if protocols.http2() {
-                // Boxed: HTTP/2's state stays off the HTTP/1.1 connection's future.
                 let io = Box::new(Rewind::new(first.freeze(), io));
                 return Box::pin(h2::serve(io, info, close, service, options)).await;
             }
@@ -53,6 +59,23 @@ where
             io.write_all(h2::HTTP_1_1_REQUIRED).await?;
             let _ = io.shutdown().await;
             Ok(())
+        }
+    }
+}
+
+/// The connection's first bytes, enough to tell the HTTP/2 preface from
+/// anything else; `None` when nothing came before RequestHeadersTimeout.
+async fn first_bytes(
+    io: &mut Box<dyn ConnectionIo>,
+    info: &ConnectionInfo,
+    options: &HttpOptions,
+) -> Result<Option<BytesMut>, Error> {
+    match tokio::time::timeout(options.limits.request_headers_timeout, sniff(io)).await {
+        Ok(Ok(first)) => Ok(Some(first)),
+        Ok(Err(e)) => Err(Error::Io(e)),
+        Err(_) => {
+            tracing::debug!(connection_id = %info.id(), "no request before RequestHeadersTimeout");
+            Ok(None)
         }
     }
 }

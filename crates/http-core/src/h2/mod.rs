@@ -39,6 +39,11 @@ pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub(crate) const HTTP_1_1_REQUIRED: &[u8] =
     &[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0d];
 
+/// An empty SETTINGS frame and GOAWAY(PROTOCOL_ERROR): the answer to a
+/// connection that must speak HTTP/2 but did not start with the preface.
+pub(crate) const PROTOCOL_ERROR: &[u8] =
+    &[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01];
+
 enum Event {
     Close,
     PingTimeout,
