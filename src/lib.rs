@@ -39,9 +39,9 @@
 
 pub use kite_server::{
     dev_certs, service_fn, BodyError, Certificate, ClientCertificateMode, ConnectionInfo, Http2Limits, HttpService,
-    Limits, ListenAddress, ListenUrl, MaxRequestBodySize, Protocols, RequestBody, Server, ServerBuilder, ServerError,
-    ServerOptions, ServiceFn, ShutdownHandle, StreamReset, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
-    DEFAULT_URL,
+    Limits, ListenAddress, ListenUrl, MaxRequestBodySize, MinDataRate, MinDataRates, Protocols, RequestBody, Server,
+    ServerBuilder, ServerError, ServerOptions, ServiceFn, ShutdownHandle, StreamReset, TlsFilter, TlsHandshake,
+    TlsOptions, TlsVersion, DEFAULT_URL,
 };
 
 pub use kite_server::{upgrade, OnUpgrade, UpgradeError, Upgraded};

@@ -375,3 +375,15 @@ async fn an_http2_only_connection_answers_http1_with_goaway_protocol_error() {
     assert_goaway_protocol_error(&answer);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_panicking_handler_gets_500_on_its_stream_only() {
+    let server = start("sockets", ServerOptions::default()).await;
+    let mut client = h2_client(server.addr).await;
+    let (response, _) = client.send_request(Request::get(server.url("/panic")).body(()).unwrap(), true).unwrap();
+    assert_eq!(response.await.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let request = Request::get(server.url("/plaintext")).body(()).unwrap();
+    let (response, _) = client.ready().await.unwrap().send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), StatusCode::OK, "the connection goes on");
+    server.stop().await;
+}

@@ -101,6 +101,8 @@ pub async fn start_with(
     configure: impl FnOnce(kite::ServerBuilder) -> kite::ServerBuilder,
 ) -> TestServer {
     options.handle_signals = false;
+    // Short timeouts in these tests need a finer beat than Kestrel's 1 s.
+    options.heartbeat_interval = Duration::from_millis(20);
     let gate = Arc::new(Gate::default());
     let builder = builder_on(transport).urls(["http://127.0.0.1:0"]).options(options);
     let server = configure(builder).bind().await.expect("bind");
@@ -179,6 +181,44 @@ fn raw_upgrade(mut req: Request<RequestBody>) -> Response<TestBody> {
     response
 }
 
+/// Sends a chunk, then panics.
+struct PanicAfterFirstChunk(bool);
+
+impl Body for PanicAfterFirstChunk {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if !self.0 {
+            self.0 = true;
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))));
+        }
+        panic!("the response body panicked on purpose");
+    }
+}
+
+/// Notifies the gate's `cancelled` when dropped.
+struct DropNotify(Arc<Gate>);
+
+impl Drop for DropNotify {
+    fn drop(&mut self) {
+        self.0.cancelled.notify_one();
+    }
+}
+
+/// 64 KiB chunks without end; tells the gate when it is dropped.
+struct Forever(DropNotify);
+
+impl Body for Forever {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        static CHUNK: [u8; 65536] = [b'f'; 65536];
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK)))))
+    }
+}
+
 /// The test application.
 pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<TestBody>, Infallible> {
     let path = req.uri().path().to_string();
@@ -217,6 +257,14 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
             }
             full(format!("{total} read_only={read_only}"))
         }
+        "/relaxed" => {
+            let rates = req.extensions().get::<kite::MinDataRates>().expect("HTTP/1.x carries the rates").clone();
+            rates.set_request_body(None).expect("HTTP/1.x may change its rate");
+            match req.into_body().collect().await {
+                Ok(collected) => full(collected.to_bytes().len().to_string()),
+                Err(e) => full(e.to_string()),
+            }
+        }
         "/ignore" => full("ignored"),
         "/tls" => {
             let info = req.extensions().get::<ConnectionInfo>().expect("connection info");
@@ -234,6 +282,11 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
         }
         "/thread" => full(std::thread::current().name().unwrap_or("unnamed").to_string()),
         "/panic" => panic!("the application panicked on purpose"),
+        "/panic-mid-body" => Response::new(PanicAfterFirstChunk(false).boxed_unsync()),
+        "/forever" => {
+            let guard = DropNotify(Arc::clone(&gate));
+            Response::new(Forever(guard).boxed_unsync())
+        }
         "/slow" => {
             let mut guard = CancelGuard(&gate, true);
             gate.entered.notify_one();

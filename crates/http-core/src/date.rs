@@ -1,56 +1,91 @@
-//! The `Date` header value, formatted at most once a second per thread.
+//! The `Date` header value. The heartbeat formats it once per tick; each
+//! thread copies it when the tick's generation changes, so a response pays
+//! one relaxed atomic load. With no heartbeat running (a connection served
+//! outside a server), the thread formats it itself, once a second.
 
 use std::cell::RefCell;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
-struct CachedDate {
+/// The Unix second of [`GLOBAL`]'s value; 0 until a heartbeat ticks.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static GLOBAL: Mutex<[u8; 29]> = Mutex::new([0; 29]);
+
+fn unix_second(now: SystemTime) -> u64 {
+    now.duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1))
+}
+
+fn format(now: SystemTime) -> [u8; 29] {
+    let mut value = [b' '; 29];
+    let text = httpdate::fmt_http_date(now);
+    if text.len() == 29 {
+        value.copy_from_slice(text.as_bytes());
+    }
+    value
+}
+
+/// Formats the current date for every thread; the heartbeat calls it.
+pub(crate) fn refresh() {
+    let now = SystemTime::now();
+    let second = unix_second(now);
+    if GENERATION.load(Ordering::Acquire) == second {
+        return;
+    }
+    *GLOBAL.lock().unwrap_or_else(|e| e.into_inner()) = format(now);
+    GENERATION.store(second, Ordering::Release);
+}
+
+struct Cached {
+    generation: u64,
     value: [u8; 29],
-    next_update: SystemTime,
+    header: Option<http::HeaderValue>,
 }
 
 thread_local! {
-    static CACHED: RefCell<CachedDate> = const {
-        RefCell::new(CachedDate { value: [0; 29], next_update: SystemTime::UNIX_EPOCH })
-    };
+    static CACHED: RefCell<Cached> = const { RefCell::new(Cached { generation: 0, value: [0; 29], header: None }) };
+}
+
+/// Brings this thread's copy up to date; returns whether it changed.
+fn update(cached: &mut Cached) {
+    let generation = GENERATION.load(Ordering::Acquire);
+    if generation != 0 {
+        if cached.generation != generation {
+            cached.value = *GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+            cached.generation = generation;
+            cached.header = None;
+        }
+        return;
+    }
+    // No heartbeat: format here, once a second.
+    let now = SystemTime::now();
+    let second = unix_second(now);
+    if cached.generation != second {
+        cached.value = format(now);
+        cached.generation = second;
+        cached.header = None;
+    }
 }
 
 /// Appends the current IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub(crate) fn extend(dst: &mut Vec<u8>) {
     CACHED.with(|cell| {
         let mut cached = cell.borrow_mut();
-        let now = SystemTime::now();
-        if now >= cached.next_update {
-            let text = httpdate::fmt_http_date(now);
-            if text.len() == 29 {
-                cached.value.copy_from_slice(text.as_bytes());
-            }
-            let into_second = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-            cached.next_update = now + Duration::from_secs(1) - Duration::from_nanos(u64::from(into_second));
-        }
+        update(&mut cached);
         dst.extend_from_slice(&cached.value);
     });
 }
 
-thread_local! {
-    static CACHED_VALUE: RefCell<(u64, Option<http::HeaderValue>)> = const { RefCell::new((0, None)) };
-}
-
-/// The current date as a header value, made at most once a second per
-/// thread (cloning it is a reference count, not a format).
+/// The current date as a header value (cloning it is a reference count,
+/// not a format).
 pub(crate) fn header_value() -> http::HeaderValue {
-    let second = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    CACHED_VALUE.with(|cell| {
+    CACHED.with(|cell| {
         let mut cached = cell.borrow_mut();
-        match &cached.1 {
-            Some(value) if cached.0 == second => value.clone(),
-            _ => {
-                let mut text = Vec::with_capacity(29);
-                extend(&mut text);
-                let value = http::HeaderValue::from_bytes(&text).unwrap_or_else(|_| http::HeaderValue::from_static(""));
-                *cached = (second, Some(value.clone()));
-                value
-            }
+        update(&mut cached);
+        if cached.header.is_none() {
+            cached.header = http::HeaderValue::from_bytes(&cached.value).ok();
         }
+        cached.header.clone().unwrap_or_else(|| http::HeaderValue::from_static(""))
     })
 }
 
@@ -63,5 +98,8 @@ mod tests {
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.ends_with(" GMT"), "{text}");
         assert!(httpdate::parse_http_date(text).is_ok());
+        super::refresh();
+        let value = super::header_value();
+        assert!(httpdate::parse_http_date(value.to_str().unwrap()).is_ok());
     }
 }

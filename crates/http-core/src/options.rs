@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::heartbeat::Heartbeat;
 use crate::upgrade::UpgradeCounter;
 
 /// Kestrel's server limits, with Kestrel's defaults (`KestrelServerLimits`).
@@ -55,6 +56,22 @@ pub struct Limits {
     /// [`LimitReached`](crate::upgrade::UpgradeError::LimitReached).
     /// Default: `None`.
     pub max_concurrent_upgraded_connections: Option<u64>,
+    /// The most connections open at once per server, `None` for no limit.
+    /// A connection over it is closed at once, with a warning, and counted
+    /// as rejected; an upgraded connection leaves this count for
+    /// `max_concurrent_upgraded_connections`. Default: `None`.
+    pub max_concurrent_connections: Option<u64>,
+    /// The slowest a request body may arrive, measured over the time the
+    /// server waits for it after a grace period; slower gets `408` and the
+    /// connection closes. A request may change or turn off its own rate
+    /// through the [`MinDataRates`](crate::MinDataRates) extension.
+    /// `None` turns it off. Default: 240 bytes/s after 5 s.
+    pub min_request_body_data_rate: Option<MinDataRate>,
+    /// The slowest a client may read a response: each write that cannot
+    /// finish at once must finish within max(grace period, bytes / rate),
+    /// or the connection is aborted. `None` turns it off.
+    /// Default: 240 bytes/s after 5 s.
+    pub min_response_data_rate: Option<MinDataRate>,
 }
 
 impl Default for Limits {
@@ -68,7 +85,68 @@ impl Default for Limits {
             request_headers_timeout: Duration::from_secs(30),
             max_response_buffer_size: 64 * 1024,
             max_concurrent_upgraded_connections: None,
+            max_concurrent_connections: None,
+            min_request_body_data_rate: Some(MinDataRate::DEFAULT),
+            min_response_data_rate: Some(MinDataRate::DEFAULT),
         }
+    }
+}
+
+impl Limits {
+    /// Checks the values that can be wrong: a data rate needs a rate above
+    /// zero and a grace period over one second, as in Kestrel.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the limit and what it must be.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("MinRequestBodyDataRate", &self.min_request_body_data_rate),
+            ("MinResponseDataRate", &self.min_response_data_rate),
+        ] {
+            if let Some(rate) = rate {
+                if rate.bytes_per_second == 0 {
+                    return Err(format!("{name}.BytesPerSecond must be above 0; use None to turn the rate off"));
+                }
+                if rate.grace_period <= Duration::from_secs(1) {
+                    return Err(format!(
+                        "{name}.GracePeriod is {:?}; it must be longer than 1 second",
+                        rate.grace_period
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A minimum data rate with its grace period (Kestrel's `MinDataRate`).
+///
+/// ```
+/// use std::time::Duration;
+/// use kite_http_core::{Limits, MinDataRate};
+///
+/// let mut limits = Limits::default();
+/// limits.min_request_body_data_rate = Some(MinDataRate::new(100, Duration::from_secs(10)));
+/// assert!(limits.validate().is_ok());
+/// limits.min_response_data_rate = Some(MinDataRate::new(240, Duration::from_secs(1)));
+/// assert!(limits.validate().is_err(), "the grace period must be over 1 s");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinDataRate {
+    /// Bytes per second.
+    pub bytes_per_second: u64,
+    /// How long the rate is not enforced at first.
+    pub grace_period: Duration,
+}
+
+impl MinDataRate {
+    /// Kestrel's default: 240 bytes/s after 5 s.
+    pub const DEFAULT: MinDataRate = MinDataRate { bytes_per_second: 240, grace_period: Duration::from_secs(5) };
+
+    /// A rate of `bytes_per_second` after `grace_period`.
+    pub const fn new(bytes_per_second: u64, grace_period: Duration) -> Self {
+        Self { bytes_per_second, grace_period }
     }
 }
 
@@ -205,6 +283,9 @@ pub struct HttpOptions {
     pub(crate) drain_timeout: Duration,
     /// Upgraded connections now, shared by every clone of these options.
     pub(crate) upgrades: UpgradeCounter,
+    /// The heartbeat every connection served with these options (or a
+    /// clone) registers with.
+    pub(crate) heartbeat: Heartbeat,
 }
 
 impl Default for HttpOptions {
@@ -216,6 +297,7 @@ impl Default for HttpOptions {
             add_server_header: true,
             drain_timeout: Duration::from_secs(5),
             upgrades: UpgradeCounter::default(),
+            heartbeat: Heartbeat::new(Duration::from_secs(1)),
         }
     }
 }
@@ -255,6 +337,16 @@ impl HttpOptions {
     /// 5 seconds; it is settable here for tests. Default: 5 seconds.
     pub fn request_drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// How often the heartbeat checks every connection's timeouts and data
+    /// rates and refreshes `Date`. Kestrel fixes it at 1 second; tests
+    /// shorten it to keep short timeouts precise. A new value starts a new
+    /// heartbeat for these options and their later clones.
+    /// Default: 1 second.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat = Heartbeat::new(interval);
         self
     }
 

@@ -1,6 +1,8 @@
 //! Choosing the protocol for a connection.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use http::{Request, Response};
@@ -12,6 +14,7 @@ use tower_service::Service;
 
 use crate::h1::buffers;
 use crate::h1::conn::H1Connection;
+use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::rewind::Rewind;
 use crate::{h2, BoxError, ConnectionInfo, Error, HttpOptions, Protocols, RequestBody};
 
@@ -26,10 +29,11 @@ where
     let close = context.close_signal().clone();
     let alpn = context.features().get::<TlsHandshake>().map(|tls| tls.alpn.as_deref() == Some(b"h2"));
     let info = ConnectionInfo::new(context);
+    let timer = options.heartbeat.register();
     match (alpn, options.protocols) {
         // Over TLS, ALPN alone decides; prior knowledge means HTTP/2 only.
         (Some(true), _) | (None, Protocols::Http2) => {
-            let Some(first) = first_bytes(&mut io, &info, options).await? else {
+            let Some(first) = first_bytes(&mut io, &info, &timer, options).await? else {
                 return Ok(());
             };
             if !first.starts_with(h2::PREFACE) {
@@ -41,19 +45,19 @@ where
             }
             // Boxed: HTTP/2's state stays off the HTTP/1.1 connection's future.
             let io = Box::new(Rewind::new(first.freeze(), io));
-            Box::pin(h2::serve(io, info, close, service, options)).await
+            Box::pin(h2::serve(io, info, close, timer, service, options)).await
         }
-        (Some(false), _) => H1Connection::new(io, BytesMut::new(), info, close, service, options).run().await,
+        (Some(false), _) => H1Connection::new(io, BytesMut::new(), info, close, timer, service, options).run().await,
         (None, protocols) => {
-            let Some(first) = first_bytes(&mut io, &info, options).await? else {
+            let Some(first) = first_bytes(&mut io, &info, &timer, options).await? else {
                 return Ok(());
             };
             if !first.starts_with(h2::PREFACE) {
-                return H1Connection::new(io, first, info, close, service, options).run().await;
+                return H1Connection::new(io, first, info, close, timer, service, options).run().await;
             }
             if protocols.http2() {
                 let io = Box::new(Rewind::new(first.freeze(), io));
-                return Box::pin(h2::serve(io, info, close, service, options)).await;
+                return Box::pin(h2::serve(io, info, close, timer, service, options)).await;
             }
             tracing::debug!(connection_id = %info.id(), "HTTP/2 preface on an HTTP/1.x endpoint; GOAWAY(HTTP_1_1_REQUIRED)");
             io.write_all(h2::HTTP_1_1_REQUIRED).await?;
@@ -68,12 +72,22 @@ where
 async fn first_bytes(
     io: &mut Box<dyn ConnectionIo>,
     info: &ConnectionInfo,
+    timer: &ConnectionTimer,
     options: &HttpOptions,
 ) -> Result<Option<BytesMut>, Error> {
-    match tokio::time::timeout(options.limits.request_headers_timeout, sniff(io)).await {
-        Ok(Ok(first)) => Ok(Some(first)),
-        Ok(Err(e)) => Err(Error::Io(e)),
-        Err(_) => {
+    timer.set_deadline(options.limits.request_headers_timeout);
+    let mut sniffing = pin!(sniff(io));
+    let sniffed = poll_fn(|cx| {
+        if let Poll::Ready(result) = sniffing.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        timer.poll_timeout(Timeout::Deadline, cx).map(|()| None)
+    })
+    .await;
+    match sniffed {
+        Some(Ok(first)) => Ok(Some(first)),
+        Some(Err(e)) => Err(Error::Io(e)),
+        None => {
             tracing::debug!(connection_id = %info.id(), "no request before RequestHeadersTimeout");
             Ok(None)
         }

@@ -39,6 +39,10 @@ pub enum RequestRejection {
     MultipleContentLengths,
     /// `Transfer-Encoding`'s last coding is not `chunked`.
     FinalTransferCodingNotChunked,
+    /// `Transfer-Encoding` is spelled oddly: more than one field, a coding
+    /// that is not a lowercase token, parameters, stray whitespace, or
+    /// `chunked` twice. Refused as a request smuggling attempt.
+    InvalidTransferEncoding,
     /// An HTTP/1.0 `POST` or `PUT` has no `Content-Length`.
     LengthRequiredHttp10,
     /// The asterisk target `*` with a method other than `OPTIONS` (`405`).
@@ -49,6 +53,8 @@ pub enum RequestRejection {
     RequestHeadersTimeout,
     /// The body is larger than its limit (`413`).
     RequestBodyTooLarge,
+    /// The body arrived slower than MinRequestBodyDataRate (`408`).
+    RequestBodyTimeout,
     /// A chunk size line is malformed.
     BadChunkSizeData,
     /// A chunk is not followed by CRLF.
@@ -68,7 +74,7 @@ impl RequestRejection {
             RequestLineTooLong => StatusCode::URI_TOO_LONG,
             HeadersExceedMaxTotalSize | TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestHeadersTimeout => StatusCode::REQUEST_TIMEOUT,
+            RequestHeadersTimeout | RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             OptionsMethodRequired | ConnectMethodRequired => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -101,11 +107,13 @@ impl fmt::Display for RequestRejection {
             InvalidContentLength => "Invalid content length",
             MultipleContentLengths => "Multiple Content-Length headers",
             FinalTransferCodingNotChunked => "The message's final transfer coding is not chunked",
+            InvalidTransferEncoding => "Transfer-Encoding is malformed",
             LengthRequiredHttp10 => "An HTTP/1.0 POST or PUT request requires a Content-Length",
             OptionsMethodRequired => "Method not allowed: the asterisk target needs OPTIONS",
             ConnectMethodRequired => "Method not allowed: an authority target needs CONNECT",
             RequestHeadersTimeout => "Request headers timed out",
             RequestBodyTooLarge => "Request body too large",
+            RequestBodyTimeout => "Request body arrived slower than the minimum data rate",
             BadChunkSizeData => "Bad chunk size data",
             BadChunkSuffix => "Bad chunk suffix",
             BadChunkTrailers => "Bad chunked trailers",

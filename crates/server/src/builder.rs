@@ -153,6 +153,7 @@ impl ServerBuilder {
     /// transport.
     pub async fn bind(self) -> Result<Server, ServerError> {
         self.options.http2.validate().map_err(ServerError::InvalidOptions)?;
+        self.options.limits.validate().map_err(ServerError::InvalidOptions)?;
         let transport = match self.transport {
             Some(transport) => transport,
             None => default_transport()?,

@@ -26,6 +26,11 @@ impl<S> HttpHandler<S> {
     pub fn new(service: S, options: HttpOptions) -> Self {
         Self { service: Arc::new(Mutex::new(service)), options: Arc::new(options) }
     }
+
+    /// The HTTP options every connection is served with.
+    pub fn options(&self) -> Arc<HttpOptions> {
+        Arc::clone(&self.options)
+    }
 }
 
 #[async_trait]

@@ -43,6 +43,7 @@ mod builder;
 pub mod dev_certs;
 mod error;
 mod handler;
+pub mod metrics;
 mod options;
 mod server;
 mod service_fn;
@@ -59,8 +60,8 @@ pub use kite_connection_middleware::tls::{
 };
 pub use kite_http_core::{upgrade, OnUpgrade, UpgradeError, Upgraded};
 pub use kite_http_core::{
-    BodyError, ConnectionInfo, Http2Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize, Protocols,
-    RequestBody, StreamReset,
+    BodyError, ConnectionInfo, Http2Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize, MinDataRate,
+    MinDataRates, Protocols, RateChangeRefused, RequestBody, StreamReset,
 };
 pub use options::ServerOptions;
 pub use server::Server;

@@ -36,6 +36,11 @@ pub struct ServerOptions {
     /// How long an unread request body is drained after its response.
     /// Kestrel fixes it at 5 seconds. Default: 5 seconds.
     pub request_drain_timeout: Duration,
+    /// How often the server's heartbeat checks every connection's
+    /// timeouts and data rates and refreshes `Date`. Kestrel fixes it at
+    /// 1 second; tests shorten it so short timeouts stay precise.
+    /// Default: 1 second.
+    pub heartbeat_interval: Duration,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +53,7 @@ impl Default for ServerOptions {
             shutdown_timeout: Duration::from_secs(30),
             handle_signals: true,
             request_drain_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(1),
         }
     }
 }
@@ -61,5 +67,6 @@ impl ServerOptions {
             .protocols(self.protocols)
             .add_server_header(self.add_server_header)
             .request_drain_timeout(self.request_drain_timeout)
+            .heartbeat_interval(self.heartbeat_interval)
     }
 }

@@ -11,6 +11,7 @@ use kite_transport_core::{ConnectionExecutor, Endpoint, Listener};
 
 use crate::address::endpoint_url;
 use crate::handler::HttpHandler;
+use crate::metrics::{ConnectionMetrics, HandshakeCompleted, HandshakeStarted};
 use crate::tracker::Tracker;
 use crate::{ServerBuilder, ServerError, ServerOptions, ShutdownHandle};
 
@@ -116,7 +117,7 @@ impl Server {
                 builder = builder.use_arc(Arc::clone(middleware));
             }
             if let Some(tls) = tls {
-                builder = builder.use_(tls);
+                builder = builder.use_(HandshakeStarted).use_(tls).use_(HandshakeCompleted);
             }
             for middleware in &self.after_tls {
                 builder = builder.use_arc(Arc::clone(middleware));
@@ -138,16 +139,28 @@ impl Server {
         }
 
         let tracker = Arc::new(Tracker::default());
+        let limit = ConnectionLimit::new(self.options.limits.max_concurrent_connections);
         let mut accept_loops = Vec::new();
         for BoundListener { listener, tls } in self.listeners {
             accept_loops.push(tokio::spawn(accept_loop(
                 listener,
                 pipeline_for(tls),
                 Arc::clone(&tracker),
+                limit.clone(),
                 self.shutdown.clone(),
             )));
         }
+        // The upgraded-connection gauge, sampled on the heartbeat's beat.
+        let http_options = handler.options();
+        let sampler = tokio::spawn(async move {
+            let mut beat = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                beat.tick().await;
+                metrics::gauge!("kite.upgraded_connections").set(http_options.upgraded_connections() as f64);
+            }
+        });
         self.shutdown.wait().await;
+        sampler.abort();
         for accept_loop in accept_loops {
             // Each loop drops its listener when it sees the shutdown.
             let _ = accept_loop.await;
@@ -172,6 +185,7 @@ async fn accept_loop(
     mut listener: Box<dyn Listener>,
     pipeline: ConnectionPipeline,
     tracker: Arc<Tracker>,
+    limit: ConnectionLimit,
     shutdown: ShutdownHandle,
 ) {
     let mut backoff = Duration::from_millis(5);
@@ -202,6 +216,18 @@ async fn accept_loop(
             }
         };
         let id = connection.context().id();
+        let mut metrics = ConnectionMetrics::accepted();
+        let Some(permit) = limit.try_acquire() else {
+            // Kestrel's ConnectionLimitMiddleware: close at once, warn, count.
+            tracing::warn!(
+                connection_id = %id,
+                limit = limit.max,
+                "Connection processing ended abnormally: MaxConcurrentConnections reached; the connection is closed"
+            );
+            crate::metrics::rejected_connection();
+            drop(connection);
+            continue;
+        };
         let close = connection.context().close_signal().clone();
         let span = tracing::debug_span!("connection", connection_id = %id, remote = %connection.context().remote());
         let pipeline = pipeline.clone();
@@ -213,6 +239,8 @@ async fn accept_loop(
             executor,
             tracing::Instrument::instrument(
                 async move {
+                    let _permit = permit;
+                    metrics.started();
                     tracing::debug!("connection started");
                     match pipeline.handle(connection).await {
                         Ok(()) => tracing::debug!("connection closed"),
@@ -228,4 +256,37 @@ async fn accept_loop(
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
+}
+
+/// MaxConcurrentConnections across a server's endpoints. A connection
+/// holds its permit for as long as its task runs; an upgraded connection's
+/// task ends at the upgrade, so it leaves this count.
+#[derive(Clone, Debug)]
+struct ConnectionLimit {
+    active: Arc<std::sync::atomic::AtomicU64>,
+    max: Option<u64>,
+}
+
+impl ConnectionLimit {
+    fn new(max: Option<u64>) -> Self {
+        Self { active: Arc::default(), max }
+    }
+
+    fn try_acquire(&self) -> Option<ConnectionPermit> {
+        use std::sync::atomic::Ordering;
+        let max = self.max.unwrap_or(u64::MAX);
+        self.active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(ConnectionPermit { active: Arc::clone(&self.active) })
+    }
+}
+
+/// One connection's place in the count.
+struct ConnectionPermit {
+    active: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }

@@ -11,7 +11,6 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use kite_transport_core::{CloseSignal, CloseWatch, ConnectionIo};
 use tokio::io::AsyncWrite;
-use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::buffers;
@@ -20,6 +19,8 @@ use super::encode::{self, Framing, HeadOptions};
 use super::feed::BodyFeeder;
 use super::parse::{parse_head, BodyLength, ParsedHead};
 use crate::body::shared::Want;
+use crate::heartbeat::{ConnectionTimer, Timeout};
+use crate::panic;
 use crate::upgrade::{Detached, OnUpgrade, PendingUpgrade, UpgradeCounter, UpgradeError, Upgraded};
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, Limits, MaxRequestBodySize, RequestBody, RequestRejection};
 
@@ -38,7 +39,7 @@ pub(crate) struct H1Connection<S> {
     drain_timeout: Duration,
     info: ConnectionInfo,
     close: CloseWatch,
-    timer: Pin<Box<Sleep>>,
+    timer: ConnectionTimer,
     service: S,
     upgrades: UpgradeCounter,
     /// The connection was handed to the application by an upgrade.
@@ -63,6 +64,7 @@ where
         read_buf: BytesMut,
         info: ConnectionInfo,
         close: CloseSignal,
+        timer: ConnectionTimer,
         service: S,
         options: &HttpOptions,
     ) -> Self {
@@ -76,7 +78,7 @@ where
             drain_timeout: options.drain_timeout,
             info,
             close: close.watch(),
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer,
             service,
             upgrades: options.upgrades.clone(),
             upgraded: false,
@@ -122,17 +124,20 @@ where
         // the keep-alive timeout until their first byte arrives.
         let mut awaiting_first_byte = !first && self.read_buf.is_empty();
         let deadline = if awaiting_first_byte { self.limits.keep_alive_timeout } else { headers_timeout };
-        self.timer.as_mut().reset(Instant::now() + deadline);
+        self.timer.set_deadline(deadline);
         loop {
             if !self.read_buf.is_empty() {
                 match parse_head(&mut self.read_buf, &self.limits) {
-                    Ok(Some(head)) => return Ok(Some(head)),
+                    Ok(Some(head)) => {
+                        self.timer.clear_deadline();
+                        return Ok(Some(head));
+                    }
                     Ok(None) => {}
                     Err(rejection) => return Err(self.reject(rejection).await),
                 }
                 if awaiting_first_byte && !self.read_buf.is_empty() {
                     awaiting_first_byte = false;
-                    self.timer.as_mut().reset(Instant::now() + headers_timeout);
+                    self.timer.set_deadline(headers_timeout);
                 }
             }
             // Pipelined responses leave together, before we wait for more.
@@ -144,7 +149,7 @@ where
                 if let Poll::Ready(read) = self.poll_fill(cx) {
                     return Poll::Ready(read.map(HeadEvent::Read));
                 }
-                if self.timer.as_mut().poll(cx).is_ready() {
+                if self.timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
                     return Poll::Ready(Ok(HeadEvent::Timeout));
                 }
                 if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
@@ -201,6 +206,8 @@ where
             None => RequestBody::empty(),
         };
         parts.extensions.insert(self.info.clone());
+        self.timer.start_request(self.limits.min_request_body_data_rate, self.limits.min_response_data_rate);
+        parts.extensions.insert(self.timer.rates(false));
         if let Some(f) = &feeder {
             parts.extensions.insert(MaxRequestBodySize::new(f.shared.clone()));
         }
@@ -229,8 +236,12 @@ where
         );
         let mut call = pin!(tracing::Instrument::instrument(self.service.call(request), span));
         let outcome = poll_fn(|cx| {
-            if let Poll::Ready(result) = call.as_mut().poll(cx) {
-                return Poll::Ready(result.map_err(Into::<BoxError>::into));
+            // A panic in the application is its request's 500, not the
+            // connection's end.
+            match panic::catch(|| call.as_mut().poll(cx)) {
+                Ok(Poll::Ready(result)) => return Poll::Ready(result.map_err(Into::<BoxError>::into)),
+                Ok(Poll::Pending) => {}
+                Err(panicked) => return Poll::Ready(Err(panicked)),
             }
             if let Some(f) = feeder.as_mut() {
                 self.poll_feed(cx, f);
@@ -239,6 +250,7 @@ where
         })
         .await;
 
+        self.timer.end_body();
         keep_alive &= !self.close.is_requested();
         if let Some(f) = &feeder {
             keep_alive &= f.reusable();
@@ -310,7 +322,12 @@ where
             if self.write_buf.len() >= max_buffer {
                 ready!(self.poll_flush(cx))?;
             }
-            match body.as_mut().poll_frame(cx) {
+            let polled = match panic::catch(|| body.as_mut().poll_frame(cx)) {
+                Ok(polled) => polled,
+                // After the head, a panic can only abort the connection.
+                Err(panicked) => return Poll::Ready(Err(Error::ResponseBody(panicked))),
+            };
+            match polled {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         let len = bytes::Buf::remaining(&data);
@@ -428,6 +445,7 @@ where
             match f.decoder.decode(&mut self.read_buf) {
                 Ok(Decoded::Data(data)) => {
                     f.received += data.len() as u64;
+                    self.timer.body_received(data.len() as u64);
                     if limit.is_some_and(|limit| f.received > limit) {
                         return f.reject(RequestRejection::RequestBodyTooLarge);
                     }
@@ -442,7 +460,20 @@ where
                     Poll::Ready(Ok(0)) => return f.reject(RequestRejection::UnexpectedEndOfRequestContent),
                     Poll::Ready(Ok(_)) => {}
                     Poll::Ready(Err(e)) => return f.fail_io(e),
-                    Poll::Pending => return,
+                    Poll::Pending => {
+                        // The application waits for bytes: MinRequestBodyDataRate counts.
+                        self.timer.body_waiting();
+                        if self.timer.poll_timeout(Timeout::RequestBodyRate, cx).is_ready() {
+                            tracing::debug!(
+                                target: "kite::bad_requests",
+                                connection_id = %self.info.id(),
+                                received = f.received,
+                                "request body slower than MinRequestBodyDataRate"
+                            );
+                            return f.reject(RequestRejection::RequestBodyTimeout);
+                        }
+                        return;
+                    }
                 },
                 Err(rejection) => return f.reject(rejection),
             }
@@ -454,7 +485,7 @@ where
     /// body arrived, so the connection can be reused.
     async fn drain(&mut self, f: &mut BodyFeeder) -> Result<bool, Error> {
         self.flush().await?;
-        self.timer.as_mut().reset(Instant::now() + self.drain_timeout);
+        self.timer.set_deadline(self.drain_timeout);
         let drained = poll_fn(|cx| loop {
             match f.decoder.decode(&mut self.read_buf) {
                 Ok(Decoded::Data(_)) | Ok(Decoded::Trailers(_)) => {}
@@ -464,7 +495,7 @@ where
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(false),
                     Poll::Ready(Ok(_)) => {}
                     Poll::Pending => {
-                        if self.timer.as_mut().poll(cx).is_ready() {
+                        if self.timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
                             return Poll::Ready(false);
                         }
                         return Poll::Pending;
@@ -499,12 +530,12 @@ where
         if poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await.is_err() {
             return;
         }
-        self.timer.as_mut().reset(Instant::now() + LINGER_TIME);
+        self.timer.set_deadline(LINGER_TIME);
         let mut discarded = 0usize;
         // Discard through the connection's own read buffer: a scratch array
         // here would make every connection's future larger.
         let _ = poll_fn(|cx| loop {
-            if self.timer.as_mut().poll(cx).is_ready() || discarded > LINGER_BYTES {
+            if self.timer.poll_timeout(Timeout::Deadline, cx).is_ready() || discarded > LINGER_BYTES {
                 return Poll::Ready(());
             }
             self.read_buf.clear();
@@ -562,14 +593,31 @@ where
     }
 
     /// Writes the whole write buffer, then flushes the stream.
+    /// A write the client does not take in time for MinResponseDataRate
+    /// fails with `TimedOut`, which aborts the connection.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.write_pos < self.write_buf.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.write_buf[self.write_pos..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf[self.write_pos..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.write_pos += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.timer.write_pending(self.write_buf.len() - self.write_pos);
+                    if self.timer.poll_timeout(Timeout::ResponseRate, cx).is_ready() {
+                        tracing::debug!(
+                            connection_id = %self.info.id(),
+                            "the client reads slower than MinResponseDataRate; aborting the connection"
+                        );
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client read the response slower than MinResponseDataRate",
+                        )));
+                    }
+                    return Poll::Pending;
+                }
             }
-            self.write_pos += n;
         }
+        self.timer.write_done();
         self.write_buf.clear();
         self.write_pos = 0;
         Pin::new(&mut self.io).poll_flush(cx)

@@ -125,6 +125,12 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<ParsedHe
     for (span, header) in spans.iter_mut().zip(req.headers.iter()) {
         *span = Span { name: offset(header.name.as_bytes()), value: offset(header.value) };
         meta.observe(header.name.as_bytes(), header.value)?;
+        if header.name.len() == 17
+            && header.name.eq_ignore_ascii_case("transfer-encoding")
+            && !plainly_spaced(&buf[..head_len], span)
+        {
+            return Err(RequestRejection::InvalidTransferEncoding);
+        }
     }
 
     let head = buf.split_to(head_len).freeze();
@@ -239,9 +245,12 @@ impl HeaderMeta {
                 self.content_length = Some(parse_content_length(value)?);
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                // The last coding of the last field decides.
-                let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
-                self.chunked = Some(trim(last).eq_ignore_ascii_case(b"chunked"));
+                // One field only, in its plain spelling: smuggling lives in
+                // the odd ones.
+                if self.chunked.is_some() {
+                    return Err(RequestRejection::InvalidTransferEncoding);
+                }
+                self.chunked = Some(final_coding_is_chunked(value)?);
             }
             10 if name.eq_ignore_ascii_case(b"connection") => {
                 for token in value.split(|&b| b == b',').map(trim) {
@@ -315,6 +324,42 @@ impl HeaderMeta {
         let expect_continue = self.expect_continue && version == Version::HTTP_11 && body != BodyLength::Empty;
         Ok((body, keep_alive, expect_continue))
     }
+}
+
+/// Whether a field is written `Name: value` or `Name:value`: httparse
+/// trims other whitespace around values, which must not hide an odd
+/// `Transfer-Encoding`.
+fn plainly_spaced(head: &[u8], span: &Span) -> bool {
+    let (name_end, (start, end)) = (span.name.1 as usize, span.value);
+    let leading = head.get(name_end + 1..start as usize).unwrap_or_default();
+    let trailing = head.get(end as usize).copied();
+    (leading.is_empty() || leading == b" ") && matches!(trailing, Some(b'\r') | Some(b'\n'))
+}
+
+/// The transfer codings of IANA's registry, in the spelling clients send.
+const KNOWN_CODINGS: [&[u8]; 6] = [b"chunked", b"gzip", b"deflate", b"compress", b"x-gzip", b"x-compress"];
+
+/// Kite's strict reading of `Transfer-Encoding`, against request
+/// smuggling: a comma-separated list of registered codings in lowercase
+/// (`, ` or `,` between them), no parameters, no whitespace around the
+/// value, and `chunked` at most once. Returns whether the last coding is
+/// `chunked`.
+fn final_coding_is_chunked(value: &[u8]) -> Result<bool, RequestRejection> {
+    const INVALID: RequestRejection = RequestRejection::InvalidTransferEncoding;
+    let mut chunked = 0;
+    let mut last_chunked = false;
+    for (i, coding) in value.split(|&b| b == b',').enumerate() {
+        let coding = if i > 0 { coding.strip_prefix(b" ").unwrap_or(coding) } else { coding };
+        if !KNOWN_CODINGS.contains(&coding) {
+            return Err(INVALID);
+        }
+        last_chunked = coding == b"chunked";
+        chunked += usize::from(last_chunked);
+    }
+    if chunked > 1 {
+        return Err(INVALID);
+    }
+    Ok(last_chunked)
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -439,6 +484,37 @@ mod tests {
             FinalTransferCodingNotChunked
         );
         assert_eq!(reject("POST / HTTP/1.0\r\n\r\n"), LengthRequiredHttp10);
+        // Odd Transfer-Encoding spellings, the stuff of request smuggling.
+        for odd in [
+            "Transfer-Encoding: Chunked\r\n",
+            "Transfer-Encoding: CHUNKED\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked, chunked\r\n",
+            "Transfer-Encoding: xchunked\r\n",
+            "Transfer-Encoding: chunked;q=1\r\n",
+            "Transfer-Encoding: \"chunked\"\r\n",
+            "Transfer-Encoding: gzip,  chunked\r\n",
+            "Transfer-Encoding: gzip ,chunked\r\n",
+            "Transfer-Encoding: ,chunked\r\n",
+            "Transfer-Encoding: chu nked\r\n",
+            "Transfer-Encoding: chunked \r\n",
+            "Transfer-Encoding:\tchunked\t\r\n",
+        ] {
+            let head = format!("POST / HTTP/1.1\r\nHost: a\r\n{odd}\r\n");
+            assert_eq!(reject(&head), InvalidTransferEncoding, "{odd:?}");
+        }
+        // What httparse refuses before we look: whitespace before the
+        // colon, obs-fold, a bare CR.
+        for broken in [
+            "Transfer-Encoding : chunked\r\n",
+            "X: a\r\n Transfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chun\rked\r\n",
+            "Transfer-Encoding: chunked\x0b\r\n",
+        ] {
+            let head = format!("POST / HTTP/1.1\r\nHost: a\r\n{broken}\r\n");
+            assert_eq!(reject(&head), InvalidRequestHeader, "{broken:?}");
+        }
         assert_eq!(reject("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), OptionsMethodRequired);
         assert_eq!(reject("GET a.com:80 HTTP/1.1\r\nHost: a\r\n\r\n"), ConnectMethodRequired);
         assert_eq!(reject("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n"), InvalidRequestTarget);

@@ -20,7 +20,6 @@ use http::header::{CONNECTION, CONTENT_LENGTH, DATE, SERVER, TRANSFER_ENCODING, 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use kite_transport_core::{CloseSignal, ConnectionIo};
-use tokio::time::Instant;
 use tower_service::Service;
 
 use self::body::H2Body;
@@ -28,6 +27,7 @@ use self::ping::{ActivityIo, KeepAlivePing};
 use self::reset::StreamReset;
 use self::tunnel::Switch;
 use crate::body::shared::Shared;
+use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::upgrade::OnUpgrade;
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, RequestBody, RequestRejection};
 
@@ -57,6 +57,7 @@ pub(crate) async fn serve<S, B>(
     io: Box<dyn ConnectionIo>,
     info: ConnectionInfo,
     close: CloseSignal,
+    timer: ConnectionTimer,
     mut service: S,
     options: &HttpOptions,
 ) -> Result<(), Error>
@@ -83,18 +84,25 @@ where
         }
         None => (io, None),
     };
-    let mut connection =
-        match tokio::time::timeout(options.limits.request_headers_timeout, builder.handshake::<_, Bytes>(io)).await {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(e)) => {
-                tracing::debug!(connection_id = %info.id(), error = %e, "HTTP/2 connection preface failed");
-                return Err(Error::Http2(e.into()));
-            }
-            Err(_) => {
-                tracing::debug!(connection_id = %info.id(), "no HTTP/2 preface before RequestHeadersTimeout");
-                return Ok(());
-            }
-        };
+    timer.set_deadline(options.limits.request_headers_timeout);
+    let mut handshake = pin!(builder.handshake::<_, Bytes>(io));
+    let handshake = poll_fn(|cx| {
+        if let Poll::Ready(result) = handshake.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        timer.poll_timeout(Timeout::Deadline, cx).map(|()| None)
+    });
+    let mut connection = match handshake.await {
+        Some(Ok(connection)) => connection,
+        Some(Err(e)) => {
+            tracing::debug!(connection_id = %info.id(), error = %e, "HTTP/2 connection preface failed");
+            return Err(Error::Http2(e.into()));
+        }
+        None => {
+            tracing::debug!(connection_id = %info.id(), "no HTTP/2 preface before RequestHeadersTimeout");
+            return Ok(());
+        }
+    };
 
     let mut ping = match (reads, limits.keep_alive_ping_delay, connection.ping_pong()) {
         (Some(reads), Some(delay), Some(ping_pong)) => {
@@ -108,7 +116,7 @@ where
     let mut closing = false;
     let mut close = close.watch();
     let keep_alive = options.limits.keep_alive_timeout;
-    let mut idle = pin!(tokio::time::sleep(keep_alive));
+    timer.set_deadline(keep_alive);
     loop {
         let event = poll_fn(|cx| loop {
             if !closing && close.poll_requested(cx).is_ready() {
@@ -141,15 +149,15 @@ where
             while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
             if was_busy && streams.is_empty() {
                 // The keep-alive timeout counts from the last stream's end.
-                idle.as_mut().reset(Instant::now() + keep_alive);
+                timer.set_deadline(keep_alive);
             }
-            if !closing && streams.is_empty() && idle.as_mut().poll(cx).is_ready() {
-                if Arc::strong_count(&tunnels) == 1 {
+            if !closing && timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
+                if streams.is_empty() && Arc::strong_count(&tunnels) == 1 {
                     tracing::debug!(connection_id = %info.id(), "HTTP/2 keep-alive timeout");
                     return Poll::Ready(Event::Close);
                 }
-                // Upgraded streams are not idle; look again later.
-                idle.as_mut().reset(Instant::now() + keep_alive);
+                // Streams or upgraded streams are open: not idle; look again later.
+                timer.set_deadline(keep_alive);
                 continue;
             }
             if !accepted {
@@ -243,11 +251,13 @@ where
         // The service sees a client's reset as a body error if it is
         // reading; if it is still running after one, it is cancelled.
         let outcome = poll_fn(|cx| {
-            if let Poll::Ready(outcome) = call.as_mut().poll(cx) {
+            let polled = match crate::panic::catch(|| call.as_mut().poll(cx)) {
+                Ok(polled) => polled.map(|outcome| outcome.map_err(Into::into)),
+                Err(panicked) => Poll::Ready(Err(panicked)),
+            };
+            if let Poll::Ready(outcome) = polled {
                 // A reset asked for while answering wins over the answer.
-                return Poll::Ready(
-                    reset.requested().map_or_else(|| Ok(outcome.map_err(Into::into)), |c| Err(Some(c))),
-                );
+                return Poll::Ready(reset.requested().map_or(Ok(outcome), |c| Err(Some(c))));
             }
             if let Poll::Ready(code) = reset.poll_requested(cx) {
                 return Poll::Ready(Err(Some(code)));
@@ -387,7 +397,10 @@ where
             if let Poll::Ready(code) = reset.poll_requested(cx) {
                 return Poll::Ready(Err(Stop::Reset(code)));
             }
-            body.as_mut().poll_frame(cx).map(|f| Ok(f.map(|r| r.map_err(Into::<BoxError>::into))))
+            match crate::panic::catch(|| body.as_mut().poll_frame(cx)) {
+                Ok(polled) => polled.map(|f| Ok(f.map(|r| r.map_err(Into::<BoxError>::into)))),
+                Err(panicked) => Poll::Ready(Err(Stop::Failed(panicked))),
+            }
         });
         let Some(frame) = next.await? else {
             break;

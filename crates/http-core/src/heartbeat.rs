@@ -1,0 +1,446 @@
+//! One heartbeat per server, as Kestrel has: a thread that ticks once a
+//! second, refreshes the cached `Date`, and checks every connection's
+//! deadline and request body data rate. Connections hold no timer of their
+//! own: setting a deadline is two atomic stores.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::task::AtomicWaker;
+
+use crate::MinDataRate;
+
+/// No deadline, or no rate.
+const NONE: u64 = u64::MAX;
+
+/// What passed, when a connection's timer fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Timeout {
+    /// The connection's deadline: KeepAliveTimeout between requests,
+    /// RequestHeadersTimeout during a head, the drain or linger time.
+    Deadline = 1,
+    /// A pending write took longer than MinResponseDataRate allows.
+    ResponseRate = 2,
+    /// The request body arrived slower than MinRequestBodyDataRate.
+    RequestBodyRate = 4,
+}
+
+/// A server's heartbeat; clones share it. The thread starts with the first
+/// connection and ends once every clone is dropped.
+#[derive(Clone, Debug)]
+pub(crate) struct Heartbeat {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    interval: Duration,
+    start: Instant,
+    /// Milliseconds since `start`, as of the last tick.
+    now_ms: AtomicU64,
+    started: AtomicBool,
+    connections: Mutex<Registry>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    slots: Vec<Option<Arc<TimerState>>>,
+    free: Vec<usize>,
+}
+
+impl Heartbeat {
+    /// A heartbeat ticking every `interval` (Kestrel: 1 s).
+    pub fn new(interval: Duration) -> Self {
+        let inner = Inner {
+            interval: interval.max(Duration::from_millis(1)),
+            start: Instant::now(),
+            now_ms: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            connections: Mutex::new(Registry::default()),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Registers a connection; its timer unregisters on drop.
+    pub fn register(&self) -> ConnectionTimer {
+        self.start();
+        let state = Arc::new(TimerState::default());
+        let mut registry = self.inner.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match registry.free.pop() {
+            Some(slot) => {
+                registry.slots[slot] = Some(Arc::clone(&state));
+                slot
+            }
+            None => {
+                registry.slots.push(Some(Arc::clone(&state)));
+                registry.slots.len() - 1
+            }
+        };
+        drop(registry);
+        ConnectionTimer { state, heartbeat: Arc::clone(&self.inner), slot }
+    }
+
+    /// Starts the thread once.
+    fn start(&self) {
+        if self.inner.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.tick();
+        let weak = Arc::downgrade(&self.inner);
+        let interval = self.inner.interval;
+        let spawned = std::thread::Builder::new().name("kite-heartbeat".into()).spawn(move || run(weak, interval));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the heartbeat thread; timeouts will not fire");
+        }
+    }
+}
+
+fn run(inner: Weak<Inner>, interval: Duration) {
+    loop {
+        std::thread::sleep(interval);
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let started = Instant::now();
+        inner.tick();
+        let took = started.elapsed();
+        if took > interval {
+            tracing::warn!(?took, "the heartbeat took longer than its interval");
+        }
+    }
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        self.now_ms.load(Ordering::Relaxed)
+    }
+
+    fn tick(&self) {
+        crate::date::refresh();
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NONE - 1);
+        self.now_ms.store(now, Ordering::Relaxed);
+        let registry = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        for state in registry.slots.iter().flatten() {
+            state.check(now);
+        }
+    }
+}
+
+/// What the heartbeat and a connection share.
+#[derive(Debug)]
+struct TimerState {
+    deadline: AtomicU64,
+    write_deadline: AtomicU64,
+    /// The [`Timeout`]s that passed, as bits.
+    expired: AtomicU8,
+    waker: AtomicWaker,
+    /// MinRequestBodyDataRate in bytes per second (`NONE` is off).
+    body_rate: AtomicU64,
+    body_grace_ms: AtomicU64,
+    /// Since when the connection waits for body bytes (`NONE`: not waiting).
+    body_waiting_since: AtomicU64,
+    /// Milliseconds spent waiting for body bytes before the current wait.
+    body_waited_ms: AtomicU64,
+    body_bytes: AtomicU64,
+    /// MinResponseDataRate in bytes per second (`NONE` is off).
+    response_rate: AtomicU64,
+    response_grace_ms: AtomicU64,
+}
+
+impl Default for TimerState {
+    fn default() -> Self {
+        Self {
+            deadline: AtomicU64::new(NONE),
+            write_deadline: AtomicU64::new(NONE),
+            expired: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
+            body_rate: AtomicU64::new(NONE),
+            body_grace_ms: AtomicU64::new(0),
+            body_waiting_since: AtomicU64::new(NONE),
+            body_waited_ms: AtomicU64::new(0),
+            body_bytes: AtomicU64::new(0),
+            response_rate: AtomicU64::new(NONE),
+            response_grace_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl TimerState {
+    fn check(&self, now: u64) {
+        let mut fired = 0;
+        for (deadline, kind) in [(&self.deadline, Timeout::Deadline), (&self.write_deadline, Timeout::ResponseRate)] {
+            let at = deadline.load(Ordering::Acquire);
+            if at != NONE
+                && now >= at
+                && deadline.compare_exchange(at, NONE, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            {
+                fired |= kind as u8;
+            }
+        }
+        if self.body_too_slow(now) {
+            self.body_rate.store(NONE, Ordering::Release);
+            fired |= Timeout::RequestBodyRate as u8;
+        }
+        if fired != 0 {
+            self.expired.fetch_or(fired, Ordering::AcqRel);
+            self.waker.wake();
+        }
+    }
+
+    /// Kestrel's rule: after the grace period, the bytes received over the
+    /// time spent waiting for them must reach the rate.
+    fn body_too_slow(&self, now: u64) -> bool {
+        let rate = self.body_rate.load(Ordering::Acquire);
+        if rate == NONE {
+            return false;
+        }
+        let since = self.body_waiting_since.load(Ordering::Acquire);
+        let current = if since == NONE { 0 } else { now.saturating_sub(since) };
+        let waited = self.body_waited_ms.load(Ordering::Acquire) + current;
+        if waited <= self.body_grace_ms.load(Ordering::Acquire) {
+            return false;
+        }
+        // bytes / (waited / 1000) < rate, without division.
+        self.body_bytes.load(Ordering::Acquire).saturating_mul(1000) < rate.saturating_mul(waited)
+    }
+
+    fn store_rate(rate: &AtomicU64, grace: &AtomicU64, value: Option<MinDataRate>) {
+        match value {
+            Some(value) => {
+                grace.store(duration_ms(value.grace_period), Ordering::Release);
+                rate.store(value.bytes_per_second.max(1), Ordering::Release);
+            }
+            None => rate.store(NONE, Ordering::Release),
+        }
+    }
+
+    fn forget(&self, kind: Timeout) {
+        self.expired.fetch_and(!(kind as u8), Ordering::AcqRel);
+    }
+}
+
+/// A connection's registration with the heartbeat.
+#[derive(Debug)]
+pub(crate) struct ConnectionTimer {
+    state: Arc<TimerState>,
+    heartbeat: Arc<Inner>,
+    slot: usize,
+}
+
+impl ConnectionTimer {
+    /// Arms the deadline `after` from now (to the heartbeat's precision),
+    /// replacing the previous one and forgetting it if it had passed.
+    pub fn set_deadline(&self, after: Duration) {
+        self.state.forget(Timeout::Deadline);
+        let at = self.heartbeat.now_ms().saturating_add(duration_ms(after)).min(NONE - 1);
+        self.state.deadline.store(at, Ordering::Release);
+    }
+
+    /// Disarms the deadline.
+    pub fn clear_deadline(&self) {
+        self.state.deadline.store(NONE, Ordering::Release);
+        self.state.forget(Timeout::Deadline);
+    }
+
+    /// Ready once `kind` has passed; registers `cx` to be woken by the
+    /// heartbeat otherwise.
+    pub fn poll_timeout(&self, kind: Timeout, cx: &mut Context<'_>) -> Poll<()> {
+        if self.state.expired.load(Ordering::Acquire) & kind as u8 != 0 {
+            return Poll::Ready(());
+        }
+        self.state.waker.register(cx.waker());
+        if self.state.expired.load(Ordering::Acquire) & kind as u8 != 0 {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Sets the rates for the next request: MinRequestBodyDataRate applies
+    /// from its first body read, MinResponseDataRate to its writes.
+    pub fn start_request(&self, body: Option<MinDataRate>, response: Option<MinDataRate>) {
+        let state = &self.state;
+        state.body_bytes.store(0, Ordering::Relaxed);
+        state.body_waited_ms.store(0, Ordering::Relaxed);
+        state.body_waiting_since.store(NONE, Ordering::Relaxed);
+        state.forget(Timeout::RequestBodyRate);
+        TimerState::store_rate(&state.body_rate, &state.body_grace_ms, body);
+        TimerState::store_rate(&state.response_rate, &state.response_grace_ms, response);
+    }
+
+    /// The connection waits for body bytes the application asked for.
+    pub fn body_waiting(&self) {
+        let state = &self.state;
+        if state.body_waiting_since.load(Ordering::Relaxed) == NONE {
+            state.body_waiting_since.store(self.heartbeat.now_ms(), Ordering::Release);
+        }
+    }
+
+    /// Body bytes arrived; the wait, if any, ends.
+    pub fn body_received(&self, bytes: u64) {
+        let state = &self.state;
+        state.body_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let since = state.body_waiting_since.swap(NONE, Ordering::AcqRel);
+        if since != NONE {
+            state.body_waited_ms.fetch_add(self.heartbeat.now_ms().saturating_sub(since), Ordering::AcqRel);
+        }
+    }
+
+    /// The body is done (or abandoned): its rate no longer applies.
+    pub fn end_body(&self) {
+        self.state.body_rate.store(NONE, Ordering::Release);
+        self.state.body_waiting_since.store(NONE, Ordering::Release);
+    }
+
+    /// A write of `pending` bytes could not finish at once: unless one is
+    /// already timed, it must finish within max(grace, pending / rate).
+    pub fn write_pending(&self, pending: usize) {
+        let state = &self.state;
+        let rate = state.response_rate.load(Ordering::Acquire);
+        if rate == NONE || state.write_deadline.load(Ordering::Acquire) != NONE {
+            return;
+        }
+        let needed = (pending as u64).saturating_mul(1000) / rate;
+        let allowed = needed.max(state.response_grace_ms.load(Ordering::Acquire));
+        state.write_deadline.store(self.heartbeat.now_ms().saturating_add(allowed).min(NONE - 1), Ordering::Release);
+    }
+
+    /// The pending write finished.
+    pub fn write_done(&self) {
+        self.state.write_deadline.store(NONE, Ordering::Release);
+    }
+
+    /// The application's handle on the current request's rates.
+    pub fn rates(&self, http2: bool) -> MinDataRates {
+        MinDataRates { state: Arc::clone(&self.state), http2 }
+    }
+}
+
+impl Drop for ConnectionTimer {
+    fn drop(&mut self) {
+        let mut registry = self.heartbeat.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = registry.slots.get_mut(self.slot) {
+            *slot = None;
+            registry.free.push(self.slot);
+        }
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(NONE - 1)
+}
+
+/// A request extension that changes or turns off the request's minimum
+/// data rates (Kestrel's `IHttpMinRequestBodyDataRateFeature` and
+/// `IHttpMinResponseDataRateFeature`). Every HTTP/1.x request carries one;
+/// the rates start from [`Limits`](crate::Limits) for each request.
+///
+/// ```
+/// use http::Request;
+/// use kite_http_core::{MinDataRates, RequestBody};
+///
+/// /// A long-poll upload may trickle: no minimum for its body.
+/// fn relax(request: &Request<RequestBody>) {
+///     if let Some(rates) = request.extensions().get::<MinDataRates>() {
+///         rates.set_request_body(None).expect("HTTP/1.x allows any change");
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MinDataRates {
+    state: Arc<TimerState>,
+    http2: bool,
+}
+
+impl MinDataRates {
+    /// Sets MinRequestBodyDataRate for this request; `None` turns it off.
+    ///
+    /// # Errors
+    ///
+    /// On HTTP/2 a request may only turn it off, as in Kestrel; any other
+    /// value is refused.
+    pub fn set_request_body(&self, rate: Option<MinDataRate>) -> Result<(), RateChangeRefused> {
+        if self.http2 && rate.is_some() {
+            return Err(RateChangeRefused);
+        }
+        TimerState::store_rate(&self.state.body_rate, &self.state.body_grace_ms, rate);
+        Ok(())
+    }
+
+    /// Sets MinResponseDataRate for this request; `None` turns it off.
+    pub fn set_response(&self, rate: Option<MinDataRate>) {
+        TimerState::store_rate(&self.state.response_rate, &self.state.response_grace_ms, rate);
+    }
+}
+
+/// An HTTP/2 request tried to set a request body rate; it may only turn it
+/// off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("on HTTP/2 a request may only turn MinRequestBodyDataRate off")]
+pub struct RateChangeRefused;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_fires_on_the_tick_after_it_passes() {
+        let heartbeat = Heartbeat::new(Duration::from_secs(3600));
+        let timer = heartbeat.register();
+        timer.set_deadline(Duration::from_millis(0));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(timer.poll_timeout(Timeout::Deadline, &mut cx).is_pending(), "nothing fires between ticks");
+        heartbeat.inner.tick();
+        assert!(timer.poll_timeout(Timeout::Deadline, &mut cx).is_ready());
+        assert!(timer.poll_timeout(Timeout::ResponseRate, &mut cx).is_pending());
+        timer.set_deadline(Duration::from_secs(60));
+        heartbeat.inner.tick();
+        assert!(timer.poll_timeout(Timeout::Deadline, &mut cx).is_pending(), "a new deadline forgets the old expiry");
+    }
+
+    #[test]
+    fn a_slow_body_fails_its_rate_after_the_grace_period() {
+        let heartbeat = Heartbeat::new(Duration::from_secs(3600));
+        let timer = heartbeat.register();
+        let rate = Some(MinDataRate::new(240, Duration::from_secs(5)));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let state = &timer.state;
+        // 6 s of waiting for 1,000 bytes is 166 B/s: too slow.
+        timer.start_request(rate, None);
+        state.body_waited_ms.store(6_000, Ordering::Relaxed);
+        state.body_bytes.store(1_000, Ordering::Relaxed);
+        state.check(0);
+        assert!(timer.poll_timeout(Timeout::RequestBodyRate, &mut cx).is_ready());
+        // 2,000 bytes in the same time is fast enough.
+        timer.start_request(rate, None);
+        state.body_waited_ms.store(6_000, Ordering::Relaxed);
+        state.body_bytes.store(2_000, Ordering::Relaxed);
+        state.check(0);
+        assert!(timer.poll_timeout(Timeout::RequestBodyRate, &mut cx).is_pending());
+        // Within the grace period nothing is checked.
+        timer.start_request(rate, None);
+        state.body_waited_ms.store(4_000, Ordering::Relaxed);
+        state.check(0);
+        assert!(timer.poll_timeout(Timeout::RequestBodyRate, &mut cx).is_pending());
+        // A request that turned its rate off is never cut.
+        timer.start_request(rate, None);
+        timer.rates(false).set_request_body(None).unwrap();
+        state.body_waited_ms.store(60_000, Ordering::Relaxed);
+        state.check(0);
+        assert!(timer.poll_timeout(Timeout::RequestBodyRate, &mut cx).is_pending());
+        assert!(timer.rates(true).set_request_body(rate).is_err(), "HTTP/2 may only turn it off");
+    }
+
+    #[test]
+    fn slots_are_reused() {
+        let heartbeat = Heartbeat::new(Duration::from_secs(3600));
+        let a = heartbeat.register();
+        drop(a);
+        let _b = heartbeat.register();
+        assert_eq!(heartbeat.inner.connections.lock().unwrap().slots.len(), 1);
+    }
+}
