@@ -16,7 +16,8 @@
 use std::time::Instant;
 
 use kite_connection_middleware::{ConnectionError, ConnectionMiddleware, Next};
-use kite_transport_core::Connection;
+use kite_transport_core::{Connection, Endpoint};
+use metrics::Label;
 
 /// Every instrument's name, for describing them to a recorder.
 pub const NAMES: [&str; 7] = [
@@ -40,8 +41,24 @@ pub fn describe() {
     metrics::describe_gauge!("kite.active_tls_handshakes", "TLS handshakes in progress");
 }
 
-pub(crate) fn rejected_connection() {
-    metrics::counter!("kite.rejected_connections").increment(1);
+pub(crate) fn rejected_connection(labels: Vec<Label>) {
+    metrics::counter!("kite.rejected_connections", labels).increment(1);
+}
+
+/// Kestrel's tags for an endpoint: `server.address`, `server.port` and
+/// `network.transport` (`tcp` or `unix`).
+pub(crate) fn endpoint_labels(endpoint: &Endpoint) -> Vec<Label> {
+    match endpoint {
+        Endpoint::Tcp(addr) => vec![
+            Label::new("server.address", addr.ip().to_string()),
+            Label::new("server.port", addr.port().to_string()),
+            Label::new("network.transport", "tcp"),
+        ],
+        Endpoint::Unix(path) => {
+            vec![Label::new("server.address", path.display().to_string()), Label::new("network.transport", "unix")]
+        }
+        _ => vec![Label::new("server.address", endpoint.to_string())],
+    }
 }
 
 /// A connection from accept to its end: queued until it starts, then
@@ -49,30 +66,32 @@ pub(crate) fn rejected_connection() {
 pub(crate) struct ConnectionMetrics {
     accepted: Instant,
     started: bool,
+    labels: Vec<Label>,
 }
 
 impl ConnectionMetrics {
-    pub fn accepted() -> Self {
-        metrics::gauge!("kite.queued_connections").increment(1.0);
-        Self { accepted: Instant::now(), started: false }
+    pub fn accepted(labels: Vec<Label>) -> Self {
+        metrics::gauge!("kite.queued_connections", labels.clone()).increment(1.0);
+        Self { accepted: Instant::now(), started: false, labels }
     }
 
     pub fn started(&mut self) {
         if !self.started {
             self.started = true;
-            metrics::gauge!("kite.queued_connections").decrement(1.0);
-            metrics::gauge!("kite.active_connections").increment(1.0);
+            metrics::gauge!("kite.queued_connections", self.labels.clone()).decrement(1.0);
+            metrics::gauge!("kite.active_connections", self.labels.clone()).increment(1.0);
         }
     }
 }
 
 impl Drop for ConnectionMetrics {
     fn drop(&mut self) {
+        let labels = std::mem::take(&mut self.labels);
         if self.started {
-            metrics::gauge!("kite.active_connections").decrement(1.0);
-            metrics::histogram!("kite.connection.duration").record(self.accepted.elapsed().as_secs_f64());
+            metrics::gauge!("kite.active_connections", labels.clone()).decrement(1.0);
+            metrics::histogram!("kite.connection.duration", labels).record(self.accepted.elapsed().as_secs_f64());
         } else {
-            metrics::gauge!("kite.queued_connections").decrement(1.0);
+            metrics::gauge!("kite.queued_connections", labels).decrement(1.0);
         }
     }
 }

@@ -216,7 +216,8 @@ async fn accept_loop(
             }
         };
         let id = connection.context().id();
-        let mut metrics = ConnectionMetrics::accepted();
+        let labels = crate::metrics::endpoint_labels(listener.local_endpoint());
+        let mut metrics = ConnectionMetrics::accepted(labels.clone());
         let Some(permit) = limit.try_acquire() else {
             // Kestrel's ConnectionLimitMiddleware: close at once, warn, count.
             tracing::warn!(
@@ -224,7 +225,7 @@ async fn accept_loop(
                 limit = limit.max,
                 "Connection processing ended abnormally: MaxConcurrentConnections reached; the connection is closed"
             );
-            crate::metrics::rejected_connection();
+            crate::metrics::rejected_connection(labels);
             drop(connection);
             continue;
         };

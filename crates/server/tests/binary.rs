@@ -304,3 +304,119 @@ fn http_and_https_cannot_share_a_port() {
     assert!(stderr.contains("http and https cannot share port 5099"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Reads stdout lines until one starts with `prefix`.
+async fn line_starting(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    prefix: &str,
+) -> String {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("kite prints in time")
+            .unwrap()
+            .unwrap_or_else(|| panic!("kite's output ended before a line starting {prefix:?}"));
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.trim().to_string();
+        }
+    }
+}
+
+#[tokio::test]
+async fn kite_serves_its_metrics_in_prometheus_text() {
+    let mut child = kite()
+        .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--metrics-addr", "http://127.0.0.1:0"])
+        .spawn()
+        .expect("kite starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let app = line_starting(&mut lines, "Now listening on: http://").await;
+    let metrics = line_starting(&mut lines, "Metrics on: http://").await;
+    let metrics = metrics.strip_suffix("/metrics").expect("the metrics URL").to_string();
+
+    // One connection comes and goes, one stays open.
+    let (head, _) = get(&app, "GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut open = tokio::net::TcpStream::connect(&app).await.unwrap();
+    open.write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 17];
+    open.read_exact(&mut first).await.unwrap();
+
+    let (head, body) = get(&metrics, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+    assert!(head.contains("text/plain"), "{head}");
+    let text = String::from_utf8(body).unwrap();
+    let port = app.rsplit(':').next().unwrap();
+    let active = format!(
+        "kite_active_connections{{server_address=\"127.0.0.1\",server_port=\"{port}\",network_transport=\"tcp\"}} 1"
+    );
+    assert!(text.contains(&active), "one connection is open on the app's endpoint ({active}):\n{text}");
+    assert!(text.contains("kite_connection_duration"), "the closed one was timed:\n{text}");
+    assert!(text.contains("kite_queued_connections{"), "{text}");
+    terminate(&mut child).await;
+}
+
+#[tokio::test]
+async fn sigterm_under_load_completes_every_accepted_request() {
+    let mut child = kite().args(["--urls", "http://127.0.0.1:0", "--log", "warn"]).spawn().expect("kite starts");
+    let line = first_line(&mut child).await;
+    let addr = line.trim().strip_prefix("Now listening on: http://").unwrap().to_string();
+
+    // Sixteen keep-alive clients send requests back to back.
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let addr = addr.clone();
+        clients.push(tokio::spawn(async move {
+            let (mut complete, mut refused) = (0u32, 0u32);
+            'connections: loop {
+                let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
+                    refused += 1;
+                    return (complete, refused);
+                };
+                loop {
+                    if stream.write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await.is_err() {
+                        continue 'connections;
+                    }
+                    let mut raw = Vec::new();
+                    let mut chunk = [0u8; 256];
+                    let total = loop {
+                        let n: usize = stream.read(&mut chunk).await.unwrap_or_default();
+                        if n == 0 {
+                            // Closed: allowed only between responses.
+                            assert!(raw.is_empty(), "a response was cut: {:?}", String::from_utf8_lossy(&raw));
+                            if complete == 0 {
+                                refused += 1;
+                            }
+                            return (complete, refused);
+                        }
+                        raw.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                            if raw.len() >= end + 4 + 13 {
+                                break raw;
+                            }
+                        }
+                    };
+                    let text = String::from_utf8_lossy(&total);
+                    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+                    assert!(text.ends_with("Hello, World!"), "a whole body: {text}");
+                    complete += 1;
+                    if text.contains("connection: close") {
+                        continue 'connections;
+                    }
+                }
+            }
+        }));
+    }
+    // Let the load run for twenty requests of a prober, then stop.
+    for _ in 0..20 {
+        let (head, _) = get(&addr, "GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200"));
+    }
+    let status = terminate(&mut child).await;
+    assert!(status.success(), "kite exits cleanly: {status:?}");
+    let mut served = 0;
+    for client in clients {
+        let (complete, _) = tokio::time::timeout(Duration::from_secs(10), client).await.expect("clients end").unwrap();
+        served += complete;
+    }
+    assert!(served > 0, "the load ran");
+    eprintln!("{served} requests completed under load; none was cut");
+}

@@ -3,6 +3,7 @@
 //! ```text
 //! kite [--urls "http://localhost:5000;https://localhost:5001"] [--transport sockets|mio]
 //!      [--certificate CERT.pem --certificate-key KEY.pem] [--log info]
+//!      [--metrics-addr http://127.0.0.1:9090]
 //! kite dev-certs [--clean]
 //! ```
 //!
@@ -10,6 +11,7 @@
 //! serves until SIGINT or SIGTERM, and shuts down gracefully.
 
 mod demo;
+mod metrics;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -58,6 +60,11 @@ struct Cli {
     /// tracing-subscriber directives such as `kite_http_core=debug`.
     #[arg(long, env = "KITE_LOG", default_value = "info")]
     log: String,
+
+    /// Serve the `kite.*` metrics in Prometheus text at this URL's
+    /// `/metrics` (for example http://127.0.0.1:9090). Default: off.
+    #[arg(long, env = "KITE_METRICS_ADDR")]
+    metrics_addr: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,15 +117,32 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics = match &cli.metrics_addr {
+        Some(url) => match metrics::serve(url).await {
+            Ok(metrics) => Some(metrics),
+            Err(message) => {
+                eprintln!("kite: --metrics-addr {url}: {message}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     {
         let mut stdout = std::io::stdout().lock();
         for address in server.addresses() {
             let _ = writeln!(stdout, "Now listening on: {address}");
         }
+        if let Some(metrics) = &metrics {
+            let _ = writeln!(stdout, "Metrics on: {}/metrics", metrics.address);
+        }
         let _ = writeln!(stdout, "Application started. Press Ctrl+C to shut down.");
         let _ = stdout.flush();
     }
-    match server.serve(demo::Demo).await {
+    let served = server.serve(demo::Demo).await;
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kite: {e}");
