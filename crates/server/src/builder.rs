@@ -9,6 +9,7 @@ use kite_http_core::Protocols;
 use kite_transport_core::Transport;
 
 use crate::address::{self, endpoint_url};
+use crate::listen::{Configure, ConfigureHttps, ListenOptions};
 use crate::server::BoundListener;
 use crate::{ListenAddress, ListenUrl, Server, ServerError, ServerOptions};
 
@@ -25,12 +26,17 @@ pub const DEFAULT_URL: &str = "http://localhost:5000";
 /// `http://localhost:5000`.
 pub struct ServerBuilder {
     options: ServerOptions,
-    endpoints: Vec<(ListenAddress, Option<TlsOptions>)>,
+    endpoints: Vec<ListenOptions>,
+    /// Endpoints from the configuration: they replace `urls` and add up
+    /// with the endpoints in code.
+    pub(crate) config_endpoints: Vec<ListenOptions>,
     urls: Vec<String>,
-    https_defaults: Option<TlsOptions>,
+    endpoint_defaults: Option<Configure>,
+    https_defaults: Option<ConfigureHttps>,
     transport: Option<Arc<dyn Transport>>,
     middleware: Vec<Arc<dyn ConnectionMiddleware>>,
     after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
+    pub(crate) allowed_hosts: Option<Vec<String>>,
 }
 
 impl ServerBuilder {
@@ -38,36 +44,124 @@ impl ServerBuilder {
         Self {
             options: ServerOptions::default(),
             endpoints: Vec::new(),
+            config_endpoints: Vec::new(),
             urls: Vec::new(),
+            endpoint_defaults: None,
             https_defaults: None,
             transport: None,
             middleware: Vec::new(),
             after_tls: Vec::new(),
+            allowed_hosts: None,
         }
     }
 
+    /// A new endpoint's options: the endpoint defaults, then `configure`.
+    pub(crate) fn endpoint(
+        &self,
+        address: ListenAddress,
+        configure: impl FnOnce(ListenOptions) -> ListenOptions,
+    ) -> ListenOptions {
+        let options = ListenOptions::new(address, self.https_defaults.clone());
+        let options = match &self.endpoint_defaults {
+            Some(defaults) => defaults(options),
+            None => options,
+        };
+        configure(options)
+    }
+
     /// Listens on an IP address and port; port 0 picks a free port.
-    pub fn listen(mut self, addr: impl Into<std::net::SocketAddr>) -> Self {
-        self.endpoints.push((ListenAddress::Ip(addr.into()), None));
+    pub fn listen(self, addr: impl Into<std::net::SocketAddr>) -> Self {
+        self.listen_with(addr, |listen| listen)
+    }
+
+    /// Listens on an IP address and port, with the endpoint's own options
+    /// (Kestrel's `Listen(address, port, listenOptions => …)`).
+    pub fn listen_with(
+        mut self,
+        addr: impl Into<std::net::SocketAddr>,
+        configure: impl FnOnce(ListenOptions) -> ListenOptions,
+    ) -> Self {
+        let endpoint = self.endpoint(ListenAddress::Ip(addr.into()), configure);
+        self.endpoints.push(endpoint);
         self
     }
 
     /// Listens for HTTPS on an IP address and port with `tls`.
-    pub fn listen_tls(mut self, addr: impl Into<std::net::SocketAddr>, tls: TlsOptions) -> Self {
-        self.endpoints.push((ListenAddress::Ip(addr.into()), Some(tls)));
-        self
+    pub fn listen_tls(self, addr: impl Into<std::net::SocketAddr>, tls: TlsOptions) -> Self {
+        self.listen_with(addr, |listen| listen.use_https(tls))
+    }
+
+    /// Listens on `localhost`: 127.0.0.1 and \[::1\] on one port.
+    pub fn listen_localhost(self, port: u16) -> Self {
+        self.listen_address_with(ListenAddress::Localhost(port), |listen| listen)
+    }
+
+    /// Listens on every interface: `[::]` dual-stack, or 0.0.0.0 where
+    /// IPv6 is absent.
+    pub fn listen_any_ip(self, port: u16) -> Self {
+        self.listen_address_with(ListenAddress::AnyIp(port), |listen| listen)
     }
 
     /// Listens on a Unix domain socket. A stale socket file is replaced at
-    /// start; the file is removed at shutdown.
-    pub fn listen_unix(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.endpoints.push((ListenAddress::Unix(path.into()), None));
-        self
+    /// start; the file is removed at shutdown. Set its mode with
+    /// [`listen_address_with`](Self::listen_address_with) and
+    /// [`ListenOptions::permissions`].
+    pub fn listen_unix(self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.listen_address_with(ListenAddress::Unix(path.into()), |listen| listen)
     }
 
     /// Listens on an address already parsed, with TLS when `tls` is given.
-    pub fn listen_address(mut self, address: ListenAddress, tls: Option<TlsOptions>) -> Self {
-        self.endpoints.push((address, tls));
+    pub fn listen_address(self, address: ListenAddress, tls: Option<TlsOptions>) -> Self {
+        self.listen_address_with(address, |listen| match tls {
+            Some(tls) => listen.use_https(tls),
+            None => listen,
+        })
+    }
+
+    /// Listens on any address form, with the endpoint's own options.
+    pub fn listen_address_with(
+        mut self,
+        address: ListenAddress,
+        configure: impl FnOnce(ListenOptions) -> ListenOptions,
+    ) -> Self {
+        let endpoint = self.endpoint(address, configure);
+        self.endpoints.push(endpoint);
+        self
+    }
+
+    /// Adjusts every endpoint created after this call (Kestrel's
+    /// `ConfigureEndpointDefaults`); a later call replaces an earlier one.
+    /// Endpoints from URLs and the configuration get it too. Default: none.
+    pub fn configure_endpoint_defaults(
+        mut self,
+        configure: impl Fn(ListenOptions) -> ListenOptions + Send + Sync + 'static,
+    ) -> Self {
+        self.endpoint_defaults = Some(Arc::new(configure));
+        self
+    }
+
+    /// Adjusts the TLS options of every HTTPS endpoint created after this
+    /// call, and of `https://` URLs (Kestrel's `ConfigureHttpsDefaults`);
+    /// a later call replaces an earlier one. Default: none, so an https
+    /// URL without a certificate fails at bind.
+    pub fn configure_https_defaults(
+        mut self,
+        configure: impl Fn(TlsOptions) -> TlsOptions + Send + Sync + 'static,
+    ) -> Self {
+        self.https_defaults = Some(Arc::new(configure));
+        self
+    }
+
+    /// Refuses requests whose `Host` is not in `hosts` with 400 (the
+    /// `AllowedHosts` setting): `*` turns filtering off, `*.example.com`
+    /// matches subdomains, ports are ignored, and a request without a host
+    /// passes. Default: no filtering.
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_hosts = Some(hosts.into_iter().map(Into::into).collect());
         self
     }
 
@@ -86,12 +180,18 @@ impl ServerBuilder {
         self
     }
 
-    /// The TLS options of `https://` URLs (Kestrel's
-    /// `ConfigureHttpsDefaults`); a later call replaces an earlier one.
-    /// Default: none, so an https URL fails at bind.
-    pub fn https_defaults(mut self, tls: TlsOptions) -> Self {
-        self.https_defaults = Some(tls);
-        self
+    /// The TLS options HTTPS endpoints start from, `https://` URLs among
+    /// them: a shortcut for
+    /// [`configure_https_defaults`](Self::configure_https_defaults) that
+    /// replaces them with `tls`. Default: none, so an https URL fails at
+    /// bind.
+    pub fn https_defaults(self, tls: TlsOptions) -> Self {
+        self.configure_https_defaults(move |_| tls.clone())
+    }
+
+    /// The options set so far.
+    pub fn get_options(&self) -> &ServerOptions {
+        &self.options
     }
 
     /// Sets every option at once. Default: [`ServerOptions::default`].
@@ -154,66 +254,107 @@ impl ServerBuilder {
     pub async fn bind(self) -> Result<Server, ServerError> {
         self.options.http2.validate().map_err(ServerError::InvalidOptions)?;
         self.options.limits.validate().map_err(ServerError::InvalidOptions)?;
-        let transport = match self.transport {
+        let transport = match self.transport.clone() {
             Some(transport) => transport,
             None => default_transport()?,
         };
-        let endpoints = if !self.endpoints.is_empty() {
-            if !self.urls.is_empty() {
-                tracing::warn!(
-                    urls = %self.urls.join(";"),
-                    "Overriding address(es) given as urls: binding to the endpoints configured in code instead"
-                );
-            }
-            self.endpoints
-        } else {
-            let urls = if self.urls.is_empty() { vec![DEFAULT_URL.to_string()] } else { self.urls };
-            let mut endpoints = Vec::new();
-            for url in &urls {
-                let parsed: ListenUrl = url.parse()?;
-                let tls = match (parsed.https, &self.https_defaults) {
-                    (false, _) => None,
-                    (true, Some(tls)) => Some(tls.clone()),
-                    (true, None) => {
-                        return Err(ServerError::Tls { endpoint: url.clone(), source: TlsError::NoCertificate })
-                    }
-                };
-                endpoints.push((parsed.address, tls));
-            }
-            endpoints
-        };
+        let endpoints = self.effective_endpoints()?;
         check_shared_ports(&endpoints)?;
 
         let mut listeners = Vec::new();
-        for (address, tls) in &endpoints {
+        for endpoint in &endpoints {
+            let protocols = endpoint.protocols.unwrap_or(self.options.protocols);
             // ALPN offers what the endpoint speaks.
-            let tls = tls.clone().map(|options| match self.options.protocols {
+            let tls = endpoint.tls.clone().map(|options| match protocols {
                 Protocols::Http1 => options.alpn_protocols(["http/1.1"]),
                 Protocols::Http2 => options.alpn_protocols(["h2"]),
                 Protocols::Http1AndHttp2 => options,
             });
             let tls = match tls {
-                Some(options) => Some(TlsMiddleware::new(options).map_err(|source| ServerError::Tls {
-                    endpoint: format!("https{}", address.to_string().trim_start_matches("http")),
-                    source,
-                })?),
+                Some(options) => Some(
+                    TlsMiddleware::new(options)
+                        .map_err(|source| ServerError::Tls { endpoint: endpoint_label(endpoint), source })?,
+                ),
                 None => None,
             };
-            for listener in address::bind(transport.as_ref(), address, tls.is_some()).await? {
+            for listener in address::bind(transport.as_ref(), endpoint.address(), tls.is_some()).await? {
+                if let (Some(mode), Some(path)) = (endpoint.unix_permissions, listener.local_endpoint().as_unix()) {
+                    set_permissions(path, mode)?;
+                }
                 tracing::debug!(address = %endpoint_url(listener.local_endpoint(), tls.is_some()), "endpoint bound");
-                listeners.push(BoundListener { listener, tls: tls.clone() });
+                listeners.push(BoundListener {
+                    listener,
+                    tls: tls.clone(),
+                    protocols,
+                    steps: endpoint.steps.clone(),
+                    name: endpoint.name.clone(),
+                });
             }
         }
-        Ok(Server::new(listeners, transport.name(), self.options, self.middleware, self.after_tls))
+        Ok(Server::new(listeners, transport.name(), self.options, self.middleware, self.after_tls, self.allowed_hosts))
+    }
+
+    /// The endpoints to bind, by Kestrel's precedence: endpoints in code and
+    /// in the configuration add up; either replaces the URLs, with a
+    /// warning; with none of them, `http://localhost:5000`.
+    pub(crate) fn effective_endpoints(&self) -> Result<Vec<ListenOptions>, ServerError> {
+        let mut endpoints: Vec<ListenOptions> = self.endpoints.iter().chain(&self.config_endpoints).cloned().collect();
+        if !endpoints.is_empty() {
+            if !self.urls.is_empty() {
+                tracing::warn!(
+                    urls = %self.urls.join(";"),
+                    "Overriding address(es) given as urls: binding to the endpoints configured in code and configuration instead"
+                );
+            }
+            return Ok(endpoints);
+        }
+        let urls = if self.urls.is_empty() { vec![DEFAULT_URL.to_string()] } else { self.urls.clone() };
+        for url in &urls {
+            let parsed: ListenUrl = url.parse()?;
+            let endpoint = if parsed.https {
+                let Some(defaults) = &self.https_defaults else {
+                    return Err(ServerError::Tls { endpoint: url.clone(), source: TlsError::NoCertificate });
+                };
+                let tls = defaults(TlsOptions::new());
+                self.endpoint(parsed.address, |listen| listen.use_https(tls))
+            } else {
+                self.endpoint(parsed.address, |listen| listen)
+            };
+            endpoints.push(endpoint);
+        }
+        Ok(endpoints)
     }
 }
 
+/// How an endpoint is named in errors: its configuration name and URL.
+fn endpoint_label(endpoint: &ListenOptions) -> String {
+    let url = format!("https{}", endpoint.address().to_string().trim_start_matches("http"));
+    match endpoint.name() {
+        Some(name) => format!("endpoint {name} ({url})"),
+        None => url,
+    }
+}
+
+#[cfg(unix)]
+fn set_permissions(path: &std::path::Path, mode: u32) -> Result<(), ServerError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|source| ServerError::Bind { address: format!("http://unix:{}", path.display()), source })
+}
+
+#[cfg(not(unix))]
+fn set_permissions(_: &std::path::Path, _: u32) -> Result<(), ServerError> {
+    Ok(())
+}
+
 /// HTTP and HTTPS cannot share a port.
-fn check_shared_ports(endpoints: &[(ListenAddress, Option<TlsOptions>)]) -> Result<(), ServerError> {
-    for (i, (a, a_tls)) in endpoints.iter().enumerate() {
-        for (b, b_tls) in &endpoints[i + 1..] {
+fn check_shared_ports(endpoints: &[ListenOptions]) -> Result<(), ServerError> {
+    for (i, a) in endpoints.iter().enumerate() {
+        for b in &endpoints[i + 1..] {
+            let (a_https, b_https) = (a.is_https(), b.is_https());
+            let (a, b) = (a.address(), b.address());
             let same_port = matches!((a.port(), b.port()), (Some(p), Some(q)) if p == q && p != 0);
-            if same_port && a_tls.is_some() != b_tls.is_some() {
+            if same_port && a_https != b_https {
                 return Err(ServerError::InvalidUrl {
                     url: format!("{a} and {b}"),
                     reason: format!(

@@ -27,9 +27,11 @@ impl<S> HttpHandler<S> {
         Self { service: Arc::new(Mutex::new(service)), options: Arc::new(options) }
     }
 
-    /// The HTTP options every connection is served with.
-    pub fn options(&self) -> Arc<HttpOptions> {
-        Arc::clone(&self.options)
+    /// The same application and options, for an endpoint speaking
+    /// `protocols` (the heartbeat and the upgrade count stay shared).
+    pub fn with_protocols(&self, protocols: kite_http_core::Protocols) -> Self {
+        let options = (*self.options).clone().protocols(protocols);
+        Self { service: Arc::clone(&self.service), options: Arc::new(options) }
     }
 }
 

@@ -43,6 +43,8 @@ mod builder;
 pub mod dev_certs;
 mod error;
 mod handler;
+mod host_filter;
+mod listen;
 pub mod metrics;
 mod options;
 mod server;
@@ -63,7 +65,8 @@ pub use kite_http_core::{
     BodyError, ConnectionInfo, Http2Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize, MinDataRate,
     MinDataRates, Protocols, RateChangeRefused, RequestBody, StreamReset,
 };
+pub use listen::ListenOptions;
 pub use options::ServerOptions;
-pub use server::Server;
+pub use server::{BoundEndpoint, Server};
 pub use service_fn::{service_fn, ServiceFn};
 pub use shutdown::ShutdownHandle;

@@ -6,19 +6,39 @@ use std::time::Duration;
 use http_body::Body;
 use kite_connection_middleware::tls::TlsMiddleware;
 use kite_connection_middleware::{ConnectionBuilder, ConnectionMiddleware, ConnectionPipeline};
-use kite_http_core::HttpService;
+use kite_http_core::{HttpService, Protocols};
 use kite_transport_core::{ConnectionExecutor, Endpoint, Listener};
 
 use crate::address::endpoint_url;
 use crate::handler::HttpHandler;
+use crate::host_filter::{AllowedHosts, HostFilter};
+use crate::listen::Step;
 use crate::metrics::{ConnectionMetrics, HandshakeCompleted, HandshakeStarted};
 use crate::tracker::Tracker;
 use crate::{ServerBuilder, ServerError, ServerOptions, ShutdownHandle};
 
-/// A bound listener and, for an HTTPS endpoint, its TLS middleware.
+/// A bound listener with its endpoint's settings.
 pub(crate) struct BoundListener {
     pub listener: Box<dyn Listener>,
+    /// The TLS middleware of an HTTPS endpoint.
     pub tls: Option<TlsMiddleware>,
+    pub protocols: Protocols,
+    /// The endpoint's own chain, TLS among it.
+    pub steps: Vec<Step>,
+    /// The endpoint's name in the configuration.
+    pub name: Option<String>,
+}
+
+/// A bound endpoint, as [`Server::endpoints`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundEndpoint {
+    /// The endpoint's name in the configuration (`Endpoints:{Name}`), if
+    /// it came from there.
+    pub name: Option<String>,
+    /// The URL with the real port: `https://127.0.0.1:5001`.
+    pub url: String,
+    /// The HTTP versions it speaks.
+    pub protocols: Protocols,
 }
 
 /// A bound server, ready to serve an application.
@@ -45,6 +65,7 @@ pub struct Server {
     options: ServerOptions,
     middleware: Vec<Arc<dyn ConnectionMiddleware>>,
     after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
+    allowed_hosts: Option<Arc<AllowedHosts>>,
     shutdown: ShutdownHandle,
 }
 
@@ -66,14 +87,37 @@ impl Server {
         options: ServerOptions,
         middleware: Vec<Arc<dyn ConnectionMiddleware>>,
         after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
+        allowed_hosts: Option<Vec<String>>,
     ) -> Self {
-        Self { listeners, transport_name, options, middleware, after_tls, shutdown: ShutdownHandle::new() }
+        let allowed_hosts = allowed_hosts.as_deref().and_then(AllowedHosts::new).map(Arc::new);
+        Self {
+            listeners,
+            transport_name,
+            options,
+            middleware,
+            after_tls,
+            allowed_hosts,
+            shutdown: ShutdownHandle::new(),
+        }
     }
 
     /// The bound addresses as URLs, with real ports: `http://127.0.0.1:54321`,
     /// `https://[::1]:54321`, `http://unix:/run/kite.sock`.
     pub fn addresses(&self) -> Vec<String> {
         self.listeners.iter().map(|l| endpoint_url(l.listener.local_endpoint(), l.tls.is_some())).collect()
+    }
+
+    /// Every bound endpoint: its configuration name (if it came from the
+    /// configuration), its URL, and the HTTP versions it speaks.
+    pub fn endpoints(&self) -> Vec<BoundEndpoint> {
+        self.listeners
+            .iter()
+            .map(|l| BoundEndpoint {
+                name: l.name.clone(),
+                url: endpoint_url(l.listener.local_endpoint(), l.tls.is_some()),
+                protocols: l.protocols,
+            })
+            .collect()
     }
 
     /// The bound endpoints.
@@ -108,21 +152,39 @@ impl Server {
         S::Body: Send + 'static,
         <S::Body as Body>::Data: Send,
     {
-        let handler = HttpHandler::new(service, self.options.http_options());
-        // One pipeline per endpoint: the middleware, TLS on HTTPS endpoints,
-        // the after-TLS middleware, then HTTP.
-        let pipeline_for = |tls: Option<TlsMiddleware>| {
+        let http_options = self.options.http_options();
+        let upgrades = http_options.clone();
+        // The application, behind the host filter when AllowedHosts is set.
+        type Finish = Box<dyn Fn(ConnectionBuilder, Protocols) -> ConnectionPipeline + Send + Sync>;
+        let finish: Finish = match self.allowed_hosts.clone() {
+            Some(allowed) => {
+                let handler = HttpHandler::new(HostFilter { inner: service, allowed: Some(allowed) }, http_options);
+                Box::new(move |builder, protocols| builder.run(handler.with_protocols(protocols)))
+            }
+            None => {
+                let handler = HttpHandler::new(service, http_options);
+                Box::new(move |builder, protocols| builder.run(handler.with_protocols(protocols)))
+            }
+        };
+        // One pipeline per endpoint: the server's middleware, the
+        // endpoint's chain (TLS where it was placed), the server's
+        // after-TLS middleware, then HTTP.
+        let pipeline_for = |bound: &BoundListener| {
             let mut builder = ConnectionBuilder::new();
             for middleware in &self.middleware {
                 builder = builder.use_arc(Arc::clone(middleware));
             }
-            if let Some(tls) = tls {
-                builder = builder.use_(HandshakeStarted).use_(tls).use_(HandshakeCompleted);
+            for step in &bound.steps {
+                builder = match (step, &bound.tls) {
+                    (Step::Middleware(middleware), _) => builder.use_arc(Arc::clone(middleware)),
+                    (Step::Tls, Some(tls)) => builder.use_(HandshakeStarted).use_(tls.clone()).use_(HandshakeCompleted),
+                    (Step::Tls, None) => builder,
+                };
             }
             for middleware in &self.after_tls {
                 builder = builder.use_arc(Arc::clone(middleware));
             }
-            builder.run(handler.clone())
+            finish(builder, bound.protocols)
         };
 
         if self.options.handle_signals {
@@ -141,17 +203,18 @@ impl Server {
         let tracker = Arc::new(Tracker::default());
         let limit = ConnectionLimit::new(self.options.limits.max_concurrent_connections);
         let mut accept_loops = Vec::new();
-        for BoundListener { listener, tls } in self.listeners {
+        for bound in self.listeners {
+            let pipeline = pipeline_for(&bound);
             accept_loops.push(tokio::spawn(accept_loop(
-                listener,
-                pipeline_for(tls),
+                bound.listener,
+                pipeline,
                 Arc::clone(&tracker),
                 limit.clone(),
                 self.shutdown.clone(),
             )));
         }
         // The upgraded-connection gauge, sampled on the heartbeat's beat.
-        let http_options = handler.options();
+        let http_options = upgrades;
         let sampler = tokio::spawn(async move {
             let mut beat = tokio::time::interval(Duration::from_secs(1));
             loop {
