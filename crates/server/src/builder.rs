@@ -9,6 +9,7 @@ use kite_http_core::Protocols;
 use kite_transport_core::Transport;
 
 use crate::address::{self, endpoint_url};
+use crate::config::ConfigError;
 use crate::listen::{Configure, ConfigureHttps, ListenOptions};
 use crate::server::BoundListener;
 use crate::{ListenAddress, ListenUrl, Server, ServerError, ServerOptions};
@@ -25,7 +26,7 @@ pub const DEFAULT_URL: &str = "http://localhost:5000";
 /// given, as in Kestrel. With neither, the server listens on
 /// `http://localhost:5000`.
 pub struct ServerBuilder {
-    options: ServerOptions,
+    pub(crate) options: ServerOptions,
     endpoints: Vec<ListenOptions>,
     /// Endpoints from the configuration: they replace `urls` and add up
     /// with the endpoints in code.
@@ -189,6 +190,17 @@ impl ServerBuilder {
         self.configure_https_defaults(move |_| tls.clone())
     }
 
+    /// The HTTPS defaults applied to fresh TLS options, if any.
+    pub(crate) fn https_defaults_for_config(&self) -> Option<TlsOptions> {
+        self.https_defaults.as_ref().map(|defaults| defaults(TlsOptions::new()))
+    }
+
+    /// Whether HTTPS defaults were set (by code, `--certificate`, or the
+    /// development certificate).
+    pub fn get_https_defaults_set(&self) -> bool {
+        self.https_defaults.is_some()
+    }
+
     /// The options set so far.
     pub fn get_options(&self) -> &ServerOptions {
         &self.options
@@ -277,7 +289,17 @@ impl ServerBuilder {
                 ),
                 None => None,
             };
-            for listener in address::bind(transport.as_ref(), endpoint.address(), tls.is_some()).await? {
+            let bound = address::bind(transport.as_ref(), endpoint.address(), tls.is_some()).await;
+            // A configuration endpoint's failure names the file and the key.
+            let bound = bound.map_err(|error| match (&endpoint.origin, error) {
+                (Some(origin), ServerError::Bind { address, source }) => ServerError::Config(ConfigError {
+                    message: format!("Failed to bind to address {address}: {source}"),
+                    fix: "choose a free port, or stop what is using it".into(),
+                    ..origin.clone()
+                }),
+                (_, error) => error,
+            })?;
+            for listener in bound {
                 if let (Some(mode), Some(path)) = (endpoint.unix_permissions, listener.local_endpoint().as_unix()) {
                     set_permissions(path, mode)?;
                 }

@@ -34,6 +34,10 @@ pub enum ServerError {
         #[source]
         source: kite_connection_middleware::tls::TlsError,
     },
+    /// The configuration has a value that cannot be used; the message
+    /// names the file, the key and the fix.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
     /// An option is out of its range; the message names it and the range.
     #[error("invalid server options: {0}")]
     InvalidOptions(String),

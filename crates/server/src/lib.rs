@@ -40,6 +40,7 @@
 
 mod address;
 mod builder;
+pub mod config;
 pub mod dev_certs;
 mod error;
 mod handler;

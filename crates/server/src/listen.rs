@@ -49,6 +49,8 @@ pub struct ListenOptions {
     pub(crate) unix_permissions: Option<u32>,
     /// The configuration's name for the endpoint (`Endpoints:{Name}`).
     pub(crate) name: Option<String>,
+    /// Where in the configuration it came from, for bind errors.
+    pub(crate) origin: Option<crate::config::ConfigError>,
     https_defaults: Option<ConfigureHttps>,
 }
 
@@ -73,6 +75,7 @@ impl ListenOptions {
             steps: Vec::new(),
             unix_permissions: None,
             name: None,
+            origin: None,
             https_defaults,
         }
     }

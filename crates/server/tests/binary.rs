@@ -420,3 +420,45 @@ async fn sigterm_under_load_completes_every_accepted_request() {
     assert!(served > 0, "the load ran");
     eprintln!("{served} requests completed under load; none was cut");
 }
+
+#[tokio::test]
+async fn kite_serves_every_endpoint_a_config_file_names() {
+    let dir = std::env::temp_dir().join(format!("kite-bin-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    let config = dir.join("kite.json");
+    std::fs::write(
+        &config,
+        r#"{ "Kestrel": {
+              "Endpoints": {
+                "Http": { "Url": "http://127.0.0.1:0", "Protocols": "Http1" },
+                "Https": { "Url": "https://127.0.0.1:0", "Certificate": { "Path": "cert.pem", "KeyPath": "key.pem" } }
+              } },
+            "AllowedHosts": "localhost" }"#,
+    )
+    .unwrap();
+    let mut child = kite().arg("--config").arg(&config).args(["--log", "warn"]).spawn().expect("kite starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let http = line_starting(&mut lines, "Now listening on: http://").await;
+    let https = line_starting(&mut lines, "Now listening on: https://").await;
+    let named = line_starting(&mut lines, "Endpoint Http: ").await;
+    assert!(named.ends_with("(Http1)"), "{named}");
+    assert!(https.starts_with("127.0.0.1:"), "{https}");
+
+    let (head, body) = get(&http, "GET /plaintext HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"Hello, World!");
+    let (head, _) = get(&http, "GET /plaintext HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 400"), "AllowedHosts from the file: {head}");
+    terminate(&mut child).await;
+
+    // A bad value: exit code 2 and one line naming the file, key and fix.
+    std::fs::write(&config, r#"{ "Kestrel": { "Limits": { "MaxRequestLineSize": -1 } } }"#).unwrap();
+    let out = kite().arg("--config").arg(&config).stderr(Stdio::piped()).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("kite.json: Kestrel:Limits:MaxRequestLineSize: is -1"), "{message}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,7 +3,7 @@
 //! ```text
 //! kite [--urls "http://localhost:5000;https://localhost:5001"] [--transport sockets|mio]
 //!      [--certificate CERT.pem --certificate-key KEY.pem] [--log info]
-//!      [--metrics-addr http://127.0.0.1:9090]
+//!      [--metrics-addr http://127.0.0.1:9090] [--config kite.json]
 //! kite dev-certs [--clean]
 //! ```
 //!
@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kite_server::config::Config;
 use kite_server::dev_certs::DevCertificate;
 use kite_server::{Certificate, Server, ServerBuilder, TlsOptions};
 use tracing_subscriber::EnvFilter;
@@ -61,6 +62,13 @@ struct Cli {
     #[arg(long, env = "KITE_LOG", default_value = "info")]
     log: String,
 
+    /// A configuration file in Kestrel's schema, JSON or TOML by its
+    /// extension: `Kestrel:Endpoints`, `Limits`, `Certificates`,
+    /// `EndpointDefaults`, `Urls`, `AllowedHosts`. `KITE__Section__Key`
+    /// environment variables override it; flags override both.
+    #[arg(long, env = "KITE_CONFIG")]
+    config: Option<PathBuf>,
+
     /// Serve the `kite.*` metrics in Prometheus text at this URL's
     /// `/metrics` (for example http://127.0.0.1:9090). Default: off.
     #[arg(long, env = "KITE_METRICS_ADDR")]
@@ -103,7 +111,23 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let builder = match configure(Server::builder(), &cli) {
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("kite: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let builder = match Server::builder().configuration(&config) {
+        Ok(builder) => builder,
+        Err(e) => {
+            eprintln!("kite: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Addresses from the configuration replace the binary's default URLs.
+    let configured = config.root().get("Urls").exists() || !config.kestrel().get("Endpoints").entries().is_empty();
+    let builder = match configure(builder, &cli, configured) {
         Ok(builder) => builder,
         Err(message) => {
             eprintln!("kite: {message}");
@@ -132,6 +156,11 @@ async fn run(cli: Cli) -> ExitCode {
         for address in server.addresses() {
             let _ = writeln!(stdout, "Now listening on: {address}");
         }
+        for endpoint in server.endpoints() {
+            if let Some(name) = &endpoint.name {
+                let _ = writeln!(stdout, "Endpoint {name}: {} ({:?})", endpoint.url, endpoint.protocols);
+            }
+        }
         if let Some(metrics) = &metrics {
             let _ = writeln!(stdout, "Metrics on: {}/metrics", metrics.address);
         }
@@ -152,23 +181,24 @@ async fn run(cli: Cli) -> ExitCode {
 }
 
 /// Applies the command line to a builder: transport, URLs and certificates.
-fn configure(builder: ServerBuilder, cli: &Cli) -> Result<ServerBuilder, String> {
+fn configure(builder: ServerBuilder, cli: &Cli, configured: bool) -> Result<ServerBuilder, String> {
     let mut builder = transport(builder, &cli.transport)?;
     let development = cli.environment.eq_ignore_ascii_case("Development");
     let tls = match (&cli.certificate, &cli.certificate_key) {
         (Some(cert), Some(key)) => {
             Some(TlsOptions::new().certificate(Certificate::from_pem_files(cert, key).map_err(|e| e.to_string())?))
         }
-        _ => development_certificate(cli.urls.is_none() && development)?,
-    };
-    let urls = match &cli.urls {
-        Some(urls) => urls.clone(),
-        None if tls.is_some() => format!("{};https://localhost:5001", kite_server::DEFAULT_URL),
-        None => kite_server::DEFAULT_URL.to_string(),
+        _ => development_certificate(cli.urls.is_none() && !configured && development)?,
     };
     if let Some(tls) = tls {
         builder = builder.https_defaults(tls);
     }
+    let urls = match &cli.urls {
+        Some(urls) => urls.clone(),
+        None if configured => return Ok(builder),
+        None if builder.get_https_defaults_set() => format!("{};https://localhost:5001", kite_server::DEFAULT_URL),
+        None => kite_server::DEFAULT_URL.to_string(),
+    };
     Ok(builder.urls([urls.as_str()]))
 }
 
