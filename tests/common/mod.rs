@@ -265,6 +265,15 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
                 Err(e) => full(e.to_string()),
             }
         }
+        "/headers" => {
+            // The request's headers, one `name: value` a line.
+            let lines: String = req
+                .headers()
+                .iter()
+                .map(|(name, value)| format!("{name}: {}\n", value.to_str().unwrap_or("?")))
+                .collect();
+            full(lines)
+        }
         "/ignore" => full("ignored"),
         "/tls" => {
             let info = req.extensions().get::<ConnectionInfo>().expect("connection info");
