@@ -162,3 +162,42 @@ async fn a_service_that_is_not_sync_is_served() {
     shutdown.shutdown();
     tokio::time::timeout(WAIT, done).await.unwrap().unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_inherited_socket_is_served_tcp_or_unix() {
+    use std::os::fd::IntoRawFd;
+    for transport in transports() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let dir = std::env::temp_dir().join(format!("kite-fd-{transport}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inherited.sock");
+        let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = builder_on(transport)
+            .listen_fd(tcp.into_raw_fd())
+            .listen_fd(unix.into_raw_fd())
+            .handle_signals(false)
+            .bind()
+            .await
+            .expect("the inherited sockets are adopted");
+        assert_eq!(server.addresses(), [format!("http://{addr}"), format!("http://unix:{}", path.display())]);
+        let shutdown = server.shutdown_handle();
+        let done = tokio::spawn(server.serve(service_fn(|_req: Request<RequestBody>| async {
+            Ok::<_, Infallible>(Response::new(String::from("inherited")))
+        })));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(WAIT, stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+        assert!(answer.ends_with("inherited"), "{transport}: {answer}");
+        let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(WAIT, stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+        assert!(answer.ends_with("inherited"), "{transport}: {answer}");
+        shutdown.shutdown();
+        tokio::time::timeout(WAIT, done).await.unwrap().unwrap().unwrap();
+        assert!(path.exists(), "{transport}: an inherited socket's file belongs to its creator");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -35,6 +35,10 @@ pub enum ListenAddress {
     AnyIp(u16),
     /// A Unix domain socket path.
     Unix(PathBuf),
+    /// A listening socket inherited as a file descriptor (systemd socket
+    /// activation, or a parent process). It is adopted as it is; its real
+    /// address is reported once bound.
+    Fd(i32),
 }
 
 impl std::str::FromStr for ListenAddress {
@@ -147,7 +151,7 @@ impl ListenAddress {
         match self {
             ListenAddress::Ip(addr) => Some(addr.port()),
             ListenAddress::Localhost(port) | ListenAddress::AnyIp(port) => Some(*port),
-            ListenAddress::Unix(_) => None,
+            ListenAddress::Unix(_) | ListenAddress::Fd(_) => None,
         }
     }
 }
@@ -159,6 +163,7 @@ impl fmt::Display for ListenAddress {
             ListenAddress::Localhost(port) => write!(f, "http://localhost:{port}"),
             ListenAddress::AnyIp(port) => write!(f, "http://*:{port}"),
             ListenAddress::Unix(path) => write!(f, "http://unix:{}", path.display()),
+            ListenAddress::Fd(fd) => write!(f, "http://fd:{fd}"),
         }
     }
 }
@@ -187,6 +192,7 @@ pub(crate) async fn bind(
     match address {
         ListenAddress::Ip(addr) => Ok(vec![bind_one(Endpoint::Tcp(*addr)).await?]),
         ListenAddress::Unix(path) => Ok(vec![bind_one(Endpoint::Unix(path.clone())).await?]),
+        ListenAddress::Fd(fd) => Ok(vec![bind_one(Endpoint::Inherited(*fd)).await?]),
         ListenAddress::AnyIp(port) => {
             let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *port);
             match transport.bind(&Endpoint::Tcp(any6)).await {

@@ -130,6 +130,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Listens on an inherited listening socket, TCP or Unix, given as an
+    /// open file descriptor the process owns (Kestrel's
+    /// `ListenHandle`). The server takes it over and closes it at shutdown.
+    pub fn listen_fd(self, fd: i32) -> Self {
+        self.listen_address_with(ListenAddress::Fd(fd), |listen| listen)
+    }
+
+    /// Listens on every socket systemd passed by socket activation:
+    /// `LISTEN_FDS` descriptors from 3 on, when `LISTEN_PID` is unset or
+    /// names this process. Without them it adds nothing; the variables are
+    /// removed so child processes do not take the sockets too.
+    pub fn listen_systemd(mut self) -> Self {
+        for fd in systemd_fds() {
+            self = self.listen_fd(fd);
+        }
+        self
+    }
+
     /// Adjusts every endpoint created after this call (Kestrel's
     /// `ConfigureEndpointDefaults`); a later call replaces an earlier one.
     /// Endpoints from URLs and the configuration get it too. Default: none.
@@ -388,6 +406,23 @@ fn check_shared_ports(endpoints: &[ListenOptions]) -> Result<(), ServerError> {
         }
     }
     Ok(())
+}
+
+/// The descriptors systemd passed (`sd_listen_fds`): 3 to 3 + LISTEN_FDS.
+fn systemd_fds() -> Vec<i32> {
+    const FIRST: i32 = 3;
+    let Some(count) = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()) else {
+        return Vec::new();
+    };
+    if let Some(pid) = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) {
+        if pid != std::process::id() {
+            return Vec::new();
+        }
+    }
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDNAMES");
+    (FIRST..FIRST + count.clamp(0, 1024)).collect()
 }
 
 #[cfg(feature = "sockets")]

@@ -462,3 +462,35 @@ async fn kite_serves_every_endpoint_a_config_file_names() {
     assert!(message.contains("kite.json: Kestrel:Limits:MaxRequestLineSize: is -1"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn kite_serves_a_socket_passed_by_systemd_socket_activation() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    for transport in ["sockets", "mio"] {
+        // The parent binds, as systemd does, and passes the socket as fd 3.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fd = listener.as_raw_fd();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kite"));
+        command.args(["--log", "warn", "--transport", transport]).env("LISTEN_FDS", "1").stdout(Stdio::piped());
+        // SAFETY: only dup2, which is async-signal-safe, runs in the child.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = tokio::process::Command::from(command).kill_on_drop(true).spawn().expect("kite starts");
+        drop(listener);
+        let line = first_line(&mut child).await;
+        assert_eq!(line.trim(), format!("Now listening on: http://{addr}"), "{transport}: the inherited socket");
+        let (head, body) =
+            get(&addr.to_string(), "GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{transport}: {head}");
+        assert_eq!(body, b"Hello, World!");
+        terminate(&mut child).await;
+    }
+}

@@ -28,6 +28,11 @@ pub enum Endpoint {
     Tcp(SocketAddr),
     /// A Unix domain socket at a filesystem path.
     Unix(PathBuf),
+    /// A listening socket inherited as an open file descriptor: from
+    /// systemd socket activation (`LISTEN_FDS`) or a parent process. Binding
+    /// it adopts the socket, TCP or Unix; the bound listener reports its
+    /// real address.
+    Inherited(i32),
     /// A peer with no address: an unnamed Unix socket client, or one end of
     /// an in-memory pipe.
     Unnamed,
@@ -64,6 +69,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp(addr) => write!(f, "{addr}"),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::Inherited(fd) => write!(f, "fd:{fd}"),
             Endpoint::Unnamed => f.write_str("unnamed"),
         }
     }

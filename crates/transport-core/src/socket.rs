@@ -189,3 +189,53 @@ pub fn remove_socket_file(path: &Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// A listening socket adopted from an inherited file descriptor.
+#[derive(Debug)]
+pub enum InheritedListener {
+    /// A TCP listener.
+    Tcp(std::net::TcpListener),
+    /// A Unix listener, with its path if it has one. The path belongs to
+    /// whoever created the socket: it is not removed on drop.
+    Unix(std::os::unix::net::UnixListener, Option<std::path::PathBuf>),
+}
+
+/// Adopts the listening socket `fd` (systemd socket activation or a
+/// parent's `listen_fd`), made non-blocking and close-on-exec.
+///
+/// The descriptor is owned from here on: it is closed when the listener
+/// is dropped.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::InvalidInput`] when `fd` is not a stream socket of
+/// the TCP or Unix family; whatever the system reports for a closed
+/// descriptor.
+pub fn adopt_listener(fd: i32) -> io::Result<InheritedListener> {
+    use std::os::fd::{BorrowedFd, FromRawFd};
+    if fd < 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is not a file descriptor")));
+    }
+    // Check the descriptor before taking it over, so a wrong one is left
+    // alone.
+    // SAFETY: fd >= 0; the borrow ends before anything else uses it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let probe = socket2::SockRef::from(&borrowed);
+    let kind = probe.r#type()?;
+    if kind != Type::STREAM {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is not a stream socket")));
+    }
+    let local = probe.local_addr()?;
+    // SAFETY: the caller hands over an open socket it does not use again.
+    let socket = unsafe { Socket::from_raw_fd(fd) };
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    if local.as_socket().is_some() {
+        return Ok(InheritedListener::Tcp(socket.into()));
+    }
+    if local.is_unix() {
+        let path = local.as_pathname().map(std::path::Path::to_path_buf);
+        return Ok(InheritedListener::Unix(socket.into(), path));
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is neither a TCP nor a Unix socket")))
+}

@@ -24,7 +24,8 @@ pub struct MioListener {
 
 enum Kind {
     Tcp(Registered<mio::net::TcpListener>),
-    Unix(Registered<mio::net::UnixListener>, PathBuf),
+    /// The path is removed on drop when the listener created it.
+    Unix(Registered<mio::net::UnixListener>, Option<PathBuf>),
 }
 
 impl MioListener {
@@ -41,8 +42,20 @@ impl MioListener {
                     tracing::info!(path = %path.display(), "replaced a stale unix socket file");
                 }
                 let listener = mio::net::UnixListener::from_std(std_listener);
-                (Kind::Unix(Registered::new(listener, loops.next().0)?, path.clone()), endpoint.clone())
+                (Kind::Unix(Registered::new(listener, loops.next().0)?, Some(path.clone())), endpoint.clone())
             }
+            Endpoint::Inherited(fd) => match socket::adopt_listener(*fd)? {
+                socket::InheritedListener::Tcp(std_listener) => {
+                    let listener = mio::net::TcpListener::from_std(std_listener);
+                    let local = Endpoint::Tcp(listener.local_addr()?);
+                    (Kind::Tcp(Registered::new(listener, loops.next().0)?), local)
+                }
+                socket::InheritedListener::Unix(std_listener, path) => {
+                    let local = path.map_or(Endpoint::Unnamed, Endpoint::Unix);
+                    let listener = mio::net::UnixListener::from_std(std_listener);
+                    (Kind::Unix(Registered::new(listener, loops.next().0)?, None), local)
+                }
+            },
             other => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -96,7 +109,7 @@ impl Listener for MioListener {
 
 impl Drop for MioListener {
     fn drop(&mut self) {
-        if let Kind::Unix(_, path) = &self.kind {
+        if let Kind::Unix(_, Some(path)) = &self.kind {
             if let Err(e) = socket::remove_socket_file(path) {
                 tracing::warn!(path = %path.display(), error = %e, "failed to remove unix socket file");
             }

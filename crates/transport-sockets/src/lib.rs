@@ -70,6 +70,7 @@ impl Transport for SocketTransport {
         let listener = match endpoint {
             Endpoint::Tcp(addr) => SocketListener::bind_tcp(*addr, &self.options)?,
             Endpoint::Unix(path) => SocketListener::bind_unix(path, &self.options)?,
+            Endpoint::Inherited(fd) => SocketListener::adopt(*fd, &self.options)?,
             other => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,

@@ -24,7 +24,8 @@ pub struct SocketListener {
 #[derive(Debug)]
 enum Kind {
     Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    /// The path is removed on drop when the listener created it.
+    Unix(UnixListener, Option<PathBuf>),
 }
 
 impl SocketListener {
@@ -57,10 +58,35 @@ impl SocketListener {
         }
         let listener = UnixListener::from_std(std_listener)?;
         Ok(Self {
-            kind: Kind::Unix(listener, path.to_path_buf()),
+            kind: Kind::Unix(listener, Some(path.to_path_buf())),
             local: Endpoint::Unix(path.to_path_buf()),
             options: options.clone(),
         })
+    }
+}
+
+impl SocketListener {
+    /// Adopts an inherited listening socket (systemd socket activation or
+    /// a parent's descriptor), TCP or Unix. An inherited Unix socket's file
+    /// is left in place on drop: it belongs to whoever created it.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] when `fd` is not a TCP or Unix
+    /// stream socket; whatever the system reports.
+    pub fn adopt(fd: i32, options: &SocketOptions) -> io::Result<Self> {
+        match socket::adopt_listener(fd)? {
+            socket::InheritedListener::Tcp(std_listener) => {
+                let listener = TcpListener::from_std(std_listener)?;
+                let local = Endpoint::Tcp(listener.local_addr()?);
+                Ok(Self { kind: Kind::Tcp(listener), local, options: options.clone() })
+            }
+            socket::InheritedListener::Unix(std_listener, path) => {
+                let local = path.clone().map_or(Endpoint::Unnamed, Endpoint::Unix);
+                let listener = UnixListener::from_std(std_listener)?;
+                Ok(Self { kind: Kind::Unix(listener, None), local, options: options.clone() })
+            }
+        }
     }
 }
 
@@ -94,7 +120,7 @@ impl Listener for SocketListener {
 
 impl Drop for SocketListener {
     fn drop(&mut self) {
-        if let Kind::Unix(_, path) = &self.kind {
+        if let Kind::Unix(_, Some(path)) = &self.kind {
             if let Err(e) = socket::remove_socket_file(path) {
                 tracing::warn!(path = %path.display(), error = %e, "failed to remove unix socket file");
             }

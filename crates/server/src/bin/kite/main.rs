@@ -8,7 +8,9 @@
 //! ```
 //!
 //! For each bound address it prints `Now listening on: URL` to stdout, then
-//! serves until SIGINT or SIGTERM, and shuts down gracefully.
+//! serves until SIGINT or SIGTERM, and shuts down gracefully. Started by
+//! systemd socket activation (`LISTEN_FDS`), it serves the sockets it was
+//! given.
 
 mod demo;
 mod metrics;
@@ -125,8 +127,12 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Addresses from the configuration replace the binary's default URLs.
-    let configured = config.root().get("Urls").exists() || !config.kestrel().get("Endpoints").entries().is_empty();
+    // Sockets from systemd socket activation are endpoints of their own.
+    let activated = std::env::var_os("LISTEN_FDS").is_some();
+    let builder = if activated { builder.listen_systemd() } else { builder };
+    // Addresses from the configuration or systemd replace the default URLs.
+    let configured =
+        activated || config.root().get("Urls").exists() || !config.kestrel().get("Endpoints").entries().is_empty();
     let builder = match configure(builder, &cli, configured) {
         Ok(builder) => builder,
         Err(message) => {
