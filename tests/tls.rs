@@ -382,3 +382,34 @@ async fn logging_before_tls_sees_ciphertext_and_after_it_plaintext() {
     assert!(after.contains("WriteAsync[") && after.contains(http11), "after TLS: the plaintext response\n{after}");
     assert!(before.contains("WriteAsync[") && !before.contains(http11), "before TLS: the response is encrypted");
 }
+
+#[tokio::test]
+async fn a_renewed_certificate_file_is_used_by_the_next_handshakes() {
+    let dir = std::env::temp_dir().join(format!("kite-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let (first, renewed) = (server_cert("rotate.test"), server_cert("rotate.test"));
+    std::fs::write(&cert, &first.cert_pem).unwrap();
+    std::fs::write(&key, &first.key_pem).unwrap();
+    let certificate = Certificate::from_pem_files(&cert, &key).unwrap();
+    let server = start_tls("sockets", TlsOptions::new().certificate(certificate), None).await;
+    let leaf = || async { Client::default().get(server.addr, "rotate.test", "/tls").await.unwrap().server_leaf };
+    assert_eq!(leaf().await, first.chain[0]);
+
+    // Renew the files in place, as a certificate manager does.
+    std::fs::write(&key, &renewed.key_pem).unwrap();
+    std::fs::write(&cert, &renewed.cert_pem).unwrap();
+    // Files are looked at once a second at most: handshake until the new
+    // one shows, bounded.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        if leaf().await == renewed.chain[0] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the renewed certificate was never used");
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

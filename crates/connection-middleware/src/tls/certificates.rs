@@ -1,8 +1,9 @@
 //! Server certificates: loading, and choosing one by SNI.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
@@ -12,9 +13,62 @@ use crate::tls::TlsError;
 
 /// A server certificate: its chain and private key, ready for handshakes.
 /// Cloning is cheap.
+///
+/// One loaded with [`from_pem_files`](Self::from_pem_files) watches its
+/// files: at most once a second, a handshake looks at their modification
+/// times, and a renewed certificate is used from the next handshake on,
+/// without a restart. A renewal that cannot be read (a half-written file)
+/// keeps the previous certificate and logs a warning.
 #[derive(Clone, Debug)]
 pub struct Certificate {
-    pub(crate) key: Arc<CertifiedKey>,
+    key: Arc<CertifiedKey>,
+    files: Option<Arc<WatchedFiles>>,
+}
+
+/// The files a certificate came from, and what was last loaded from them.
+#[derive(Debug)]
+struct WatchedFiles {
+    chain: PathBuf,
+    key: PathBuf,
+    state: Mutex<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    key: Arc<CertifiedKey>,
+    stamp: (Option<SystemTime>, Option<SystemTime>),
+    checked: Instant,
+}
+
+/// How often the files are looked at, at most.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl WatchedFiles {
+    fn current(&self) -> Arc<CertifiedKey> {
+        let mut loaded = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if loaded.checked.elapsed() < CHECK_EVERY {
+            return Arc::clone(&loaded.key);
+        }
+        loaded.checked = Instant::now();
+        let stamp = (modified(&self.chain), modified(&self.key));
+        if stamp != loaded.stamp {
+            match Certificate::load_files(&self.chain, &self.key) {
+                Ok(renewed) => {
+                    tracing::info!(certificate = %self.chain.display(), "certificate files changed; new handshakes use the renewed certificate");
+                    loaded.key = renewed;
+                    loaded.stamp = stamp;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "certificate files changed but cannot be loaded; keeping the previous certificate");
+                }
+            }
+        }
+        Arc::clone(&loaded.key)
+    }
 }
 
 impl Certificate {
@@ -28,15 +82,35 @@ impl Certificate {
     /// provider cannot use.
     pub fn from_pem_files(chain: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, TlsError> {
         let (chain, key) = (chain.as_ref(), key.as_ref());
+        let stamp = (modified(chain), modified(key));
+        let loaded = Self::load_files(chain, key)?;
+        let files = WatchedFiles {
+            chain: chain.to_path_buf(),
+            key: key.to_path_buf(),
+            state: Mutex::new(Loaded { key: Arc::clone(&loaded), stamp, checked: Instant::now() }),
+        };
+        Ok(Self { key: loaded, files: Some(Arc::new(files)) })
+    }
+
+    fn load_files(chain: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|e| TlsError::Certificate(format!("cannot read {}: {e}", path.display())))
         };
-        Self::from_pem(&read(chain)?, &read(key)?).map_err(|e| match e {
+        let loaded = Self::from_pem(&read(chain)?, &read(key)?).map_err(|e| match e {
             TlsError::Certificate(message) => {
                 TlsError::Certificate(format!("{message} (certificate {}, key {})", chain.display(), key.display()))
             }
             other => other,
-        })
+        })?;
+        Ok(loaded.key)
+    }
+
+    /// The key to hand out now: a watched certificate's latest.
+    pub(crate) fn current(&self) -> Arc<CertifiedKey> {
+        match &self.files {
+            Some(files) => files.current(),
+            None => Arc::clone(&self.key),
+        }
     }
 
     /// Reads a PEM certificate chain and a PEM private key from memory.
@@ -69,15 +143,15 @@ impl Certificate {
             .key_provider
             .load_private_key(key)
             .map_err(|e| TlsError::Certificate(format!("unsupported private key: {e}")))?;
-        Ok(Self { key: Arc::new(CertifiedKey::new(chain, signing_key)) })
+        Ok(Self { key: Arc::new(CertifiedKey::new(chain, signing_key)), files: None })
     }
 
     /// A certificate already made into a rustls [`CertifiedKey`].
     pub fn from_certified_key(key: Arc<CertifiedKey>) -> Self {
-        Self { key }
+        Self { key, files: None }
     }
 
-    /// The certificate chain, DER, leaf first.
+    /// The certificate chain, DER, leaf first, as first loaded.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.key.cert
     }

@@ -124,7 +124,9 @@ impl TlsMiddleware {
     }
 
     fn config_for(&self, certificate: &Certificate) -> Result<Arc<ServerConfig>, TlsError> {
-        let key = Arc::as_ptr(&certificate.key) as usize;
+        // A watched certificate's renewal is a new key, and a new config.
+        let current = certificate.current();
+        let key = Arc::as_ptr(&current) as usize;
         let mut configs = self.inner.configs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(config) = configs.get(&key) {
             return Ok(Arc::clone(config));
@@ -137,7 +139,7 @@ impl TlsMiddleware {
             Some(verifier) => builder.with_client_cert_verifier(Arc::clone(verifier)),
             None => builder.with_no_client_auth(),
         };
-        let mut config = builder.with_cert_resolver(Arc::new(Fixed(Arc::clone(&certificate.key))));
+        let mut config = builder.with_cert_resolver(Arc::new(Fixed(current)));
         config.alpn_protocols = inner.options.alpn.clone();
         let config = Arc::new(config);
         // Certificates chosen per connection by a selector may be new each
