@@ -11,6 +11,7 @@ use kite_transport_core::Transport;
 use crate::address::{self, endpoint_url};
 use crate::config::ConfigError;
 use crate::listen::{Configure, ConfigureHttps, ListenOptions};
+use crate::reload::ReloadSource;
 use crate::server::BoundListener;
 use crate::{ListenAddress, ListenUrl, Server, ServerError, ServerOptions};
 
@@ -38,6 +39,9 @@ pub struct ServerBuilder {
     middleware: Vec<Arc<dyn ConnectionMiddleware>>,
     after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
     pub(crate) allowed_hosts: Option<Vec<String>>,
+    /// The configuration file, watched for changes when `reload_on_change`.
+    pub(crate) config_file: Option<std::path::PathBuf>,
+    reload_on_change: bool,
 }
 
 impl ServerBuilder {
@@ -53,7 +57,30 @@ impl ServerBuilder {
             middleware: Vec::new(),
             after_tls: Vec::new(),
             allowed_hosts: None,
+            config_file: None,
+            reload_on_change: true,
         }
+    }
+
+    /// A builder with this one's defaults and options but no endpoints: it
+    /// re-reads the configuration on reload.
+    pub(crate) fn template(&self) -> ServerBuilder {
+        let mut template = ServerBuilder::new();
+        template.options = self.options.clone();
+        template.endpoint_defaults = self.endpoint_defaults.clone();
+        template.https_defaults = self.https_defaults.clone();
+        template
+    }
+
+    /// Whether a change to the configuration file rebinds the endpoints it
+    /// names (Kestrel's `reloadOnChange`): changed and removed endpoints
+    /// stop, their connections are closed gracefully (5 s, then aborted),
+    /// new and changed ones are bound, and unchanged ones keep their
+    /// connections. Certificate files are followed either way. Default:
+    /// `true`.
+    pub fn reload_on_change(mut self, enabled: bool) -> Self {
+        self.reload_on_change = enabled;
+        self
     }
 
     /// A new endpoint's options: the endpoint defaults, then `configure`.
@@ -293,45 +320,22 @@ impl ServerBuilder {
 
         let mut listeners = Vec::new();
         for endpoint in &endpoints {
-            let protocols = endpoint.protocols.unwrap_or(self.options.protocols);
-            // ALPN offers what the endpoint speaks.
-            let tls = endpoint.tls.clone().map(|options| match protocols {
-                Protocols::Http1 => options.alpn_protocols(["http/1.1"]),
-                Protocols::Http2 => options.alpn_protocols(["h2"]),
-                Protocols::Http1AndHttp2 => options,
-            });
-            let tls = match tls {
-                Some(options) => Some(
-                    TlsMiddleware::new(options)
-                        .map_err(|source| ServerError::Tls { endpoint: endpoint_label(endpoint), source })?,
-                ),
-                None => None,
-            };
-            let bound = address::bind(transport.as_ref(), endpoint.address(), tls.is_some()).await;
-            // A configuration endpoint's failure names the file and the key.
-            let bound = bound.map_err(|error| match (&endpoint.origin, error) {
-                (Some(origin), ServerError::Bind { address, source }) => ServerError::Config(ConfigError {
-                    message: format!("Failed to bind to address {address}: {source}"),
-                    fix: "choose a free port, or stop what is using it".into(),
-                    ..origin.clone()
-                }),
-                (_, error) => error,
-            })?;
-            for listener in bound {
-                if let (Some(mode), Some(path)) = (endpoint.unix_permissions, listener.local_endpoint().as_unix()) {
-                    set_permissions(path, mode)?;
-                }
-                tracing::debug!(address = %endpoint_url(listener.local_endpoint(), tls.is_some()), "endpoint bound");
-                listeners.push(BoundListener {
-                    listener,
-                    tls: tls.clone(),
-                    protocols,
-                    steps: endpoint.steps.clone(),
-                    name: endpoint.name.clone(),
-                });
-            }
+            listeners.extend(bind_endpoint(transport.as_ref(), endpoint, self.options.protocols).await?);
         }
-        Ok(Server::new(listeners, transport.name(), self.options, self.middleware, self.after_tls, self.allowed_hosts))
+        // With a configuration file, its endpoints follow its changes.
+        let reload = self.config_file.clone().filter(|_| self.reload_on_change).map(|file| {
+            let template = self.template();
+            ReloadSource::new(file, Arc::clone(&transport), template)
+        });
+        Ok(Server::new(
+            listeners,
+            transport.name(),
+            self.options,
+            self.middleware,
+            self.after_tls,
+            self.allowed_hosts,
+            reload,
+        ))
     }
 
     /// The endpoints to bind, by Kestrel's precedence: endpoints in code and
@@ -364,6 +368,55 @@ impl ServerBuilder {
         }
         Ok(endpoints)
     }
+}
+
+/// Binds one endpoint: its TLS middleware (ALPN narrowed to what it
+/// speaks), then its listeners (two for `localhost`).
+pub(crate) async fn bind_endpoint(
+    transport: &dyn Transport,
+    endpoint: &ListenOptions,
+    default_protocols: Protocols,
+) -> Result<Vec<BoundListener>, ServerError> {
+    let protocols = endpoint.protocols.unwrap_or(default_protocols);
+    // ALPN offers what the endpoint speaks.
+    let tls = endpoint.tls.clone().map(|options| match protocols {
+        Protocols::Http1 => options.alpn_protocols(["http/1.1"]),
+        Protocols::Http2 => options.alpn_protocols(["h2"]),
+        Protocols::Http1AndHttp2 => options,
+    });
+    let tls = match tls {
+        Some(options) => Some(
+            TlsMiddleware::new(options)
+                .map_err(|source| ServerError::Tls { endpoint: endpoint_label(endpoint), source })?,
+        ),
+        None => None,
+    };
+    let bound = address::bind(transport, endpoint.address(), tls.is_some()).await;
+    // A configuration endpoint's failure names the file and the key.
+    let bound = bound.map_err(|error| match (&endpoint.origin, error) {
+        (Some(origin), ServerError::Bind { address, source }) => ServerError::Config(ConfigError {
+            message: format!("Failed to bind to address {address}: {source}"),
+            fix: "choose a free port, or stop what is using it".into(),
+            ..origin.clone()
+        }),
+        (_, error) => error,
+    })?;
+    let mut listeners = Vec::new();
+    for listener in bound {
+        if let (Some(mode), Some(path)) = (endpoint.unix_permissions, listener.local_endpoint().as_unix()) {
+            set_permissions(path, mode)?;
+        }
+        tracing::debug!(address = %endpoint_url(listener.local_endpoint(), tls.is_some()), "endpoint bound");
+        listeners.push(BoundListener {
+            listener,
+            tls: tls.clone(),
+            protocols,
+            steps: endpoint.steps.clone(),
+            name: endpoint.name.clone(),
+            definition: endpoint.definition.clone(),
+        });
+    }
+    Ok(listeners)
 }
 
 /// How an endpoint is named in errors: its configuration name and URL.

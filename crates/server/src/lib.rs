@@ -48,6 +48,7 @@ mod host_filter;
 mod listen;
 pub mod metrics;
 mod options;
+mod reload;
 mod server;
 mod service_fn;
 mod shutdown;

@@ -51,6 +51,9 @@ pub struct ListenOptions {
     pub(crate) name: Option<String>,
     /// Where in the configuration it came from, for bind errors.
     pub(crate) origin: Option<crate::config::ConfigError>,
+    /// What the configuration said of it, to tell a changed endpoint on
+    /// reload.
+    pub(crate) definition: Option<String>,
     https_defaults: Option<ConfigureHttps>,
 }
 
@@ -76,6 +79,7 @@ impl ListenOptions {
             unix_permissions: None,
             name: None,
             origin: None,
+            definition: None,
             https_defaults,
         }
     }

@@ -14,6 +14,7 @@ use crate::handler::HttpHandler;
 use crate::host_filter::{AllowedHosts, HostFilter};
 use crate::listen::Step;
 use crate::metrics::{ConnectionMetrics, HandshakeCompleted, HandshakeStarted};
+use crate::reload::{ReloadSource, Running, RunningSet};
 use crate::tracker::Tracker;
 use crate::{ServerBuilder, ServerError, ServerOptions, ShutdownHandle};
 
@@ -27,6 +28,8 @@ pub(crate) struct BoundListener {
     pub steps: Vec<Step>,
     /// The endpoint's name in the configuration.
     pub name: Option<String>,
+    /// What the configuration said of it, to tell a change on reload.
+    pub definition: Option<String>,
 }
 
 /// A bound endpoint, as [`Server::endpoints`] reports it.
@@ -66,6 +69,7 @@ pub struct Server {
     middleware: Vec<Arc<dyn ConnectionMiddleware>>,
     after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
     allowed_hosts: Option<Arc<AllowedHosts>>,
+    reload: Option<ReloadSource>,
     shutdown: ShutdownHandle,
 }
 
@@ -88,6 +92,7 @@ impl Server {
         middleware: Vec<Arc<dyn ConnectionMiddleware>>,
         after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
         allowed_hosts: Option<Vec<String>>,
+        reload: Option<ReloadSource>,
     ) -> Self {
         let allowed_hosts = allowed_hosts.as_deref().and_then(AllowedHosts::new).map(Arc::new);
         Self {
@@ -97,6 +102,7 @@ impl Server {
             middleware,
             after_tls,
             allowed_hosts,
+            reload,
             shutdown: ShutdownHandle::new(),
         }
     }
@@ -169,9 +175,10 @@ impl Server {
         // One pipeline per endpoint: the server's middleware, the
         // endpoint's chain (TLS where it was placed), the server's
         // after-TLS middleware, then HTTP.
-        let pipeline_for = |bound: &BoundListener| {
+        let (middleware, after_tls) = (self.middleware.clone(), self.after_tls.clone());
+        let pipeline_for = move |bound: &BoundListener| {
             let mut builder = ConnectionBuilder::new();
-            for middleware in &self.middleware {
+            for middleware in &middleware {
                 builder = builder.use_arc(Arc::clone(middleware));
             }
             for step in &bound.steps {
@@ -181,10 +188,14 @@ impl Server {
                     (Step::Tls, None) => builder,
                 };
             }
-            for middleware in &self.after_tls {
+            for middleware in &after_tls {
                 builder = builder.use_arc(Arc::clone(middleware));
             }
             finish(builder, bound.protocols)
+        };
+        let launcher = Launcher {
+            pipelines: Arc::new(pipeline_for),
+            limit: ConnectionLimit::new(self.options.limits.max_concurrent_connections),
         };
 
         if self.options.handle_signals {
@@ -200,19 +211,11 @@ impl Server {
             });
         }
 
-        let tracker = Arc::new(Tracker::default());
-        let limit = ConnectionLimit::new(self.options.limits.max_concurrent_connections);
-        let mut accept_loops = Vec::new();
-        for bound in self.listeners {
-            let pipeline = pipeline_for(&bound);
-            accept_loops.push(tokio::spawn(accept_loop(
-                bound.listener,
-                pipeline,
-                Arc::clone(&tracker),
-                limit.clone(),
-                self.shutdown.clone(),
-            )));
-        }
+        let running: RunningSet =
+            Arc::new(std::sync::Mutex::new(self.listeners.into_iter().map(|bound| launcher.launch(bound)).collect()));
+        let watcher = self.reload.map(|source| {
+            tokio::spawn(crate::reload::watch(source, Arc::clone(&running), launcher.clone(), self.shutdown.clone()))
+        });
         // The upgraded-connection gauge, sampled on the heartbeat's beat.
         let http_options = upgrades;
         let sampler = tokio::spawn(async move {
@@ -224,21 +227,34 @@ impl Server {
         });
         self.shutdown.wait().await;
         sampler.abort();
-        for accept_loop in accept_loops {
-            // Each loop drops its listener when it sees the shutdown.
-            let _ = accept_loop.await;
+        if let Some(watcher) = watcher {
+            let _ = watcher.await;
+        }
+        let endpoints = std::mem::take(&mut *running.lock().unwrap_or_else(|e| e.into_inner()));
+        for endpoint in &endpoints {
+            endpoint.stop.shutdown();
+        }
+        let mut trackers = Vec::new();
+        for endpoint in endpoints {
+            // Each loop drops its listener when it sees the stop.
+            let _ = endpoint.task.await;
+            trackers.push(endpoint.tracker);
         }
 
-        tracker.request_close_all();
+        for tracker in &trackers {
+            tracker.request_close_all();
+        }
         let timeout = self.options.shutdown_timeout;
-        if tokio::time::timeout(timeout, tracker.wait_empty()).await.is_err() {
+        if tokio::time::timeout(timeout, wait_all_empty(&trackers)).await.is_err() {
             tracing::warn!(
-                connections = tracker.len(),
+                connections = trackers.iter().map(|t| t.len()).sum::<usize>(),
                 ?timeout,
                 "Some connections failed to close gracefully during server shutdown; aborting them"
             );
-            tracker.abort_all();
-            let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait_empty()).await;
+            for tracker in &trackers {
+                tracker.abort_all();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), wait_all_empty(&trackers)).await;
         }
         Ok(())
     }
@@ -320,6 +336,32 @@ async fn accept_loop(
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
+}
+
+async fn wait_all_empty(trackers: &[Arc<Tracker>]) {
+    for tracker in trackers {
+        tracker.wait_empty().await;
+    }
+}
+
+/// Starts an endpoint's accept loop with its pipeline; the reload watcher
+/// uses it for endpoints bound later.
+#[derive(Clone)]
+pub(crate) struct Launcher {
+    pipelines: Arc<dyn Fn(&BoundListener) -> ConnectionPipeline + Send + Sync>,
+    limit: ConnectionLimit,
+}
+
+impl Launcher {
+    pub fn launch(&self, bound: BoundListener) -> Running {
+        let pipeline = (self.pipelines)(&bound);
+        let tracker = Arc::new(Tracker::default());
+        let stop = ShutdownHandle::new();
+        let url = endpoint_url(bound.listener.local_endpoint(), bound.tls.is_some());
+        let task =
+            tokio::spawn(accept_loop(bound.listener, pipeline, Arc::clone(&tracker), self.limit.clone(), stop.clone()));
+        Running { name: bound.name, definition: bound.definition, url, stop, task, tracker }
+    }
 }
 
 /// MaxConcurrentConnections across a server's endpoints. A connection

@@ -22,6 +22,7 @@ impl ServerBuilder {
     /// value, an unknown protocol name, a missing certificate file, or an
     /// HTTPS-only setting on an http endpoint.
     pub fn configuration(mut self, config: &Config) -> Result<Self, ServerError> {
+        self.config_file = config.file().map(std::path::Path::to_path_buf);
         let root = config.root();
         if let Some(urls) = root.get("Urls").string()? {
             self = self.urls([urls]);
@@ -165,6 +166,15 @@ impl ServerBuilder {
         };
         let name = name.to_string();
         let origin = ConfigError::new(config.file(), &url_node.key(), "", "");
+        // Everything that shapes the endpoint, to tell a change on reload.
+        let kestrel = config.kestrel();
+        let definition = serde_json::json!([
+            endpoint.value(),
+            defaults.value(),
+            kestrel.get("Certificates").value(),
+            config.root().get("Urls").value()
+        ])
+        .to_string();
         Ok(self.endpoint(parsed.address, move |mut listen| {
             if let Some(protocols) = protocols {
                 listen = listen.protocols(protocols);
@@ -174,6 +184,7 @@ impl ServerBuilder {
             }
             listen.name = Some(name);
             listen.origin = Some(origin);
+            listen.definition = Some(definition);
             listen
         }))
     }

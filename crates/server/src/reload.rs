@@ -1,0 +1,137 @@
+//! Following the configuration file: when it changes, the endpoints it
+//! names are compared with the running ones; changed and removed ones stop
+//! and close their connections gracefully, new and changed ones are bound,
+//! and unchanged ones keep serving their connections.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use kite_transport_core::Transport;
+
+use crate::builder::bind_endpoint;
+use crate::config::Config;
+use crate::server::{BoundListener, Launcher};
+use crate::tracker::Tracker;
+use crate::{ServerBuilder, ShutdownHandle};
+
+/// How often the file is looked at.
+const POLL: Duration = Duration::from_secs(1);
+/// How long a stopped endpoint's connections get to finish.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Where the configuration comes from, and what rebuilds its endpoints.
+pub(crate) struct ReloadSource {
+    file: PathBuf,
+    transport: Arc<dyn Transport>,
+    template: ServerBuilder,
+}
+
+impl ReloadSource {
+    pub fn new(file: PathBuf, transport: Arc<dyn Transport>, template: ServerBuilder) -> Self {
+        Self { file, transport, template }
+    }
+}
+
+/// One endpoint being served: its accept loop and its connections.
+pub(crate) struct Running {
+    pub name: Option<String>,
+    pub definition: Option<String>,
+    pub url: String,
+    pub stop: ShutdownHandle,
+    pub task: tokio::task::JoinHandle<()>,
+    pub tracker: Arc<Tracker>,
+}
+
+/// Every running endpoint.
+pub(crate) type RunningSet = Arc<Mutex<Vec<Running>>>;
+
+/// The file's identity for change detection: modification time and size.
+fn stamp(file: &PathBuf) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(file).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Watches the file until `shutdown`, rebinding on each change.
+pub(crate) async fn watch(source: ReloadSource, running: RunningSet, launcher: Launcher, shutdown: ShutdownHandle) {
+    let mut last = stamp(&source.file);
+    let mut every = tokio::time::interval(POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = every.tick() => {}
+        }
+        let now = stamp(&source.file);
+        if now.is_none() || now == last {
+            continue;
+        }
+        last = now;
+        reload(&source, &running, &launcher).await;
+    }
+}
+
+async fn reload(source: &ReloadSource, running: &RunningSet, launcher: &Launcher) {
+    let file = source.file.display().to_string();
+    let endpoints = Config::load(Some(&source.file))
+        .map_err(crate::ServerError::from)
+        .and_then(|config| source.template.template().configuration(&config))
+        .map(|builder| builder.config_endpoints);
+    let endpoints = match endpoints {
+        Ok(endpoints) => endpoints,
+        Err(error) => {
+            tracing::error!(%error, file, "the changed configuration cannot be used; the running endpoints stay");
+            return;
+        }
+    };
+    // Stop what changed or went away.
+    let mut kept = Vec::new();
+    let stopped: Vec<Running> = {
+        let mut set = running.lock().unwrap_or_else(|e| e.into_inner());
+        let (stay, go): (Vec<Running>, Vec<Running>) = std::mem::take(&mut *set).into_iter().partition(|r| {
+            r.name.is_none()
+                || endpoints.iter().any(|e| e.name == r.name && e.definition.is_some() && e.definition == r.definition)
+        });
+        kept.extend(stay.iter().filter_map(|r| r.name.clone()));
+        *set = stay;
+        go
+    };
+    for endpoint in &stopped {
+        tracing::info!(
+            name = endpoint.name.as_deref(),
+            url = endpoint.url,
+            "configuration changed: stopping the endpoint"
+        );
+        endpoint.stop.shutdown();
+    }
+    for endpoint in stopped {
+        let _ = endpoint.task.await;
+        let tracker = endpoint.tracker;
+        tracker.request_close_all();
+        tokio::spawn(async move {
+            if tokio::time::timeout(DRAIN, tracker.wait_empty()).await.is_err() {
+                tracker.abort_all();
+            }
+        });
+    }
+    // Bind what is new or changed.
+    let default_protocols = source.template.get_options().protocols;
+    let mut started = 0;
+    for endpoint in endpoints.iter().filter(|e| !kept.contains(e.name.as_ref().unwrap_or(&String::new()))) {
+        match bind_endpoint(source.transport.as_ref(), endpoint, default_protocols).await {
+            Ok(bound) => {
+                let launched: Vec<Running> = bound.into_iter().map(|b: BoundListener| launcher.launch(b)).collect();
+                for endpoint in &launched {
+                    tracing::info!(
+                        name = endpoint.name.as_deref(),
+                        url = endpoint.url,
+                        "configuration changed: endpoint bound"
+                    );
+                }
+                started += launched.len();
+                running.lock().unwrap_or_else(|e| e.into_inner()).extend(launched);
+            }
+            Err(error) => tracing::error!(%error, file, "configuration changed: an endpoint cannot be bound"),
+        }
+    }
+    tracing::info!(file, kept = kept.len(), started, "configuration reloaded");
+}
