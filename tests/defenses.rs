@@ -231,3 +231,33 @@ async fn a_grace_period_of_a_second_or_less_fails_at_startup() {
     let error = builder_on("sockets").urls(["http://127.0.0.1:0"]).options(options).bind().await.unwrap_err();
     assert!(error.to_string().contains("MinRequestBodyDataRate.GracePeriod"), "{error}");
 }
+
+#[tokio::test]
+async fn an_http2_upload_below_the_minimum_rate_gets_408_on_its_stream() {
+    let mut options = quiet_options();
+    options.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
+    let server = start("sockets", options).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post(server.url("/count")).body(()).unwrap();
+    let (response, mut upload) = client.send_request(request, false).unwrap();
+    let trickle = tokio::spawn(async move {
+        // 10 bytes every 50 ms: 200 bytes/s, a fifth of the minimum.
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        for _ in 0..200 {
+            tick.tick().await;
+            if upload.send_data(bytes::Bytes::from_static(&[b'x'; 10]), false).is_err() {
+                return;
+            }
+        }
+    });
+    let response = tokio::time::timeout(WAIT, response).await.expect("answered in time").unwrap();
+    assert_eq!(response.status(), http::StatusCode::REQUEST_TIMEOUT);
+    trickle.abort();
+    // The connection serves on.
+    let request = http::Request::get(server.url("/plaintext")).body(()).unwrap();
+    let (response, _) = client.ready().await.unwrap().send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), http::StatusCode::OK);
+    server.stop().await;
+}

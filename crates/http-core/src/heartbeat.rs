@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
+use crate::body_rate::BodyRate;
 use crate::MinDataRate;
 
 /// No deadline, or no rate.
@@ -26,6 +27,8 @@ pub(crate) enum Timeout {
     ResponseRate = 2,
     /// The request body arrived slower than MinRequestBodyDataRate.
     RequestBodyRate = 4,
+    /// A beat passed, for a connection that asked for every one.
+    Tick = 8,
 }
 
 /// A server's heartbeat; clones share it. The thread starts with the first
@@ -137,14 +140,10 @@ struct TimerState {
     /// The [`Timeout`]s that passed, as bits.
     expired: AtomicU8,
     waker: AtomicWaker,
-    /// MinRequestBodyDataRate in bytes per second (`NONE` is off).
-    body_rate: AtomicU64,
-    body_grace_ms: AtomicU64,
-    /// Since when the connection waits for body bytes (`NONE`: not waiting).
-    body_waiting_since: AtomicU64,
-    /// Milliseconds spent waiting for body bytes before the current wait.
-    body_waited_ms: AtomicU64,
-    body_bytes: AtomicU64,
+    /// Whether the connection wants [`Timeout::Tick`] on every beat.
+    ticks: AtomicBool,
+    /// The current HTTP/1.x request body's rate.
+    body: Arc<BodyRate>,
     /// MinResponseDataRate in bytes per second (`NONE` is off).
     response_rate: AtomicU64,
     response_grace_ms: AtomicU64,
@@ -157,11 +156,8 @@ impl Default for TimerState {
             write_deadline: AtomicU64::new(NONE),
             expired: AtomicU8::new(0),
             waker: AtomicWaker::new(),
-            body_rate: AtomicU64::new(NONE),
-            body_grace_ms: AtomicU64::new(0),
-            body_waiting_since: AtomicU64::new(NONE),
-            body_waited_ms: AtomicU64::new(0),
-            body_bytes: AtomicU64::new(0),
+            ticks: AtomicBool::new(false),
+            body: Arc::default(),
             response_rate: AtomicU64::new(NONE),
             response_grace_ms: AtomicU64::new(0),
         }
@@ -180,31 +176,16 @@ impl TimerState {
                 fired |= kind as u8;
             }
         }
-        if self.body_too_slow(now) {
-            self.body_rate.store(NONE, Ordering::Release);
+        if self.body.check(now) {
             fired |= Timeout::RequestBodyRate as u8;
+        }
+        if self.ticks.load(Ordering::Relaxed) {
+            fired |= Timeout::Tick as u8;
         }
         if fired != 0 {
             self.expired.fetch_or(fired, Ordering::AcqRel);
             self.waker.wake();
         }
-    }
-
-    /// Kestrel's rule: after the grace period, the bytes received over the
-    /// time spent waiting for them must reach the rate.
-    fn body_too_slow(&self, now: u64) -> bool {
-        let rate = self.body_rate.load(Ordering::Acquire);
-        if rate == NONE {
-            return false;
-        }
-        let since = self.body_waiting_since.load(Ordering::Acquire);
-        let current = if since == NONE { 0 } else { now.saturating_sub(since) };
-        let waited = self.body_waited_ms.load(Ordering::Acquire) + current;
-        if waited <= self.body_grace_ms.load(Ordering::Acquire) {
-            return false;
-        }
-        // bytes / (waited / 1000) < rate, without division.
-        self.body_bytes.load(Ordering::Acquire).saturating_mul(1000) < rate.saturating_mul(waited)
     }
 
     fn store_rate(rate: &AtomicU64, grace: &AtomicU64, value: Option<MinDataRate>) {
@@ -262,36 +243,40 @@ impl ConnectionTimer {
     /// from its first body read, MinResponseDataRate to its writes.
     pub fn start_request(&self, body: Option<MinDataRate>, response: Option<MinDataRate>) {
         let state = &self.state;
-        state.body_bytes.store(0, Ordering::Relaxed);
-        state.body_waited_ms.store(0, Ordering::Relaxed);
-        state.body_waiting_since.store(NONE, Ordering::Relaxed);
         state.forget(Timeout::RequestBodyRate);
-        TimerState::store_rate(&state.body_rate, &state.body_grace_ms, body);
+        state.body.start(body);
         TimerState::store_rate(&state.response_rate, &state.response_grace_ms, response);
     }
 
     /// The connection waits for body bytes the application asked for.
     pub fn body_waiting(&self) {
-        let state = &self.state;
-        if state.body_waiting_since.load(Ordering::Relaxed) == NONE {
-            state.body_waiting_since.store(self.heartbeat.now_ms(), Ordering::Release);
-        }
+        self.state.body.waiting(self.heartbeat.now_ms());
     }
 
     /// Body bytes arrived; the wait, if any, ends.
     pub fn body_received(&self, bytes: u64) {
-        let state = &self.state;
-        state.body_bytes.fetch_add(bytes, Ordering::AcqRel);
-        let since = state.body_waiting_since.swap(NONE, Ordering::AcqRel);
-        if since != NONE {
-            state.body_waited_ms.fetch_add(self.heartbeat.now_ms().saturating_sub(since), Ordering::AcqRel);
-        }
+        self.state.body.received(bytes, self.heartbeat.now_ms());
     }
 
     /// The body is done (or abandoned): its rate no longer applies.
     pub fn end_body(&self) {
-        self.state.body_rate.store(NONE, Ordering::Release);
-        self.state.body_waiting_since.store(NONE, Ordering::Release);
+        self.state.body.end();
+    }
+
+    /// Asks for (or stops asking for) [`Timeout::Tick`] on every beat: an
+    /// HTTP/2 connection checks its streams' body rates then.
+    pub fn want_ticks(&self, enabled: bool) {
+        self.state.ticks.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Forgets a tick, once handled.
+    pub fn take_tick(&self) {
+        self.state.forget(Timeout::Tick);
+    }
+
+    /// The heartbeat's clock, for readers of their own.
+    pub fn clock(&self) -> Clock {
+        Clock(Arc::clone(&self.heartbeat))
     }
 
     /// A write of `pending` bytes could not finish at once: unless one is
@@ -312,9 +297,19 @@ impl ConnectionTimer {
         self.state.write_deadline.store(NONE, Ordering::Release);
     }
 
-    /// The application's handle on the current request's rates.
-    pub fn rates(&self, http2: bool) -> MinDataRates {
-        MinDataRates { state: Arc::clone(&self.state), http2 }
+    /// The application's handle on the current HTTP/1.x request's rates.
+    pub fn rates(&self) -> MinDataRates {
+        MinDataRates { body: Arc::clone(&self.state.body), response: Some(Arc::clone(&self.state)) }
+    }
+}
+
+/// The heartbeat's clock: milliseconds as of its last beat.
+#[derive(Clone, Debug)]
+pub(crate) struct Clock(Arc<Inner>);
+
+impl Clock {
+    pub fn now_ms(&self) -> u64 {
+        self.0.now_ms()
     }
 }
 
@@ -350,8 +345,9 @@ fn duration_ms(duration: Duration) -> u64 {
 /// ```
 #[derive(Clone, Debug)]
 pub struct MinDataRates {
-    state: Arc<TimerState>,
-    http2: bool,
+    body: Arc<BodyRate>,
+    /// The connection's timer on HTTP/1.x; `None` on HTTP/2.
+    response: Option<Arc<TimerState>>,
 }
 
 impl MinDataRates {
@@ -362,16 +358,25 @@ impl MinDataRates {
     /// On HTTP/2 a request may only turn it off, as in Kestrel; any other
     /// value is refused.
     pub fn set_request_body(&self, rate: Option<MinDataRate>) -> Result<(), RateChangeRefused> {
-        if self.http2 && rate.is_some() {
+        if self.response.is_none() && rate.is_some() {
             return Err(RateChangeRefused);
         }
-        TimerState::store_rate(&self.state.body_rate, &self.state.body_grace_ms, rate);
+        self.body.set(rate);
         Ok(())
     }
 
     /// Sets MinResponseDataRate for this request; `None` turns it off.
+    /// HTTP/2 leaves response pacing to flow control, so there it does
+    /// nothing.
     pub fn set_response(&self, rate: Option<MinDataRate>) {
-        TimerState::store_rate(&self.state.response_rate, &self.state.response_grace_ms, rate);
+        if let Some(state) = &self.response {
+            TimerState::store_rate(&state.response_rate, &state.response_grace_ms, rate);
+        }
+    }
+
+    /// The handle of an HTTP/2 stream's body rate.
+    pub(crate) fn http2(body: Arc<BodyRate>) -> Self {
+        Self { body, response: None }
     }
 }
 
@@ -411,28 +416,28 @@ mod tests {
         let state = &timer.state;
         // 6 s of waiting for 1,000 bytes is 166 B/s: too slow.
         timer.start_request(rate, None);
-        state.body_waited_ms.store(6_000, Ordering::Relaxed);
-        state.body_bytes.store(1_000, Ordering::Relaxed);
+        state.body.pretend(6_000, 1_000);
         state.check(0);
         assert!(timer.poll_timeout(Timeout::RequestBodyRate, &mut cx).is_ready());
         // 2,000 bytes in the same time is fast enough.
         timer.start_request(rate, None);
-        state.body_waited_ms.store(6_000, Ordering::Relaxed);
-        state.body_bytes.store(2_000, Ordering::Relaxed);
+        state.body.pretend(6_000, 2_000);
         state.check(0);
         assert!(timer.poll_timeout(Timeout::RequestBodyRate, &mut cx).is_pending());
         // Within the grace period nothing is checked.
         timer.start_request(rate, None);
-        state.body_waited_ms.store(4_000, Ordering::Relaxed);
+        state.body.pretend(4_000, 0);
         state.check(0);
         assert!(timer.poll_timeout(Timeout::RequestBodyRate, &mut cx).is_pending());
         // A request that turned its rate off is never cut.
         timer.start_request(rate, None);
-        timer.rates(false).set_request_body(None).unwrap();
-        state.body_waited_ms.store(60_000, Ordering::Relaxed);
+        timer.rates().set_request_body(None).unwrap();
+        state.body.pretend(60_000, 0);
         state.check(0);
         assert!(timer.poll_timeout(Timeout::RequestBodyRate, &mut cx).is_pending());
-        assert!(timer.rates(true).set_request_body(rate).is_err(), "HTTP/2 may only turn it off");
+        let stream = MinDataRates::http2(Arc::default());
+        assert!(stream.set_request_body(rate).is_err(), "HTTP/2 may only turn it off");
+        assert!(stream.set_request_body(None).is_ok());
     }
 
     #[test]

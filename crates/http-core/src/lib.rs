@@ -70,6 +70,7 @@
 #![warn(missing_docs)]
 
 mod body;
+mod body_rate;
 mod date;
 mod error;
 mod h1;

@@ -207,7 +207,7 @@ where
         };
         parts.extensions.insert(self.info.clone());
         self.timer.start_request(self.limits.min_request_body_data_rate, self.limits.min_response_data_rate);
-        parts.extensions.insert(self.timer.rates(false));
+        parts.extensions.insert(self.timer.rates());
         if let Some(f) = &feeder {
             parts.extensions.insert(MaxRequestBodySize::new(f.shared.clone()));
         }

@@ -7,6 +7,8 @@ use bytes::Bytes;
 use http_body::Frame;
 
 use crate::body::shared::Shared;
+use crate::body_rate::BodyRate;
+use crate::heartbeat::Clock;
 use crate::{BodyError, RequestRejection};
 
 /// The request side of one stream: DATA frames (their flow-control
@@ -16,14 +18,16 @@ use crate::{BodyError, RequestRejection};
 pub(crate) struct H2Body {
     recv: h2::RecvStream,
     shared: Arc<Shared>,
+    /// MinRequestBodyDataRate for this stream, with the heartbeat's clock.
+    rate: Option<(Arc<BodyRate>, Clock)>,
     received: u64,
     data_done: bool,
     done: bool,
 }
 
 impl H2Body {
-    pub fn new(recv: h2::RecvStream, shared: Arc<Shared>) -> Self {
-        Self { recv, shared, received: 0, data_done: false, done: false }
+    pub fn new(recv: h2::RecvStream, shared: Arc<Shared>, rate: Option<(Arc<BodyRate>, Clock)>) -> Self {
+        Self { recv, shared, rate, received: 0, data_done: false, done: false }
     }
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
@@ -51,14 +55,36 @@ impl H2Body {
                 Poll::Ready(Some(Ok(data))) => {
                     let _ = self.recv.flow_control().release_capacity(data.len());
                     self.received += data.len() as u64;
+                    if let Some((rate, clock)) = &self.rate {
+                        rate.received(data.len() as u64, clock.now_ms());
+                    }
                     if limit.is_some_and(|limit| self.received > limit) {
                         return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Poll::Ready(Some(Err(e))) => return self.fail(body_error(e)),
-                Poll::Ready(None) => self.data_done = true,
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.data_done = true;
+                    if let Some((rate, _)) = &self.rate {
+                        rate.end();
+                    }
+                }
+                Poll::Pending => {
+                    // The application waits for bytes: the rate counts.
+                    if let Some((rate, clock)) = &self.rate {
+                        rate.waiting(clock.now_ms());
+                        if rate.poll_expired(cx).is_ready() {
+                            tracing::debug!(
+                                target: "kite::bad_requests",
+                                received = self.received,
+                                "HTTP/2 request body slower than MinRequestBodyDataRate"
+                            );
+                            return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTimeout));
+                        }
+                    }
+                    return Poll::Pending;
+                }
             }
         }
         match self.recv.poll_trailers(cx) {

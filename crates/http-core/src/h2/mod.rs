@@ -27,9 +27,12 @@ use self::ping::{ActivityIo, KeepAlivePing};
 use self::reset::StreamReset;
 use self::tunnel::Switch;
 use crate::body::shared::Shared;
+use crate::body_rate::StreamRates;
 use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::upgrade::OnUpgrade;
-use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, RequestBody, RequestRejection};
+use crate::{
+    BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody, RequestRejection,
+};
 
 /// The HTTP/2 connection preface a client sends first.
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -110,6 +113,8 @@ where
         }
         _ => None,
     };
+    let mut rates = StreamRates::new(options.limits.min_request_body_data_rate, timer.clock());
+    timer.want_ticks(rates.enabled());
     let mut streams = FuturesUnordered::new();
     // One clone per live extended-CONNECT tunnel.
     let tunnels = Arc::new(());
@@ -125,6 +130,11 @@ where
             if ping.as_mut().is_some_and(|ping| ping.poll_expired(cx).is_ready()) {
                 return Poll::Ready(Event::PingTimeout);
             }
+            // Each beat, the streams' body rates are checked.
+            if timer.poll_timeout(Timeout::Tick, cx).is_ready() {
+                timer.take_tick();
+                rates.check();
+            }
             // Accept every stream that is ready, then run them all.
             let mut accepted = false;
             loop {
@@ -135,7 +145,9 @@ where
                 }
                 match connection.poll_accept(cx) {
                     Poll::Ready(Some(Ok((request, respond)))) => {
-                        if let Some(stream) = start_stream(request, respond, &mut service, &info, &tunnels, options) {
+                        if let Some(stream) =
+                            start_stream(request, respond, &mut service, &info, &tunnels, &mut rates, options)
+                        {
                             streams.push(stream);
                             accepted = true;
                         }
@@ -200,6 +212,7 @@ fn start_stream<S, B>(
     service: &mut S,
     info: &ConnectionInfo,
     tunnels: &Arc<()>,
+    rates: &mut StreamRates,
     options: &HttpOptions,
 ) -> Option<impl Future<Output = ()>>
 where
@@ -240,7 +253,13 @@ where
         parts.extensions.insert(on_upgrade);
         (RequestBody::empty(), Some(Switch::new(pending, recv, info, Arc::clone(tunnels), options)))
     } else {
-        (RequestBody::h2(H2Body::new(recv, Arc::clone(&shared))), None)
+        // A body still to come gets its MinRequestBodyDataRate, which the
+        // request may only turn off.
+        let rate = if recv.is_end_stream() { None } else { rates.for_stream() };
+        if let Some((rate, _)) = &rate {
+            parts.extensions.insert(MinDataRates::http2(Arc::clone(rate)));
+        }
+        (RequestBody::h2(H2Body::new(recv, Arc::clone(&shared), rate)), None)
     };
     let span =
         tracing::debug_span!("request", connection_id = %info.id(), method = %parts.method, path = %parts.uri.path());
