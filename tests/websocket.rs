@@ -264,3 +264,30 @@ async fn a_101_for_a_request_that_cannot_upgrade_becomes_500() {
     assert_eq!(roundtrip(server.addr, with_body).await.0.status, 500);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_upgraded_connection_leaves_the_connection_count() {
+    let mut options = ServerOptions::default();
+    options.limits.max_concurrent_connections = Some(1);
+    let server = start("sockets", options).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut socket, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", server.addr), tcp).await.unwrap();
+    // The WebSocket counts as upgraded, not as one of the one connection
+    // allowed: a plain request gets in beside it. The HTTP side lets go of
+    // its place just after the 101, so retry a refused attempt, bounded.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let _ = stream.write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+        if answer.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the upgraded connection still held the only place");
+        tokio::task::yield_now().await;
+    }
+    socket.send(Message::text("still here")).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("still here"));
+    server.stop().await;
+}

@@ -299,7 +299,7 @@ impl ConnectionTimer {
 
     /// The application's handle on the current HTTP/1.x request's rates.
     pub fn rates(&self) -> MinDataRates {
-        MinDataRates { body: Arc::clone(&self.state.body), response: Some(Arc::clone(&self.state)) }
+        MinDataRates(Rates::Connection(Arc::clone(&self.state)))
     }
 }
 
@@ -344,10 +344,15 @@ fn duration_ms(duration: Duration) -> u64 {
 /// }
 /// ```
 #[derive(Clone, Debug)]
-pub struct MinDataRates {
-    body: Arc<BodyRate>,
-    /// The connection's timer on HTTP/1.x; `None` on HTTP/2.
-    response: Option<Arc<TimerState>>,
+pub struct MinDataRates(Rates);
+
+/// One reference either way: cloned and dropped once per request.
+#[derive(Clone, Debug)]
+enum Rates {
+    /// An HTTP/1.x connection's timer: the body and the response rates.
+    Connection(Arc<TimerState>),
+    /// An HTTP/2 stream's body rate.
+    Stream(Arc<BodyRate>),
 }
 
 impl MinDataRates {
@@ -358,10 +363,11 @@ impl MinDataRates {
     /// On HTTP/2 a request may only turn it off, as in Kestrel; any other
     /// value is refused.
     pub fn set_request_body(&self, rate: Option<MinDataRate>) -> Result<(), RateChangeRefused> {
-        if self.response.is_none() && rate.is_some() {
-            return Err(RateChangeRefused);
+        match &self.0 {
+            Rates::Connection(state) => state.body.set(rate),
+            Rates::Stream(_) if rate.is_some() => return Err(RateChangeRefused),
+            Rates::Stream(body) => body.set(None),
         }
-        self.body.set(rate);
         Ok(())
     }
 
@@ -369,14 +375,14 @@ impl MinDataRates {
     /// HTTP/2 leaves response pacing to flow control, so there it does
     /// nothing.
     pub fn set_response(&self, rate: Option<MinDataRate>) {
-        if let Some(state) = &self.response {
+        if let Rates::Connection(state) = &self.0 {
             TimerState::store_rate(&state.response_rate, &state.response_grace_ms, rate);
         }
     }
 
     /// The handle of an HTTP/2 stream's body rate.
     pub(crate) fn http2(body: Arc<BodyRate>) -> Self {
-        Self { body, response: None }
+        Self(Rates::Stream(body))
     }
 }
 

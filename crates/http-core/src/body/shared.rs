@@ -14,6 +14,8 @@ use crate::BodyError;
 #[derive(Default)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// An HTTP/2 stream's reset request (`StreamReset`).
+    pub reset: crate::h2::reset::ResetState,
 }
 
 #[derive(Default)]
@@ -44,7 +46,10 @@ pub(crate) enum Want {
 
 impl Shared {
     pub fn new(limit: Option<u64>, content_length: Option<u64>) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State { limit, content_length, ..State::default() }) })
+        Arc::new(Self {
+            state: Mutex::new(State { limit, content_length, ..State::default() }),
+            reset: Default::default(),
+        })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {

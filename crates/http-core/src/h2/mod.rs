@@ -243,7 +243,7 @@ where
     }
     parts.extensions.insert(info.clone());
     parts.extensions.insert(MaxRequestBodySize::new(Arc::clone(&shared)));
-    let reset = StreamReset::new();
+    let reset = StreamReset::new(Arc::clone(&shared));
     parts.extensions.insert(reset.clone());
     let is_head = parts.method == Method::HEAD;
     // An extended CONNECT (RFC 8441) keeps its DATA frames for the tunnel.

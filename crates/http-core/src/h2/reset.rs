@@ -6,6 +6,8 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
+use crate::body::shared::Shared;
+
 /// No reset was asked for: outside the range of an HTTP/2 error code.
 const NOT_REQUESTED: u64 = u64::MAX;
 
@@ -31,33 +33,52 @@ const NOT_REQUESTED: u64 = u64::MAX;
 ///     Response::new(String::new())
 /// }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StreamReset {
-    state: Arc<State>,
+    /// The stream's body state, which carries the reset request: one
+    /// allocation per stream, not two.
+    shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for StreamReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReset").field("requested", &self.requested()).finish()
+    }
+}
+
+/// A stream's reset request, kept in its body state.
 #[derive(Debug)]
-struct State {
+pub(crate) struct ResetState {
     code: AtomicU64,
     waker: AtomicWaker,
 }
 
+impl Default for ResetState {
+    fn default() -> Self {
+        Self { code: AtomicU64::new(NOT_REQUESTED), waker: AtomicWaker::new() }
+    }
+}
+
 impl StreamReset {
-    pub(crate) fn new() -> Self {
-        Self { state: Arc::new(State { code: AtomicU64::new(NOT_REQUESTED), waker: AtomicWaker::new() }) }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn state(&self) -> &ResetState {
+        &self.shared.reset
     }
 
     /// Asks for the stream to be reset with `code`, an HTTP/2 error code
     /// (RFC 9113 §7: `0x0` NO_ERROR, `0x2` INTERNAL_ERROR, `0x7`
     /// REFUSED_STREAM, `0x8` CANCEL, …). The first call wins.
     pub fn reset(&self, code: u32) {
-        let _ = self.state.code.compare_exchange(NOT_REQUESTED, u64::from(code), Ordering::AcqRel, Ordering::Acquire);
-        self.state.waker.wake();
+        let _ = self.state().code.compare_exchange(NOT_REQUESTED, u64::from(code), Ordering::AcqRel, Ordering::Acquire);
+        self.state().waker.wake();
     }
 
     /// The code asked for, once [`reset`](Self::reset) has been called.
     pub fn requested(&self) -> Option<u32> {
-        u32::try_from(self.state.code.load(Ordering::Acquire)).ok()
+        u32::try_from(self.state().code.load(Ordering::Acquire)).ok()
     }
 
     /// Ready with the code once a reset is asked for; registers `cx` to be
@@ -66,7 +87,7 @@ impl StreamReset {
         if let Some(code) = self.requested() {
             return Poll::Ready(code);
         }
-        self.state.waker.register(cx.waker());
+        self.state().waker.register(cx.waker());
         self.requested().map_or(Poll::Pending, Poll::Ready)
     }
 }
