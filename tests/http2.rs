@@ -173,14 +173,7 @@ async fn curl_speaks_http2_over_tls_and_by_prior_knowledge() {
     assert_eq!(out.stdout, b"2");
     server.stop().await;
 
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
-    let server = start_with("sockets", ServerOptions::default(), move |builder| {
-        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
-    })
-    .await;
+    let (server, _) = start_https("sockets").await;
     let port = server.addr.port();
     let out = tokio::process::Command::new("curl")
         .args(["-sSk", "--max-time", "10", "--http2", "--resolve", &format!("localhost:{port}:127.0.0.1")])
@@ -280,14 +273,7 @@ async fn nghttp_fetches_over_h2c_and_tls() {
     assert!(log.contains("server: kite"), "{log}");
     server.stop().await;
 
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
-    let server = start_with("sockets", ServerOptions::default(), move |builder| {
-        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
-    })
-    .await;
+    let (server, _) = start_https("sockets").await;
     let out = tokio::process::Command::new("nghttp")
         .args(["-n", "-v", "-t", "10"])
         .arg(format!("https://127.0.0.1:{}/plaintext", server.addr.port()))
@@ -347,27 +333,8 @@ async fn an_http2_only_connection_answers_http1_with_goaway_protocol_error() {
     server.stop().await;
 
     // ALPN h2 over TLS.
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_der = certified.cert.der().clone();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
-    let server = start_with("sockets", ServerOptions::default(), move |builder| {
-        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
-    })
-    .await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
-    let mut config =
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut tls = connector.connect("localhost".try_into().unwrap(), tcp).await.unwrap();
+    let (server, certificate) = start_https("sockets").await;
+    let mut tls = connect_tls(&server, certificate, b"h2").await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let mut answer = Vec::new();

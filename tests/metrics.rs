@@ -31,14 +31,7 @@ async fn connections_rejections_and_tls_handshakes_are_measured() {
     server.stop().await;
 
     // One TLS handshake, timed, and none left in progress.
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
-    let server = start_with("sockets", ServerOptions::default(), move |builder| {
-        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
-    })
-    .await;
+    let (server, _) = start_https("sockets").await;
     if require_tool("curl") {
         let out = tokio::process::Command::new("curl")
             .args(["-sk", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}"])

@@ -141,27 +141,8 @@ async fn the_upgraded_connection_limit_refuses_the_excess_with_503() {
 
 #[tokio::test]
 async fn websocket_over_tls() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_der = certified.cert.der().clone();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
-    let server = start_with("sockets", ServerOptions::default(), move |builder| {
-        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
-    })
-    .await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let tls = connector.connect("localhost".try_into().unwrap(), tcp).await.expect("TLS handshake");
+    let (server, certificate) = start_https("sockets").await;
+    let tls = connect_tls(&server, certificate, b"http/1.1").await;
     let url = format!("wss://localhost:{}/ws", server.addr.port());
     let (mut socket, _) = tokio_tungstenite::client_async(url, tls).await.expect("WebSocket handshake over TLS");
     exercise(&mut socket, "tls").await;

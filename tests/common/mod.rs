@@ -498,3 +498,38 @@ pub fn python_with(module: &str) -> Option<String> {
     eprintln!("skipped: {message}");
     None
 }
+
+/// A server on an HTTPS endpoint with a fresh self-signed certificate for
+/// `localhost`, and that certificate, to trust it.
+pub async fn start_https(transport: &str) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let der = certified.cert.der().clone();
+    let certificate =
+        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
+            .unwrap();
+    let server = start_with(transport, ServerOptions::default(), move |builder| {
+        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
+    })
+    .await;
+    (server, der)
+}
+
+/// A TLS connection to `server` (trusting `certificate`) that offers
+/// `alpn`.
+pub async fn connect_tls(
+    server: &TestServer,
+    certificate: rustls::pki_types::CertificateDer<'static>,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    connector.connect("localhost".try_into().unwrap(), tcp).await.expect("TLS handshake")
+}
