@@ -45,6 +45,13 @@ pub use kite_server::{
 };
 
 pub use kite_server::{upgrade, OnUpgrade, UpgradeError, Upgraded};
+pub use kite_server::{BoundEndpoint, ListenOptions, RateChangeRefused};
+
+/// Configuration in Kestrel's schema, from a file and the environment.
+pub use kite_server::config;
+
+/// Kestrel's instruments as `kite.*`, through the `metrics` facade.
+pub use kite_server::metrics;
 
 /// WebSockets: RFC 6455 over HTTP/1.1 and TLS, RFC 8441 over HTTP/2.
 #[cfg(feature = "websocket")]
