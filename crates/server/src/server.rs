@@ -268,6 +268,8 @@ async fn accept_loop(
     shutdown: ShutdownHandle,
 ) {
     let mut backoff = Duration::from_millis(5);
+    // The endpoint's metric tags, made once.
+    let endpoint_labels = crate::metrics::endpoint_labels(listener.local_endpoint());
     loop {
         let accepted = tokio::select! {
             biased;
@@ -295,7 +297,7 @@ async fn accept_loop(
             }
         };
         let id = connection.context().id();
-        let labels = crate::metrics::endpoint_labels(listener.local_endpoint());
+        let labels = endpoint_labels.clone();
         let mut metrics = ConnectionMetrics::accepted(labels.clone());
         let Some(permit) = limit.try_acquire() else {
             // Kestrel's ConnectionLimitMiddleware: close at once, warn, count.
