@@ -1,7 +1,10 @@
-//! A stream that replays bytes already read from it.
+//! A stream that replays bytes already read from it, and can count the
+//! reads that bring bytes.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -10,14 +13,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Yields `prefix` first, then reads from `io`: after sniffing the first
 /// bytes of a connection, the protocol that serves it sees them again.
+/// With a counter, each read that brings bytes adds one to it, so the
+/// HTTP/2 pinger knows whether the client sent anything.
 pub(crate) struct Rewind {
     prefix: Bytes,
     io: Box<dyn ConnectionIo>,
+    reads: Option<Arc<AtomicU64>>,
 }
 
 impl Rewind {
     pub fn new(prefix: Bytes, io: Box<dyn ConnectionIo>) -> Self {
-        Self { prefix, io }
+        Self { prefix, io, reads: None }
+    }
+
+    /// `io` as it is, counting its reads into the returned counter.
+    pub fn counting(io: Box<dyn ConnectionIo>) -> (Self, Arc<AtomicU64>) {
+        let reads = Arc::new(AtomicU64::new(0));
+        (Self { prefix: Bytes::new(), io, reads: Some(Arc::clone(&reads)) }, reads)
     }
 }
 
@@ -29,7 +41,14 @@ impl AsyncRead for Rewind {
             self.prefix.advance(n);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Some(reads) = &self.reads {
+            if buf.filled().len() > before {
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
     }
 }
 

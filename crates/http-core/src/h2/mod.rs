@@ -23,12 +23,13 @@ use kite_transport_core::{CloseSignal, ConnectionIo};
 use tower_service::Service;
 
 use self::body::H2Body;
-use self::ping::{ActivityIo, KeepAlivePing};
+use self::ping::KeepAlivePing;
 use self::reset::StreamReset;
 use self::tunnel::Switch;
 use crate::body::shared::Shared;
 use crate::body_rate::StreamRates;
 use crate::heartbeat::{ConnectionTimer, Timeout};
+use crate::rewind::Rewind;
 use crate::upgrade::OnUpgrade;
 use crate::{
     BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody, RequestRejection,
@@ -82,7 +83,7 @@ where
         .enable_connect_protocol();
     let (io, reads): (Box<dyn ConnectionIo>, _) = match limits.keep_alive_ping_delay {
         Some(_) => {
-            let (io, reads) = ActivityIo::new(io);
+            let (io, reads) = Rewind::counting(io);
             (Box::new(io), Some(reads))
         }
         None => (io, None),

@@ -2,7 +2,6 @@
 //! `KeepAlivePingTimeout`.
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,62 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use h2::{Ping, PingPong};
-use kite_transport_core::ConnectionIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-
-/// Counts the reads that brought bytes, so the pinger knows whether the
-/// client sent anything since it last looked.
-pub(crate) struct ActivityIo {
-    io: Box<dyn ConnectionIo>,
-    reads: Arc<AtomicU64>,
-}
-
-impl ActivityIo {
-    pub fn new(io: Box<dyn ConnectionIo>) -> (Self, Arc<AtomicU64>) {
-        let reads = Arc::new(AtomicU64::new(0));
-        (Self { io, reads: Arc::clone(&reads) }, reads)
-    }
-}
-
-impl AsyncRead for ActivityIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.reads.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-}
-
-impl AsyncWrite for ActivityIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-impl ConnectionIo for ActivityIo {
-    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_read_ready(cx)
-    }
-}
 
 /// Pings a client that has sent nothing for `delay`, and gives up on it
 /// when the PING goes unanswered for `timeout`. Activity is sampled every
