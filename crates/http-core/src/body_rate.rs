@@ -18,9 +18,7 @@ const NONE: u64 = u64::MAX;
 /// heartbeat's milliseconds.
 #[derive(Debug)]
 pub(crate) struct BodyRate {
-    /// Bytes per second; `NONE` is off.
-    rate: AtomicU64,
-    grace_ms: AtomicU64,
+    limit: RateSlot,
     bytes: AtomicU64,
     /// Milliseconds spent waiting before the current wait.
     waited_ms: AtomicU64,
@@ -33,8 +31,7 @@ pub(crate) struct BodyRate {
 impl Default for BodyRate {
     fn default() -> Self {
         Self {
-            rate: AtomicU64::new(NONE),
-            grace_ms: AtomicU64::new(0),
+            limit: RateSlot::default(),
             bytes: AtomicU64::new(0),
             waited_ms: AtomicU64::new(0),
             waiting_since: AtomicU64::new(NONE),
@@ -46,6 +43,40 @@ impl Default for BodyRate {
 
 pub(crate) fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(NONE - 1)
+}
+
+/// A minimum data rate in two atomics, so the application can change it
+/// while the connection and the heartbeat read it.
+#[derive(Debug)]
+pub(crate) struct RateSlot {
+    /// Bytes per second; `NONE` is off.
+    rate: AtomicU64,
+    grace_ms: AtomicU64,
+}
+
+impl Default for RateSlot {
+    fn default() -> Self {
+        Self { rate: AtomicU64::new(NONE), grace_ms: AtomicU64::new(0) }
+    }
+}
+
+impl RateSlot {
+    /// Changes or turns off the rate.
+    pub fn set(&self, rate: Option<MinDataRate>) {
+        match rate {
+            Some(rate) => {
+                self.grace_ms.store(duration_ms(rate.grace_period), Ordering::Release);
+                self.rate.store(rate.bytes_per_second.max(1), Ordering::Release);
+            }
+            None => self.rate.store(NONE, Ordering::Release),
+        }
+    }
+
+    /// Bytes per second and the grace period in milliseconds, if on.
+    pub fn get(&self) -> Option<(u64, u64)> {
+        let rate = self.rate.load(Ordering::Acquire);
+        (rate != NONE).then(|| (rate, self.grace_ms.load(Ordering::Acquire)))
+    }
 }
 
 impl BodyRate {
@@ -60,18 +91,12 @@ impl BodyRate {
 
     /// Changes or turns off the rate.
     pub fn set(&self, rate: Option<MinDataRate>) {
-        match rate {
-            Some(rate) => {
-                self.grace_ms.store(duration_ms(rate.grace_period), Ordering::Release);
-                self.rate.store(rate.bytes_per_second.max(1), Ordering::Release);
-            }
-            None => self.rate.store(NONE, Ordering::Release),
-        }
+        self.limit.set(rate);
     }
 
     /// Whether a rate is in force.
     pub fn is_on(&self) -> bool {
-        self.rate.load(Ordering::Acquire) != NONE
+        self.limit.get().is_some()
     }
 
     /// The reader waits for bytes the application asked for.
@@ -92,7 +117,7 @@ impl BodyRate {
 
     /// The body is done: its rate no longer applies.
     pub fn end(&self) {
-        self.rate.store(NONE, Ordering::Release);
+        self.limit.set(None);
         self.waiting_since.store(NONE, Ordering::Release);
     }
 
@@ -101,21 +126,20 @@ impl BodyRate {
     /// found too slow is marked, its reader woken, and its rate turned off.
     /// Returns whether it was too slow.
     pub fn check(&self, now: u64) -> bool {
-        let rate = self.rate.load(Ordering::Acquire);
-        if rate == NONE {
+        let Some((rate, grace_ms)) = self.limit.get() else {
             return false;
-        }
+        };
         let since = self.waiting_since.load(Ordering::Acquire);
         let current = if since == NONE { 0 } else { now.saturating_sub(since) };
         let waited = self.waited_ms.load(Ordering::Acquire) + current;
-        if waited <= self.grace_ms.load(Ordering::Acquire) {
+        if waited <= grace_ms {
             return false;
         }
         // bytes / (waited / 1000) < rate, without division.
         if self.bytes.load(Ordering::Acquire).saturating_mul(1000) >= rate.saturating_mul(waited) {
             return false;
         }
-        self.rate.store(NONE, Ordering::Release);
+        self.limit.set(None);
         self.expired.store(true, Ordering::Release);
         self.waker.wake();
         true

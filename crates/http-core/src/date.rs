@@ -46,7 +46,7 @@ thread_local! {
     static CACHED: RefCell<Cached> = const { RefCell::new(Cached { generation: 0, value: [0; 29], header: None }) };
 }
 
-/// Brings this thread's copy up to date; returns whether it changed.
+/// Brings this thread's copy up to date.
 fn update(cached: &mut Cached) {
     let generation = GENERATION.load(Ordering::Acquire);
     if generation != 0 {

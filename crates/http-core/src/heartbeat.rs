@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
-use crate::body_rate::BodyRate;
+use crate::body_rate::{duration_ms, BodyRate, RateSlot};
 use crate::MinDataRate;
 
 /// No deadline, or no rate.
@@ -145,8 +145,7 @@ struct TimerState {
     /// The current HTTP/1.x request body's rate.
     body: Arc<BodyRate>,
     /// MinResponseDataRate in bytes per second (`NONE` is off).
-    response_rate: AtomicU64,
-    response_grace_ms: AtomicU64,
+    response: RateSlot,
 }
 
 impl Default for TimerState {
@@ -158,8 +157,7 @@ impl Default for TimerState {
             waker: AtomicWaker::new(),
             ticks: AtomicBool::new(false),
             body: Arc::default(),
-            response_rate: AtomicU64::new(NONE),
-            response_grace_ms: AtomicU64::new(0),
+            response: RateSlot::default(),
         }
     }
 }
@@ -185,16 +183,6 @@ impl TimerState {
         if fired != 0 {
             self.expired.fetch_or(fired, Ordering::AcqRel);
             self.waker.wake();
-        }
-    }
-
-    fn store_rate(rate: &AtomicU64, grace: &AtomicU64, value: Option<MinDataRate>) {
-        match value {
-            Some(value) => {
-                grace.store(duration_ms(value.grace_period), Ordering::Release);
-                rate.store(value.bytes_per_second.max(1), Ordering::Release);
-            }
-            None => rate.store(NONE, Ordering::Release),
         }
     }
 
@@ -245,7 +233,7 @@ impl ConnectionTimer {
         let state = &self.state;
         state.forget(Timeout::RequestBodyRate);
         state.body.start(body);
-        TimerState::store_rate(&state.response_rate, &state.response_grace_ms, response);
+        state.response.set(response);
     }
 
     /// The connection waits for body bytes the application asked for.
@@ -283,12 +271,12 @@ impl ConnectionTimer {
     /// already timed, it must finish within max(grace, pending / rate).
     pub fn write_pending(&self, pending: usize) {
         let state = &self.state;
-        let rate = state.response_rate.load(Ordering::Acquire);
-        if rate == NONE || state.write_deadline.load(Ordering::Acquire) != NONE {
+        let Some((rate, grace_ms)) = state.response.get() else { return };
+        if state.write_deadline.load(Ordering::Acquire) != NONE {
             return;
         }
         let needed = (pending as u64).saturating_mul(1000) / rate;
-        let allowed = needed.max(state.response_grace_ms.load(Ordering::Acquire));
+        let allowed = needed.max(grace_ms);
         state.write_deadline.store(self.heartbeat.now_ms().saturating_add(allowed).min(NONE - 1), Ordering::Release);
     }
 
@@ -321,10 +309,6 @@ impl Drop for ConnectionTimer {
             registry.free.push(self.slot);
         }
     }
-}
-
-fn duration_ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(NONE - 1)
 }
 
 /// A request extension that changes or turns off the request's minimum
@@ -376,7 +360,7 @@ impl MinDataRates {
     /// nothing.
     pub fn set_response(&self, rate: Option<MinDataRate>) {
         if let Rates::Connection(state) = &self.0 {
-            TimerState::store_rate(&state.response_rate, &state.response_grace_ms, rate);
+            state.response.set(rate);
         }
     }
 

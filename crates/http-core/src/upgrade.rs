@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kite_transport_core::ConnectionIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use crate::h2::tunnel::H2Tunnel;
+use crate::rewind::Rewind;
 use crate::ConnectionInfo;
 
 /// Takes the pending upgrade out of a request, as hyper's
@@ -155,17 +156,15 @@ pub struct Upgraded {
 }
 
 enum UpgradedIo {
-    /// The connection, with the bytes already read past the request head.
-    Http1 {
-        prefix: Bytes,
-        io: Box<dyn ConnectionIo>,
-    },
+    /// The connection, replaying the bytes already read past the request
+    /// head first.
+    Http1(Rewind),
     Http2(H2Tunnel),
 }
 
 impl Upgraded {
     pub(crate) fn http1(io: Box<dyn ConnectionIo>, prefix: Bytes, info: ConnectionInfo, permit: UpgradePermit) -> Self {
-        Self { io: UpgradedIo::Http1 { prefix, io }, info, _permit: permit }
+        Self { io: UpgradedIo::Http1(Rewind::new(prefix, io)), info, _permit: permit }
     }
 
     pub(crate) fn http2(tunnel: H2Tunnel, info: ConnectionInfo, permit: UpgradePermit) -> Self {
@@ -194,15 +193,7 @@ impl fmt::Debug for Upgraded {
 impl AsyncRead for Upgraded {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match &mut self.io {
-            UpgradedIo::Http1 { prefix, io } => {
-                if prefix.has_remaining() {
-                    let n = prefix.len().min(buf.remaining());
-                    buf.put_slice(&prefix[..n]);
-                    prefix.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Pin::new(io).poll_read(cx, buf)
-            }
+            UpgradedIo::Http1(io) => Pin::new(io).poll_read(cx, buf),
             UpgradedIo::Http2(tunnel) => tunnel.poll_read(cx, buf),
         }
     }
@@ -211,7 +202,7 @@ impl AsyncRead for Upgraded {
 impl AsyncWrite for Upgraded {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match &mut self.io {
-            UpgradedIo::Http1 { io, .. } => Pin::new(io).poll_write(cx, buf),
+            UpgradedIo::Http1(io) => Pin::new(io).poll_write(cx, buf),
             UpgradedIo::Http2(tunnel) => tunnel.poll_write(cx, buf),
         }
     }
@@ -221,7 +212,7 @@ impl AsyncWrite for Upgraded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match &mut self.io {
-            UpgradedIo::Http1 { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
+            UpgradedIo::Http1(io) => Pin::new(io).poll_write_vectored(cx, bufs),
             UpgradedIo::Http2(tunnel) => {
                 let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
                 tunnel.poll_write(cx, first)
@@ -230,19 +221,19 @@ impl AsyncWrite for Upgraded {
     }
     fn is_write_vectored(&self) -> bool {
         match &self.io {
-            UpgradedIo::Http1 { io, .. } => io.is_write_vectored(),
+            UpgradedIo::Http1(io) => io.is_write_vectored(),
             UpgradedIo::Http2(_) => false,
         }
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.io {
-            UpgradedIo::Http1 { io, .. } => Pin::new(io).poll_flush(cx),
+            UpgradedIo::Http1(io) => Pin::new(io).poll_flush(cx),
             UpgradedIo::Http2(_) => Poll::Ready(Ok(())),
         }
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.io {
-            UpgradedIo::Http1 { io, .. } => Pin::new(io).poll_shutdown(cx),
+            UpgradedIo::Http1(io) => Pin::new(io).poll_shutdown(cx),
             UpgradedIo::Http2(tunnel) => tunnel.poll_shutdown(),
         }
     }
