@@ -77,7 +77,9 @@ http {{
     // Wait on nginx's address: connect until it accepts, bounded.
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = tokio::time::Instant::now() + WAIT;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut stream = loop {
+        tick.tick().await;
         match tokio::net::TcpStream::connect(addr).await {
             Ok(stream) => break stream,
             Err(e) => {
@@ -87,7 +89,6 @@ http {{
                     panic!("nginx exited ({status}): {err}");
                 }
                 assert!(tokio::time::Instant::now() < deadline, "nginx never listened: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     };

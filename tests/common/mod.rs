@@ -470,13 +470,17 @@ pub async fn assert_closed(stream: &mut TcpStream) {
 /// the test; elsewhere the test is skipped with a message.
 pub fn require_tool(tool: &str) -> bool {
     let found = std::process::Command::new(tool).arg("--version").output().is_ok();
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is required by this test but is not installed; .ci/run installs it");
-        }
-        eprintln!("skipped: {tool} is not installed");
+    found || missing(&format!("{tool} is required by this test but is not installed; .ci/run installs it"))
+}
+
+/// A missing test tool: a failure under CI (`CI` set), else a skip that
+/// says why. Returns `false`, for the caller's early return.
+fn missing(message: &str) -> bool {
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
     }
-    found
+    eprintln!("skipped: {message}");
+    false
 }
 
 /// A Python interpreter that can import `module`: `KITE_PYTHON` if set
@@ -488,15 +492,9 @@ pub fn python_with(module: &str) -> Option<String> {
         .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|out| out.status.success());
-    if found {
-        return Some(python);
-    }
-    let message = format!("{python} cannot import {module}; .ci/run makes a virtual environment with it");
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("skipped: {message}");
-    None
+    let usable =
+        found || missing(&format!("{python} cannot import {module}; .ci/run makes a virtual environment with it"));
+    usable.then_some(python)
 }
 
 /// A server on an HTTPS endpoint with a fresh self-signed certificate for

@@ -240,12 +240,6 @@ impl ServerBuilder {
         self.https_defaults.as_ref().map(|defaults| defaults(TlsOptions::new()))
     }
 
-    /// Whether HTTPS defaults were set (by code, `--certificate`, or the
-    /// development certificate).
-    pub fn get_https_defaults_set(&self) -> bool {
-        self.https_defaults.is_some()
-    }
-
     /// The options set so far.
     pub fn get_options(&self) -> &ServerOptions {
         &self.options

@@ -19,17 +19,6 @@ use kite_connection_middleware::{ConnectionError, ConnectionMiddleware, Next};
 use kite_transport_core::{Connection, Endpoint};
 use metrics::Label;
 
-/// Every instrument's name, for describing them to a recorder.
-pub const NAMES: [&str; 7] = [
-    "kite.active_connections",
-    "kite.connection.duration",
-    "kite.rejected_connections",
-    "kite.queued_connections",
-    "kite.upgraded_connections",
-    "kite.tls_handshake.duration",
-    "kite.active_tls_handshakes",
-];
-
 /// Describes the instruments to the installed recorder (units and help).
 pub fn describe() {
     metrics::describe_gauge!("kite.active_connections", "Connections being served");

@@ -116,7 +116,7 @@ async fn reload(source: &ReloadSource, running: &RunningSet, launcher: &Launcher
     // Bind what is new or changed.
     let default_protocols = source.template.get_options().protocols;
     let mut started = 0;
-    for endpoint in endpoints.iter().filter(|e| !kept.contains(e.name.as_ref().unwrap_or(&String::new()))) {
+    for endpoint in endpoints.iter().filter(|e| e.name.as_ref().is_none_or(|name| !kept.contains(name))) {
         match bind_endpoint(source.transport.as_ref(), endpoint, default_protocols).await {
             Ok(bound) => {
                 let launched: Vec<Running> = bound.into_iter().map(|b: BoundListener| launcher.launch(b)).collect();

@@ -49,83 +49,31 @@ impl ServerBuilder {
 
     fn apply_limits(&mut self, limits: &Node<'_>) -> Result<(), ConfigError> {
         let target = &mut self.options.limits;
-        let usize_of = |node: Node<'_>| -> Result<Option<usize>, ConfigError> {
-            node.u64()?
-                .map(|n| usize::try_from(n).map_err(|_| node.error("is too large", "give a smaller number")))
-                .transpose()
-        };
-        if let Some(n) = usize_of(limits.get("MaxRequestLineSize"))? {
-            target.max_request_line_size = n;
-        }
-        if let Some(n) = usize_of(limits.get("MaxRequestHeadersTotalSize"))? {
-            target.max_request_headers_total_size = n;
-        }
-        if let Some(n) = usize_of(limits.get("MaxRequestHeaderCount"))? {
-            target.max_request_header_count = n;
-        }
-        if let Some(n) = usize_of(limits.get("MaxResponseBufferSize"))? {
-            target.max_response_buffer_size = n;
-        }
+        set(&mut target.max_request_line_size, limits.get("MaxRequestLineSize").number()?);
+        set(&mut target.max_request_headers_total_size, limits.get("MaxRequestHeadersTotalSize").number()?);
+        set(&mut target.max_request_header_count, limits.get("MaxRequestHeaderCount").number()?);
+        set(&mut target.max_response_buffer_size, limits.get("MaxResponseBufferSize").number()?);
         // `null` means no limit for these, as in Kestrel.
-        let nullable = |node: Node<'_>| -> Result<Option<Option<u64>>, ConfigError> {
-            match node.value() {
-                None => Ok(None),
-                Some(serde_json::Value::Null) => Ok(Some(None)),
-                Some(_) => Ok(Some(node.u64()?)),
-            }
-        };
-        if let Some(n) = nullable(limits.get("MaxRequestBodySize"))? {
-            target.max_request_body_size = n;
-        }
-        if let Some(n) = nullable(limits.get("MaxConcurrentConnections"))? {
-            target.max_concurrent_connections = n;
-        }
-        if let Some(n) = nullable(limits.get("MaxConcurrentUpgradedConnections"))? {
-            target.max_concurrent_upgraded_connections = n;
-        }
-        if let Some(d) = duration(&limits.get("KeepAliveTimeout"))? {
-            target.keep_alive_timeout = d;
-        }
-        if let Some(d) = duration(&limits.get("RequestHeadersTimeout"))? {
-            target.request_headers_timeout = d;
-        }
-        if let Some(rate) = data_rate(&limits.get("MinRequestBodyDataRate"))? {
-            target.min_request_body_data_rate = rate;
-        }
-        if let Some(rate) = data_rate(&limits.get("MinResponseDataRate"))? {
-            target.min_response_data_rate = rate;
-        }
+        set(&mut target.max_request_body_size, nullable(&limits.get("MaxRequestBodySize"))?);
+        set(&mut target.max_concurrent_connections, nullable(&limits.get("MaxConcurrentConnections"))?);
+        set(
+            &mut target.max_concurrent_upgraded_connections,
+            nullable(&limits.get("MaxConcurrentUpgradedConnections"))?,
+        );
+        set(&mut target.keep_alive_timeout, duration(&limits.get("KeepAliveTimeout"))?);
+        set(&mut target.request_headers_timeout, duration(&limits.get("RequestHeadersTimeout"))?);
+        set(&mut target.min_request_body_data_rate, data_rate(&limits.get("MinRequestBodyDataRate"))?);
+        set(&mut target.min_response_data_rate, data_rate(&limits.get("MinResponseDataRate"))?);
         let http2 = limits.get("Http2");
         let target = &mut self.options.http2;
-        let u32_of = |node: Node<'_>| -> Result<Option<u32>, ConfigError> {
-            node.u64()?
-                .map(|n| u32::try_from(n).map_err(|_| node.error("is too large", "give a smaller number")))
-                .transpose()
-        };
-        if let Some(n) = u32_of(http2.get("MaxStreamsPerConnection"))? {
-            target.max_streams_per_connection = n;
-        }
-        if let Some(n) = u32_of(http2.get("HeaderTableSize"))? {
-            target.header_table_size = n;
-        }
-        if let Some(n) = u32_of(http2.get("MaxFrameSize"))? {
-            target.max_frame_size = n;
-        }
-        if let Some(n) = u32_of(http2.get("MaxRequestHeaderFieldSize"))? {
-            target.max_request_header_field_size = n;
-        }
-        if let Some(n) = u32_of(http2.get("InitialConnectionWindowSize"))? {
-            target.initial_connection_window_size = n;
-        }
-        if let Some(n) = u32_of(http2.get("InitialStreamWindowSize"))? {
-            target.initial_stream_window_size = n;
-        }
-        if let Some(d) = duration(&http2.get("KeepAlivePingDelay"))? {
-            target.keep_alive_ping_delay = Some(d);
-        }
-        if let Some(d) = duration(&http2.get("KeepAlivePingTimeout"))? {
-            target.keep_alive_ping_timeout = d;
-        }
+        set(&mut target.max_streams_per_connection, http2.get("MaxStreamsPerConnection").number()?);
+        set(&mut target.header_table_size, http2.get("HeaderTableSize").number()?);
+        set(&mut target.max_frame_size, http2.get("MaxFrameSize").number()?);
+        set(&mut target.max_request_header_field_size, http2.get("MaxRequestHeaderFieldSize").number()?);
+        set(&mut target.initial_connection_window_size, http2.get("InitialConnectionWindowSize").number()?);
+        set(&mut target.initial_stream_window_size, http2.get("InitialStreamWindowSize").number()?);
+        set(&mut target.keep_alive_ping_delay, duration(&http2.get("KeepAlivePingDelay"))?.map(Some));
+        set(&mut target.keep_alive_ping_timeout, duration(&http2.get("KeepAlivePingTimeout"))?);
         // Out-of-range values are named with their key.
         if let Err(message) = self.options.limits.validate() {
             return Err(limits.error(message, "fix the value in the configuration"));
@@ -249,6 +197,22 @@ impl ServerBuilder {
             tls = tls.client_certificate_mode(mode);
         }
         Ok(tls)
+    }
+}
+
+/// Overwrites `slot` with a value the configuration gave.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// A whole number that may also be `null` (no limit): `None` when absent.
+fn nullable(node: &Node<'_>) -> Result<Option<Option<u64>>, ConfigError> {
+    match node.value() {
+        None => Ok(None),
+        Some(serde_json::Value::Null) => Ok(Some(None)),
+        Some(_) => Ok(Some(node.u64()?)),
     }
 }
 

@@ -31,8 +31,6 @@ impl<'a> Node<'a> {
             Some((name, value)) => (name.as_str(), Some(value)),
             None => (key, None),
         };
-        let name = name.to_string();
-        let name = name.as_str();
         Node { value, file: self.file, path: self.child_path(name) }
     }
 
@@ -101,6 +99,13 @@ impl<'a> Node<'a> {
             }
             Some(other) => Err(self.error(format!("is {other}"), "give a whole number")),
         }
+    }
+
+    /// A whole number that fits `T` (a count, a size, a window).
+    pub fn number<T: TryFrom<u64>>(&self) -> Result<Option<T>, ConfigError> {
+        self.u64()?
+            .map(|n| T::try_from(n).map_err(|_| self.error(format!("is {n}, too large"), "give a smaller number")))
+            .transpose()
     }
 
     /// A `true`/`false` value, or its text.

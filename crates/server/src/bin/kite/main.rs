@@ -196,13 +196,14 @@ fn configure(builder: ServerBuilder, cli: &Cli, configured: bool) -> Result<Serv
         }
         _ => development_certificate(cli.urls.is_none() && !configured && development)?,
     };
+    let https = tls.is_some();
     if let Some(tls) = tls {
         builder = builder.https_defaults(tls);
     }
     let urls = match &cli.urls {
         Some(urls) => urls.clone(),
         None if configured => return Ok(builder),
-        None if builder.get_https_defaults_set() => format!("{};https://localhost:5001", kite_server::DEFAULT_URL),
+        None if https => format!("{};https://localhost:5001", kite_server::DEFAULT_URL),
         None => kite_server::DEFAULT_URL.to_string(),
     };
     Ok(builder.urls([urls.as_str()]))
