@@ -172,10 +172,14 @@ impl Body for RequestBody {
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
-        if let Inner::Incoming(shared) = &self.inner {
-            let mut state = shared.lock();
-            state.reader_dropped = true;
-            wake(&mut state.conn_waker);
+        match &self.inner {
+            Inner::Incoming(shared) => {
+                let mut state = shared.lock();
+                state.reader_dropped = true;
+                wake(&mut state.conn_waker);
+            }
+            Inner::H2(body) => body.dropped(),
+            Inner::Empty | Inner::Full(_) => {}
         }
     }
 }

@@ -70,6 +70,13 @@ impl Shared {
         Want::Data { limit: state.limit }
     }
 
+    /// Whether the application has started reading and still holds the
+    /// body, which has not ended: it may be waiting for the client.
+    pub fn is_being_read(&self) -> bool {
+        let state = self.lock();
+        state.read_started && !state.reader_dropped && !state.finished
+    }
+
     pub fn deliver_data(&self, data: Bytes) {
         let mut state = self.lock();
         state.chunk = Some(data);

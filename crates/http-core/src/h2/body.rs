@@ -98,6 +98,11 @@ impl H2Body {
         }
     }
 
+    /// The application let go of the body: nobody waits on it any more.
+    pub fn dropped(&self) {
+        self.shared.lock().reader_dropped = true;
+    }
+
     pub fn is_end_stream(&self) -> bool {
         self.done || self.recv.is_end_stream()
     }

@@ -4,6 +4,7 @@
 pub(crate) mod body;
 mod ping;
 pub(crate) mod reset;
+mod respond;
 pub(crate) mod tunnel;
 
 use std::future::{poll_fn, Future};
@@ -11,13 +12,13 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::ext::Protocol;
 use h2::server::SendResponse;
-use h2::{Reason, SendStream};
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, SERVER, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use h2::Reason;
+use http::header::CONTENT_LENGTH;
+use http::{Method, Request, Response};
 use http_body::Body;
 use kite_transport_core::{CloseSignal, ConnectionIo};
 use tower_service::Service;
@@ -25,6 +26,8 @@ use tower_service::Service;
 use self::body::H2Body;
 use self::ping::KeepAlivePing;
 use self::reset::StreamReset;
+use self::respond::answer;
+pub(crate) use self::respond::prepare_headers;
 use self::tunnel::Switch;
 use crate::body::shared::Shared;
 use crate::body_rate::StreamRates;
@@ -316,164 +319,4 @@ fn check_head(parts: &http::request::Parts, options: &HttpOptions) -> Option<Req
         return Some(RequestRejection::HeadersExceedMaxTotalSize);
     }
     None
-}
-
-/// Sends the response (or the status a refused body earned), its body and
-/// trailers; resets the stream with NO_ERROR when the request body was
-/// left unread, instead of HTTP/1.1's drain.
-async fn answer<B>(
-    outcome: Result<Response<B>, BoxError>,
-    mut respond: SendResponse<Bytes>,
-    shared: &Shared,
-    reset: &StreamReset,
-    is_head: bool,
-    server_header: bool,
-) where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    let refused = match &shared.lock().error {
-        Some(crate::BodyError::Rejected(rejection)) => Some(*rejection),
-        _ => None,
-    };
-    let response = match (outcome, refused) {
-        (_, Some(rejection)) => Err(rejection.status()),
-        (Err(error), None) => {
-            tracing::error!(%error, "the application failed; sending 500");
-            Err(StatusCode::INTERNAL_SERVER_ERROR)
-        }
-        (Ok(response), None) => Ok(response),
-    };
-    let (mut parts, body) = match response {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            (parts, Some(body))
-        }
-        Err(status) => {
-            let (mut parts, ()) = Response::new(()).into_parts();
-            parts.status = status;
-            (parts, None)
-        }
-    };
-    prepare_headers(&mut parts.headers, server_header);
-    let no_body = is_head
-        || parts.status == StatusCode::NO_CONTENT
-        || parts.status == StatusCode::NOT_MODIFIED
-        || body.as_ref().is_none_or(Body::is_end_stream);
-    let mut send = match respond.send_response(Response::from_parts(parts, ()), no_body) {
-        Ok(send) => send,
-        Err(e) => {
-            tracing::debug!(error = %e, "the client reset the stream before the response");
-            return;
-        }
-    };
-    if let (Some(body), false) = (body, no_body) {
-        match send_body(body, &mut send, reset).await {
-            Ok(()) => {}
-            Err(Stop::Reset(code)) => {
-                tracing::debug!(code, "the application reset the stream");
-                send.send_reset(Reason::from(code));
-                return;
-            }
-            Err(Stop::Failed(error)) => {
-                tracing::debug!(%error, "response body failed; resetting the stream");
-                send.send_reset(Reason::INTERNAL_ERROR);
-                return;
-            }
-        }
-    }
-    if !shared.lock().finished {
-        send.send_reset(Reason::NO_ERROR);
-    }
-}
-
-/// Connection-specific headers are not allowed on HTTP/2; Kite adds
-/// `Date` and `Server` as on HTTP/1.1.
-pub(crate) fn prepare_headers(headers: &mut HeaderMap, server_header: bool) {
-    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-    if !headers.contains_key(DATE) {
-        headers.insert(DATE, crate::date::header_value());
-    }
-    if server_header && !headers.contains_key(SERVER) {
-        headers.insert(SERVER, HeaderValue::from_static("kite"));
-    }
-}
-
-/// Streams `body` as DATA frames within the flow-control window, then its
-/// trailers or END_STREAM.
-async fn send_body<B>(body: B, send: &mut SendStream<Bytes>, reset: &StreamReset) -> Result<(), Stop>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    let mut body = pin!(body);
-    loop {
-        // Errors become `BoxError` at once: `B::Error` need not be `Send`.
-        let next = poll_fn(|cx| {
-            if let Poll::Ready(code) = reset.poll_requested(cx) {
-                return Poll::Ready(Err(Stop::Reset(code)));
-            }
-            match crate::panic::catch(|| body.as_mut().poll_frame(cx)) {
-                Ok(polled) => polled.map(|f| Ok(f.map(|r| r.map_err(Into::<BoxError>::into)))),
-                Err(panicked) => Poll::Ready(Err(Stop::Failed(panicked))),
-            }
-        });
-        let Some(frame) = next.await? else {
-            break;
-        };
-        match frame?.into_data() {
-            Ok(mut data) => {
-                let mut bytes = data.copy_to_bytes(data.remaining());
-                drop(data);
-                // END_STREAM rides on the last chunk, not on an extra frame.
-                let last = body.is_end_stream();
-                if bytes.is_empty() && last {
-                    send.send_data(bytes, true)?;
-                    return Ok(());
-                }
-                while !bytes.is_empty() {
-                    send.reserve_capacity(bytes.len());
-                    let granted = poll_fn(|cx| {
-                        if let Poll::Ready(code) = reset.poll_requested(cx) {
-                            return Poll::Ready(Some(Err(Stop::Reset(code))));
-                        }
-                        send.poll_capacity(cx).map(|c| c.map(|r| r.map_err(Stop::from)))
-                    })
-                    .await
-                    .ok_or(Stop::Failed("the stream closed".into()))??;
-                    let chunk = bytes.split_to(granted.min(bytes.len()));
-                    send.send_data(chunk, last && bytes.is_empty())?;
-                }
-                if last {
-                    return Ok(());
-                }
-            }
-            Err(frame) => {
-                if let Ok(trailers) = frame.into_trailers() {
-                    send.send_trailers(trailers)?;
-                    return Ok(());
-                }
-            }
-        }
-    }
-    send.send_data(Bytes::new(), true)?;
-    Ok(())
-}
-
-/// Why a response body stopped early.
-enum Stop {
-    /// The application reset the stream with this code.
-    Reset(u32),
-    /// The body or the stream failed.
-    Failed(BoxError),
-}
-
-impl<E: Into<BoxError>> From<E> for Stop {
-    fn from(error: E) -> Self {
-        Stop::Failed(error.into())
-    }
 }
