@@ -54,6 +54,12 @@ impl BodyFeeder {
         self.shared.fail(BodyError::Io(Arc::new(error)));
     }
 
+    /// Whether no `100 Continue` is still owed: a client waiting for one
+    /// may never send the body, so the connection cannot be reused.
+    pub fn continue_settled(&self) -> bool {
+        self.finished || !self.expect_continue
+    }
+
     /// Whether the connection can serve another request after this body.
     pub fn reusable(&self) -> bool {
         self.rejection.is_none() && !self.io_failed
