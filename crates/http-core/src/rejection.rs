@@ -45,6 +45,13 @@ pub enum RequestRejection {
     InvalidTransferEncoding,
     /// An HTTP/1.0 `POST` or `PUT` has no `Content-Length`.
     LengthRequiredHttp10,
+    /// An HTTP/1.0 request carries `Transfer-Encoding`, which HTTP/1.0 does
+    /// not have: its framing is faulty (RFC 9112 §6.1).
+    TransferEncodingHttp10,
+    /// A line of the request head ends in a bare LF instead of CRLF.
+    /// Refused so that a proxy splitting lines only on CRLF cannot see
+    /// other headers than Kite does.
+    BareLineFeed,
     /// The asterisk target `*` with a method other than `OPTIONS` (`405`).
     OptionsMethodRequired,
     /// An authority target with a method other than `CONNECT` (`405`).
@@ -109,6 +116,8 @@ impl fmt::Display for RequestRejection {
             FinalTransferCodingNotChunked => "The message's final transfer coding is not chunked",
             InvalidTransferEncoding => "Transfer-Encoding is malformed",
             LengthRequiredHttp10 => "An HTTP/1.0 POST or PUT request requires a Content-Length",
+            TransferEncodingHttp10 => "Transfer-Encoding is not allowed on an HTTP/1.0 request",
+            BareLineFeed => "A line of the request head ends in LF without CR",
             OptionsMethodRequired => "Method not allowed: the asterisk target needs OPTIONS",
             ConnectMethodRequired => "Method not allowed: an authority target needs CONNECT",
             RequestHeadersTimeout => "Request headers timed out",

@@ -155,6 +155,9 @@ impl ChunkedDecoder {
     }
 
     fn parse_trailers(&mut self) -> Result<Decoded, RequestRejection> {
+        if crate::h1::parse::has_bare_line_feed(&self.trailer) {
+            return Err(RequestRejection::BadChunkTrailers);
+        }
         let mut headers = [httparse::EMPTY_HEADER; 32];
         match httparse::parse_headers(&self.trailer, &mut headers) {
             Ok(httparse::Status::Complete((_, fields))) => {
@@ -234,6 +237,8 @@ mod tests {
         assert_eq!(decode_all(b"3\r\nab", 8).unwrap_err(), UnexpectedEndOfRequestContent);
         let long_trailer = format!("0\r\nX: {}\r\n\r\n", "v".repeat(2000));
         assert_eq!(decode_all(long_trailer.as_bytes(), 64).unwrap_err(), BadChunkTrailers);
+        // A trailer line ending in LF alone.
+        assert_eq!(decode_all(b"0\r\nX: a\nY: b\r\n\r\n", 8).unwrap_err(), BadChunkTrailers);
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<ParsedHe
     if head_len - line_len > limits.max_request_headers_total_size + 2 {
         return Err(RequestRejection::HeadersExceedMaxTotalSize);
     }
+    if has_bare_line_feed(&buf[..head_len]) {
+        return Err(RequestRejection::BareLineFeed);
+    }
 
     let base = buf.as_ptr() as usize;
     let offset = |s: &[u8]| -> (u32, u32) {
@@ -301,6 +304,8 @@ impl HeaderMeta {
             _ => !self.close,
         };
         let body = match (self.chunked, self.content_length) {
+            // HTTP/1.0 has no transfer codings: faulty framing (RFC 9112 §6.1).
+            (Some(_), _) if version == Version::HTTP_10 => return Err(RequestRejection::TransferEncodingHttp10),
             (Some(false), _) => return Err(RequestRejection::FinalTransferCodingNotChunked),
             (Some(true), content_length) => {
                 if content_length.is_some() {
@@ -334,6 +339,16 @@ fn plainly_spaced(head: &[u8], span: &Span) -> bool {
     let leading = head.get(name_end + 1..start as usize).unwrap_or_default();
     let trailing = head.get(end as usize).copied();
     (leading.is_empty() || leading == b" ") && matches!(trailing, Some(b'\r') | Some(b'\n'))
+}
+
+/// Whether a line of `head` ends in LF alone. httparse refuses a CR that
+/// is not followed by LF, so in a head it accepted every CR ends a line,
+/// and a bare LF shows as one LF more than CRs: two counts the compiler
+/// vectorises, instead of a look behind every LF.
+pub(crate) fn has_bare_line_feed(head: &[u8]) -> bool {
+    let lf = head.iter().filter(|&&b| b == b'\n').count();
+    let cr = head.iter().filter(|&&b| b == b'\r').count();
+    lf != cr
 }
 
 /// The transfer codings of IANA's registry, in the spelling clients send.
@@ -484,6 +499,22 @@ mod tests {
             FinalTransferCodingNotChunked
         );
         assert_eq!(reject("POST / HTTP/1.0\r\n\r\n"), LengthRequiredHttp10);
+        // HTTP/1.0 has no Transfer-Encoding, with or without a length.
+        assert_eq!(reject("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), TransferEncodingHttp10);
+        assert_eq!(
+            reject("POST / HTTP/1.0\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            TransferEncodingHttp10
+        );
+        assert_eq!(reject("POST / HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n"), TransferEncodingHttp10);
+        // A line ending in LF alone, anywhere in the head.
+        for bare in [
+            "POST / HTTP/1.1\r\nHost: a\r\nX: y\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\n\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n\n",
+        ] {
+            assert_eq!(reject(bare), BareLineFeed, "{bare:?}");
+        }
         // Odd Transfer-Encoding spellings, the stuff of request smuggling.
         for odd in [
             "Transfer-Encoding: Chunked\r\n",
