@@ -15,13 +15,7 @@ const ENHANCE_YOUR_CALM: u64 = 0xb;
 
 /// Runs one case of the misbehaving client against `port`.
 async fn misbehave(python: &str, case: &str, port: u16) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/h2_misbehaving.py");
-    let run =
-        tokio::process::Command::new(python).arg(script).arg(case).arg(port.to_string()).kill_on_drop(true).output();
-    let out = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the client finishes").unwrap();
-    assert!(out.status.success(), "{case}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{case}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    python_client(python, "h2_misbehaving.py", &[case, &port.to_string()]).await
 }
 
 #[tokio::test]

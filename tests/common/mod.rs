@@ -275,6 +275,23 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
             full(lines)
         }
         "/ignore" => full("ignored"),
+        "/part" => {
+            // Reads at most one frame of the body, then answers.
+            let mut body = req.into_body();
+            let _ = body.frame().await;
+            full("read-part")
+        }
+        "/digest" => {
+            // Reads the whole body, then answers with its length and digest.
+            match req.into_body().collect().await {
+                Ok(collected) => full(digest(&collected.to_bytes())),
+                Err(e) => {
+                    let mut response = full(e.to_string());
+                    *response.status_mut() = StatusCode::BAD_REQUEST;
+                    response
+                }
+            }
+        }
         "/tls" => {
             let info = req.extensions().get::<ConnectionInfo>().expect("connection info");
             match info.features().get::<kite::TlsHandshake>() {
@@ -333,6 +350,18 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
         }
     };
     Ok(response)
+}
+
+/// `n` bytes that differ from one position to the next, so a lost, doubled
+/// or reordered piece shows.
+pub fn pattern(n: usize) -> Bytes {
+    (0..n).map(|i| (i * 7 + i / 251) as u8).collect::<Vec<u8>>().into()
+}
+
+/// The length and FNV-1a digest of `bytes`, as `/digest` answers.
+pub fn digest(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{} {hash:016x}", bytes.len())
 }
 
 /// A body of unknown length: three chunks of `chunk\n`.
@@ -495,6 +524,17 @@ pub fn python_with(module: &str) -> Option<String> {
     let usable =
         found || missing(&format!("{python} cannot import {module}; .ci/run makes a virtual environment with it"));
     usable.then_some(python)
+}
+
+/// Runs `script` of `tests/clients/` with `args` under `python`, bounded
+/// in time, and parses the one JSON object it prints.
+pub async fn python_client(python: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let run = tokio::process::Command::new(python).arg(path).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the client finishes").unwrap();
+    assert!(out.status.success(), "{script} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script} {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A server on an HTTPS endpoint with a fresh self-signed certificate for

@@ -1,0 +1,237 @@
+"""Frame-level HTTP/2 request bodies for Kite's tests: the DATA cases of
+an HTTP/2 conformance run, and clients that break the stream rules.
+
+Each case writes its frames by hand (hyperframe, hpack) in one write, so
+the server sees them together, then reads what the server sends until
+the stream ends, is reset, or the connection closes, and prints one JSON
+object that the Rust tests assert on:
+
+    python h2_frames.py CASE PORT PATH
+
+`status`, `body` (latin-1), `trailers` and `ended` are stream 1's
+response; `resets`
+lists [stream, code] of each RST_STREAM, `goaway` the GOAWAY's code.
+"""
+
+import json
+import socket
+import sys
+import time
+
+import hpack
+from hyperframe.frame import (
+    DataFrame,
+    Frame,
+    HeadersFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
+
+DEADLINE = 10.0
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def body_bytes(n):
+    """`n` bytes that differ from one position to the next."""
+    return bytes((i * 7 + i // 251) % 256 for i in range(n))
+
+
+class Exchange:
+    def __init__(self, port, path):
+        self.port = port
+        self.path = path
+        self.encoder = hpack.Encoder()
+        self.decoder = hpack.Decoder()
+        self.out = [PREFACE, SettingsFrame(0).serialize()]
+
+    def headers(self, stream, fields, end_stream=False):
+        flags = ["END_HEADERS"] + (["END_STREAM"] if end_stream else [])
+        self.out.append(HeadersFrame(stream, data=self.encoder.encode(fields), flags=flags).serialize())
+
+    def request(self, stream=1, extra=(), end_stream=False, method="POST"):
+        fields = [(":method", method), (":path", self.path), (":scheme", "http"),
+                  (":authority", f"127.0.0.1:{self.port}")] + list(extra)
+        self.headers(stream, fields, end_stream)
+
+    def data(self, stream, payload, end_stream=False, pad=0):
+        frame = DataFrame(stream, data=payload, flags=["END_STREAM"] if end_stream else [])
+        if pad:
+            frame.flags.add("PADDED")
+            frame.pad_length = pad
+        self.out.append(frame.serialize())
+
+    def frame(self, frame):
+        self.out.append(frame.serialize())
+
+    def run(self):
+        """Sends everything at once, then reads the server's frames until
+        stream 1 is reset, the connection ends, or 0.3 s after the
+        response ended."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=DEADLINE)
+        sock.sendall(b"".join(self.out))
+        result = {"status": None, "body": "", "trailers": None, "ended": False, "resets": [], "goaway": None,
+                  "closed": False}
+        body = b""
+        buf = b""
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            while len(buf) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
+                if len(buf) < 9 + length:
+                    break
+                frame.parse_body(memoryview(buf[9:9 + length]))
+                buf = buf[9 + length:]
+                kind = type(frame).__name__
+                if kind == "SettingsFrame" and "ACK" not in frame.flags:
+                    sock.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
+                elif kind == "HeadersFrame" and frame.stream_id == 1:
+                    fields = dict(self.decoder.decode(frame.data))
+                    if result["status"] is None:
+                        result["status"] = fields.get(":status")
+                    else:
+                        result["trailers"] = fields
+                    result["ended"] = result["ended"] or "END_STREAM" in frame.flags
+                elif kind == "DataFrame" and frame.stream_id == 1:
+                    body += frame.data
+                    result["ended"] = result["ended"] or "END_STREAM" in frame.flags
+                    if frame.data:
+                        # Give the window back, as a client reading the body does.
+                        sock.sendall(WindowUpdateFrame(0, window_increment=len(frame.data)).serialize()
+                                     + WindowUpdateFrame(1, window_increment=len(frame.data)).serialize())
+                elif kind == "RstStreamFrame":
+                    result["resets"].append([frame.stream_id, frame.error_code])
+                elif kind == "GoAwayFrame":
+                    result["goaway"] = frame.error_code
+            if result["goaway"] is not None or result["resets"]:
+                break
+            if result["ended"]:
+                # A reset or GOAWAY that follows the response comes at once.
+                sock.settimeout(0.3)
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                result["closed"] = True
+                break
+            buf += data
+        result["body"] = body.decode("latin-1")
+        result["body_len"] = len(body)
+        return result
+
+
+# --- The DATA cases of a conformance run: each must be answered. ---
+
+def data_frame(port, path):
+    """HEADERS, then one DATA frame with END_STREAM."""
+    x = Exchange(port, path)
+    x.request()
+    x.data(1, b"test", end_stream=True)
+    return x.run()
+
+
+def multiple_data_frames(port, path):
+    """HEADERS, then two DATA frames, the last with END_STREAM."""
+    x = Exchange(port, path)
+    x.request()
+    x.data(1, b"test")
+    x.data(1, b"test", end_stream=True)
+    return x.run()
+
+
+def padded_data_frame(port, path):
+    """A DATA frame with 8 bytes of padding: the padding is not body."""
+    x = Exchange(port, path)
+    x.request()
+    x.data(1, b"test", end_stream=True, pad=8)
+    return x.run()
+
+
+def post_request(port, path):
+    """A POST with a content-length that matches its DATA."""
+    x = Exchange(port, path)
+    x.request(extra=[("content-length", "4")])
+    x.data(1, b"test", end_stream=True)
+    return x.run()
+
+
+def post_with_trailers(port, path):
+    """A POST whose body ends with a trailer section."""
+    x = Exchange(port, path)
+    x.request(extra=[("trailer", "x-sum")])
+    x.data(1, b"test")
+    x.headers(1, [("x-sum", "4")], end_stream=True)
+    return x.run()
+
+
+def max_frame_size_data(port, path):
+    """One DATA frame of 2^14 octets, the largest the default allows."""
+    x = Exchange(port, path)
+    x.request()
+    x.data(1, body_bytes(16384), end_stream=True)
+    return dict(x.run(), sent=body_bytes(16384).decode("latin-1"))
+
+
+# --- Clients that break the stream rules: each gets the RFC's code. ---
+
+def data_after_rst_stream(port, path):
+    """HEADERS, RST_STREAM(CANCEL), then DATA on the closed stream
+    (RFC 9113 5.1: STREAM_CLOSED)."""
+    x = Exchange(port, path)
+    x.request()
+    x.frame(RstStreamFrame(1, error_code=8))
+    x.data(1, b"test", end_stream=True)
+    return x.run()
+
+
+def second_headers_without_end_stream(port, path):
+    """A second HEADERS frame that is not a trailer section: no
+    END_STREAM (RFC 9113 8.1: PROTOCOL_ERROR)."""
+    x = Exchange(port, path)
+    x.request()
+    x.data(1, b"test")
+    x.headers(1, [("x-more", "1")], end_stream=False)
+    return x.run()
+
+
+def pseudo_header_in_trailers(port, path):
+    """A trailer section with a pseudo-header (RFC 9113 8.1:
+    PROTOCOL_ERROR)."""
+    x = Exchange(port, path)
+    x.request()
+    x.data(1, b"test")
+    x.headers(1, [(":path", "/"), ("x-sum", "4")], end_stream=True)
+    return x.run()
+
+
+def content_length_mismatch(port, path):
+    """content-length 1 with 4 bytes of DATA (RFC 9113 8.1.1:
+    PROTOCOL_ERROR)."""
+    x = Exchange(port, path)
+    x.request(extra=[("content-length", "1")])
+    x.data(1, b"test", end_stream=True)
+    return x.run()
+
+
+def stream_window_overflow(port, path):
+    """WINDOW_UPDATEs that take a stream's send window past 2^31-1
+    (RFC 9113 6.9.1: FLOW_CONTROL_ERROR)."""
+    x = Exchange(port, path)
+    x.request()
+    x.frame(WindowUpdateFrame(1, window_increment=2**31 - 1))
+    x.frame(WindowUpdateFrame(1, window_increment=2**31 - 1))
+    return x.run()
+
+
+CASES = {f.__name__: f for f in [
+    data_frame, multiple_data_frames, padded_data_frame, post_request, post_with_trailers, max_frame_size_data,
+    data_after_rst_stream, second_headers_without_end_stream, pseudo_header_in_trailers,
+    content_length_mismatch, stream_window_overflow,
+]}
+
+if __name__ == "__main__":
+    case, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    print(json.dumps(CASES[case](port, path)))

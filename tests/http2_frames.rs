@@ -1,0 +1,99 @@
+//! HTTP/2 request bodies frame by frame, from hand-made frames of Python's
+//! h2 packages (`tests/clients/h2_frames.py`), each case's frames in one
+//! write: the DATA cases of an HTTP/2 conformance run are answered whether
+//! the handler reads the body or not, and a client that breaks the stream
+//! rules gets the error code RFC 9113 names.
+
+mod common;
+
+use common::*;
+use kite::ServerOptions;
+use serde_json::{json, Value};
+
+/// RST_STREAM and GOAWAY codes (RFC 9113 §7).
+const NO_ERROR: u64 = 0x0;
+const PROTOCOL_ERROR: u64 = 0x1;
+const FLOW_CONTROL_ERROR: u64 = 0x3;
+const STREAM_CLOSED: u64 = 0x5;
+
+async fn frames(python: &str, case: &str, port: u16, path: &str) -> Value {
+    python_client(python, "h2_frames.py", &[case, &port.to_string(), path]).await
+}
+
+#[tokio::test]
+async fn the_data_cases_of_a_conformance_run_are_answered() {
+    let Some(python) = python_with("h2") else { return };
+    // The script reports bodies as latin-1 text.
+    let sent_2_14: String = pattern(16384).iter().map(|&b| char::from(b)).collect();
+    let cases = [
+        ("data_frame", "test".to_string()),
+        ("multiple_data_frames", "testtest".to_string()),
+        ("padded_data_frame", "test".to_string()),
+        ("post_request", "test".to_string()),
+        ("post_with_trailers", "test".to_string()),
+        ("max_frame_size_data", sent_2_14),
+    ];
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let port = server.addr.port();
+        for (case, echoed) in &cases {
+            // `/ignore` answers without reading, as a conformance run's
+            // target often does; `/echo` streams the body back.
+            for (path, body) in [("/ignore", "ignored"), ("/echo", echoed.as_str())] {
+                let seen = frames(&python, case, port, path).await;
+                let cell = format!("{transport} {case} {path}");
+                assert_eq!(seen["status"], "200", "{cell}: {seen}");
+                assert_eq!(seen["ended"], true, "{cell}: {seen}");
+                assert!(seen["body"] == body, "{cell}: body of {} bytes", seen["body_len"]);
+                assert_eq!(seen["goaway"], Value::Null, "{cell}: {seen}");
+                // Only NO_ERROR may follow a complete response.
+                assert!(seen["resets"] == json!([]) || seen["resets"] == json!([[1, NO_ERROR]]), "{cell}: {seen}");
+            }
+        }
+        // The trailers come back with the echo.
+        let seen = frames(&python, "post_with_trailers", port, "/echo").await;
+        assert_eq!(seen["trailers"], json!({"x-sum": "4"}), "{transport}: {seen}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn stream_rule_violations_get_the_rfc_error_codes() {
+    let Some(python) = python_with("h2") else { return };
+    let cases = [
+        ("data_after_rst_stream", STREAM_CLOSED),
+        ("second_headers_without_end_stream", PROTOCOL_ERROR),
+        ("content_length_mismatch", PROTOCOL_ERROR),
+        ("stream_window_overflow", FLOW_CONTROL_ERROR),
+    ];
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        for (case, code) in cases {
+            for path in ["/ignore", "/echo"] {
+                let seen = frames(&python, case, server.addr.port(), path).await;
+                let cell = format!("{transport} {case} {path}");
+                // A stream error: RST_STREAM with the code, the connection lives.
+                assert_eq!(seen["resets"], json!([[1, code]]), "{cell}: {seen}");
+                assert_eq!(seen["goaway"], Value::Null, "{cell}: {seen}");
+                assert_eq!(seen["closed"], false, "{cell}: {seen}");
+            }
+        }
+        server.stop().await;
+    }
+}
+
+/// RFC 9113 §8.1 makes a pseudo-header in a trailer section malformed
+/// (PROTOCOL_ERROR). The h2 crate drops such fields from trailers rather
+/// than refusing them, so Kite cannot see them: what it guarantees is that
+/// none reaches the application, whose echo returns the trailers it got.
+#[tokio::test]
+async fn pseudo_headers_in_trailers_never_reach_the_application() {
+    let Some(python) = python_with("h2") else { return };
+    for transport in transports() {
+        let server = start(transport, ServerOptions::default()).await;
+        let seen = frames(&python, "pseudo_header_in_trailers", server.addr.port(), "/echo").await;
+        assert_eq!(seen["status"], "200", "{transport}: {seen}");
+        assert_eq!(seen["trailers"], json!({"x-sum": "4"}), "{transport}: {seen}");
+        server.stop().await;
+    }
+}
