@@ -494,3 +494,71 @@ async fn kite_serves_a_socket_passed_by_systemd_socket_activation() {
         terminate(&mut child).await;
     }
 }
+
+#[tokio::test]
+async fn the_demo_echo_keeps_the_body_rules() {
+    if !curl_available() {
+        return;
+    }
+    for transport in ["sockets", "mio"] {
+        echo_keeps_the_body_rules_on(transport).await;
+    }
+}
+
+async fn echo_keeps_the_body_rules_on(transport: &str) {
+    let mut child = kite()
+        .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
+        .env("KITE__Kestrel__Limits__MaxRequestBodySize", "100")
+        .env("KITE__Kestrel__Limits__MinRequestBodyDataRate__BytesPerSecond", "240")
+        .env("KITE__Kestrel__Limits__MinRequestBodyDataRate__GracePeriod", "00:00:02")
+        .spawn()
+        .expect("kite starts");
+    let line = first_line(&mut child).await;
+    let addr = line.trim().strip_prefix("Now listening on: http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+
+    // 100 Continue comes before the echo's response.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut interim)).await.unwrap().unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n", "{transport}");
+    stream.write_all(b"hello").await.unwrap();
+
+    // A declared length over MaxRequestBodySize is 413, nothing before it.
+    let (head, _) = get(&addr, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 413 "), "{transport}: {head}");
+
+    // Both protocols echo every byte within the limit.
+    let body: String = (0..100).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    for protocol in ["--http1.1", "--http2-prior-knowledge"] {
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", protocol, "--data-binary", &body])
+            .arg(format!("http://{addr}/echo"))
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{transport} {protocol}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout, body.as_bytes(), "{transport} {protocol}");
+    }
+
+    // 10 bytes a second against 240 B/s: cut off soon after the 2 s grace.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut chunk = [0u8; 1024];
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(8) || slow.write_all(b"0123456789").await.is_err() {
+            break started.elapsed();
+        }
+        let next = tokio::time::Instant::now() + Duration::from_secs(1);
+        match tokio::time::timeout_at(next, slow.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break started.elapsed(),
+            _ => tokio::time::sleep_until(next).await,
+        }
+    };
+    assert!(closed < Duration::from_secs(6), "{transport}: a 10 B/s upload lasted {closed:?}");
+    terminate(&mut child).await;
+}
