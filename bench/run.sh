@@ -4,9 +4,12 @@
 #
 # Workloads: keepalive (HTTP/1.1, 50 connections), pipelined (x16), h2c
 # (h2load: 16 connections x 32 streams, prior knowledge),
-# https (HTTP/1.1 over TLS 1.3, 50 kept-alive connections) and handshake (a
+# https (HTTP/1.1 over TLS 1.3, 50 kept-alive connections), handshake (a
 # new connection and a full TLS handshake per request, from the bench's own
-# tls-handshakes client, since wrk resumes sessions).
+# tls-handshakes client, since wrk resumes sessions), and post and post-h2c
+# (a POST of BODY_BYTES, 4 KB by default, to /echo, which streams the body
+# back: wrk on HTTP/1.1 with 50 connections, h2load -d on h2c with 16
+# connections x 32 streams).
 #
 # Each server runs pinned to CPU 0 and wrk to CPU 1; the servers take turns,
 # ROUNDS times per workload. For each run it reads the server's user+sys CPU
@@ -31,13 +34,15 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
 SERVERS=${SERVERS:-kite kite-mio hyper}
-WORKLOADS=${WORKLOADS:-keepalive pipelined h2c https handshake}
+WORKLOADS=${WORKLOADS:-keepalive pipelined h2c https handshake post post-h2c}
+BODY_BYTES=${BODY_BYTES:-4096}
 
 for tool in wrk h2load taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nghttp2-client util-linux)" >&2; exit 1; }
 done
 
-cargo build --release -q -p kite-server --bin kite -p kite-bench
+cargo build --release -q -p kite-server --bin kite
+cargo build --release -q -p kite-bench
 KITE=target/release/kite
 HYPER=target/release/hyper-peer
 HANDSHAKES=target/release/tls-handshakes
@@ -47,6 +52,10 @@ TICKS=$(getconf CLK_TCK)
 KITE_DEV_CERTS_DIR="$OUT/certs" "$KITE" dev-certs >/dev/null
 CERT="$OUT/certs/localhost.pem"
 KEY="$OUT/certs/localhost.key.pem"
+# The POST body, for h2load -d (wrk's comes from bench/post.lua).
+BODY="$OUT/body.bin"
+head -c "$BODY_BYTES" /dev/zero | tr '\0' 'k' >"$BODY"
+export BODY_BYTES
 
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true; }
@@ -84,13 +93,15 @@ measure() {
   local name=$1 workload=$2 scheme=http
   case $workload in https | handshake) scheme=https ;; esac
   start "$name" "$scheme"
-  local url="$scheme://127.0.0.1:$port/plaintext"
+  local url="$scheme://127.0.0.1:$port/plaintext" h2data=()
+  case $workload in post | post-h2c) url="$scheme://127.0.0.1:$port/echo" ;; esac
+  [ "$workload" = post-h2c ] && h2data=(-d "$BODY" -H "content-type: application/octet-stream")
   local before after out requests
-  if [ "$workload" = h2c ]; then
+  if [ "$workload" = h2c ] || [ "$workload" = post-h2c ]; then
     # 16 connections x 32 concurrent streams, prior knowledge.
-    taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D2 "$url" >/dev/null   # warm-up
+    taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D2 "${h2data[@]}" "$url" >/dev/null   # warm-up
     before=$(cpu_ticks "$server_pid")
-    out=$(taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D"$DURATION" "$url")
+    out=$(taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D"$DURATION" "${h2data[@]}" "$url")
     after=$(cpu_ticks "$server_pid")
     requests=$(echo "$out" | awk '/^requests:/ {print $8}')
     if ! echo "$out" | grep -q " 0 failed, 0 errored"; then
@@ -109,6 +120,7 @@ measure() {
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null   # warm-up
     local script=()
     [ "$workload" = pipelined ] && script=(-s bench/pipeline.lua)
+    [ "$workload" = post ] && script=(-s bench/post.lua)
     before=$(cpu_ticks "$server_pid")
     out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${script[@]}" "$url" -- 16)
     after=$(cpu_ticks "$server_pid")

@@ -1,6 +1,7 @@
 //! The peer Kite's benchmark compares against: hyper 1.x with hyper-util on
-//! tokio, serving the same `/plaintext` and `/json` routes as the `kite`
-//! demo, with the same headers.
+//! tokio, serving the same `/plaintext`, `/json` and `POST /echo` (the
+//! request body streamed back) routes as the `kite` demo, with the same
+//! headers.
 //!
 //! ```text
 //! hyper-peer 127.0.0.1:8080                       # HTTP
@@ -16,25 +17,37 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, SERVER};
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// A canned body, or the request's body streamed back.
+type PeerBody = Either<Full<Bytes>, Incoming>;
+
+async fn handle(request: Request<Incoming>) -> Result<Response<PeerBody>, Infallible> {
+    if request.uri().path() == "/echo" && request.method() == Method::POST {
+        let content_type = request.headers().get(CONTENT_TYPE).cloned();
+        let mut response = Response::new(Either::Right(request.into_body()));
+        if let Some(content_type) = content_type {
+            response.headers_mut().insert(CONTENT_TYPE, content_type);
+        }
+        response.headers_mut().insert(SERVER, HeaderValue::from_static("hyper"));
+        return Ok(response);
+    }
     let (content_type, body): (&'static str, &'static [u8]) = match request.uri().path() {
         "/plaintext" => ("text/plain", b"Hello, World!"),
         "/json" => ("application/json", br#"{"message":"Hello, World!"}"#),
         _ => {
-            let mut response = Response::new(Full::new(Bytes::from_static(b"Not Found\n")));
+            let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(b"Not Found\n"))));
             *response.status_mut() = StatusCode::NOT_FOUND;
             return Ok(response);
         }
     };
-    let mut response = Response::new(Full::new(Bytes::from_static(body)));
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(body))));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().insert(SERVER, HeaderValue::from_static("hyper"));
     Ok(response)
