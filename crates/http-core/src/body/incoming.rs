@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::shared::{set_waker, wake, Shared};
+use super::shared::{set_waker, wake, wake_other, Shared};
 use crate::BodyError;
 
 /// The body of a request, as the application receives it: an
@@ -129,13 +129,13 @@ impl Body for RequestBody {
         match frame {
             Some(frame) => {
                 // Room for the next chunk.
-                wake(&mut state.conn_waker);
+                wake_other(&mut state.conn_waker, cx);
                 Poll::Ready(Some(frame))
             }
             None => {
                 set_waker(&mut state.reader_waker, cx);
                 if first_read || state.conn_waker.is_some() {
-                    wake(&mut state.conn_waker);
+                    wake_other(&mut state.conn_waker, cx);
                 }
                 Poll::Pending
             }

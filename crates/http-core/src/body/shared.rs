@@ -77,29 +77,52 @@ impl Shared {
         state.read_started && !state.reader_dropped && !state.finished
     }
 
-    pub fn deliver_data(&self, data: Bytes) {
+    /// Hands the reader a chunk. The connection feeding from its own task
+    /// (`cx`) does not wake a reader in that task: it polls it next.
+    pub fn deliver_data(&self, data: Bytes, cx: &Context<'_>) {
         let mut state = self.lock();
         state.chunk = Some(data);
-        wake(&mut state.reader_waker);
+        wake_other(&mut state.reader_waker, cx);
     }
 
-    pub fn deliver_trailers(&self, trailers: http::HeaderMap) {
+    /// Hands the reader the trailers; as [`deliver_data`](Self::deliver_data).
+    pub fn deliver_trailers(&self, trailers: http::HeaderMap, cx: &Context<'_>) {
         let mut state = self.lock();
         state.trailers = Some(trailers);
-        wake(&mut state.reader_waker);
+        wake_other(&mut state.reader_waker, cx);
     }
 
-    pub fn finish(&self) {
+    /// The body ended; `cx` is the feeding task's, if it has one.
+    pub fn finish(&self, cx: Option<&Context<'_>>) {
         let mut state = self.lock();
         state.finished = true;
-        wake(&mut state.reader_waker);
+        wake_unless(&mut state.reader_waker, cx);
     }
 
-    pub fn fail(&self, error: BodyError) {
+    /// The body failed; `cx` is the feeding task's, if it has one.
+    pub fn fail(&self, error: BodyError, cx: Option<&Context<'_>>) {
         let mut state = self.lock();
         state.error = Some(error);
         state.finished = true;
-        wake(&mut state.reader_waker);
+        wake_unless(&mut state.reader_waker, cx);
+    }
+}
+
+/// Wakes the waker in `slot`, unless it is `cx`'s own task's: a task that
+/// polls both sides looks at the other side again itself, and waking it
+/// would only poll it once more for nothing.
+pub(crate) fn wake_other(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot.take() {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        Some(waker) => waker.wake(),
+        None => {}
+    }
+}
+
+fn wake_unless(slot: &mut Option<Waker>, cx: Option<&Context<'_>>) {
+    match cx {
+        Some(cx) => wake_other(slot, cx),
+        None => wake(slot),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The HTTP/1.1 connection state machine.
 
+mod respond;
+
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
@@ -15,7 +17,7 @@ use tower_service::Service;
 
 use super::buffers;
 use super::decode::{ChunkedDecoder, Decoded, Decoder};
-use super::encode::{self, Framing, HeadOptions};
+use super::encode::{self, HeadOptions};
 use super::feed::BodyFeeder;
 use super::parse::{parse_head, BodyLength, ParsedHead};
 use crate::body::shared::Want;
@@ -235,7 +237,7 @@ where
             path = %request.uri().path(),
         );
         let mut call = pin!(tracing::Instrument::instrument(self.service.call(request), span));
-        let outcome = poll_fn(|cx| {
+        let outcome = poll_fn(|cx| loop {
             // A panic in the application is its request's 500, not the
             // connection's end.
             match panic::catch(|| call.as_mut().poll(cx)) {
@@ -243,10 +245,10 @@ where
                 Ok(Poll::Pending) => {}
                 Err(panicked) => return Poll::Ready(Err(panicked)),
             }
-            if let Some(f) = feeder.as_mut() {
-                self.poll_feed(cx, f);
+            // Body bytes for a reader in the application: poll it again.
+            if !feeder.as_mut().is_some_and(|f| self.poll_feed(cx, f)) {
+                return Poll::Pending;
             }
-            Poll::Pending
         })
         .await;
 
@@ -292,172 +294,6 @@ where
         Ok(keep_alive)
     }
 
-    /// Writes the response and streams its body, feeding the request body
-    /// meanwhile (an echo reads one while writing the other). Returns
-    /// whether the connection stays open, or `Error::Rejected` with
-    /// nothing written when the request body was refused before the head
-    /// left.
-    ///
-    /// While the application reads a request body that is still arriving,
-    /// the response head is held back until the response body yields its
-    /// first frame or ends: until then `100 Continue` can still go first,
-    /// and a refused body (`413`, or `408` for MinRequestBodyDataRate)
-    /// still gets its own status instead of a response cut short.
-    async fn write_response(
-        &mut self,
-        response: Response<B>,
-        is_head: bool,
-        version: Version,
-        mut keep_alive: bool,
-        feeder: &mut Option<BodyFeeder>,
-    ) -> Result<bool, Error> {
-        let (parts, body) = response.into_parts();
-        let (framing, framing_header) =
-            encode::framing(parts.status, is_head, &parts.headers, &body.size_hint(), body.is_end_stream(), version);
-        keep_alive &= framing != Framing::CloseDelimited && !encode::wants_close(&parts.headers);
-        let mut head = HeldHead { parts: None, framing_header, version };
-        if framing != Framing::None && feeder.as_ref().is_some_and(|f| !f.finished) {
-            // Boxed, so that only a held head costs the connection's future.
-            head.parts = Some(Box::new(parts));
-        } else {
-            self.write_response_head(&parts, &head, &mut keep_alive, feeder);
-            drop(parts);
-        }
-        if framing == Framing::None {
-            return Ok(keep_alive);
-        }
-
-        let mut body = pin!(body);
-        let mut written: u64 = 0;
-        let mut trailers = None;
-        let max_buffer = self.limits.max_response_buffer_size;
-        let streamed = poll_fn(|cx| loop {
-            if let Some(f) = feeder.as_mut() {
-                self.poll_feed(cx, f);
-                if let (true, Some(rejection)) = (head.is_held(), f.rejection) {
-                    return Poll::Ready(Err(Stop::Rejected(rejection)));
-                }
-            }
-            if self.write_buf.len() >= max_buffer {
-                ready!(self.poll_flush(cx)).map_err(Stop::Io)?;
-            }
-            let polled = match panic::catch(|| body.as_mut().poll_frame(cx)) {
-                Ok(polled) => polled,
-                Err(panicked) => return Poll::Ready(Err(Stop::Failed(panicked))),
-            };
-            match polled {
-                Poll::Ready(Some(Ok(frame))) => {
-                    self.release_head(&mut head, &mut keep_alive, feeder);
-                    match frame.into_data() {
-                        Ok(data) => {
-                            let len = bytes::Buf::remaining(&data);
-                            if len == 0 {
-                                continue;
-                            }
-                            written += len as u64;
-                            if let Framing::Length(declared) = framing {
-                                if written > declared {
-                                    return Poll::Ready(Err(Stop::Failed(
-                                        format!("response body is longer than its content-length {declared}").into(),
-                                    )));
-                                }
-                            }
-                            if framing == Framing::Chunked {
-                                encode::write_chunk_size(&mut self.write_buf, len);
-                            }
-                            put_buf(&mut self.write_buf, data);
-                            if framing == Framing::Chunked {
-                                self.write_buf.extend_from_slice(b"\r\n");
-                            }
-                        }
-                        Err(frame) => {
-                            if let Ok(map) = frame.into_trailers() {
-                                trailers = Some(map);
-                            }
-                        }
-                    }
-                }
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(Stop::Failed(error.into()))),
-                Poll::Ready(None) => {
-                    self.release_head(&mut head, &mut keep_alive, feeder);
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Pending => {
-                    // A body that waits on anything but the request body it
-                    // is reading gets its head out now.
-                    if head.is_held() && !feeder.as_ref().is_some_and(|f| f.shared.is_being_read()) {
-                        self.release_head(&mut head, &mut keep_alive, feeder);
-                    }
-                    // The body waits on something: send what we have.
-                    if !self.write_buf.is_empty() {
-                        ready!(self.poll_flush(cx)).map_err(Stop::Io)?;
-                    }
-                    return Poll::Pending;
-                }
-            }
-        })
-        .await;
-
-        match streamed {
-            Ok(()) => {}
-            Err(Stop::Io(e)) => return Err(Error::Io(e)),
-            Err(stop) if head.is_held() => {
-                // Nothing of the response was sent: answer with a status.
-                if let Some(rejection) = feeder.as_ref().and_then(|f| f.rejection) {
-                    // Answered by the caller, outside this larger future.
-                    return Err(Error::Rejected(rejection));
-                }
-                if let Stop::Failed(error) = stop {
-                    tracing::error!(
-                        connection_id = %self.info.id(),
-                        %error,
-                        "the response body failed before its head was sent; sending 500"
-                    );
-                }
-                self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, false);
-                return Ok(false);
-            }
-            // After the head, a failure can only abort the connection.
-            Err(Stop::Rejected(rejection)) => return Err(Error::ResponseBody(rejection.to_string().into())),
-            Err(Stop::Failed(error)) => return Err(Error::ResponseBody(error)),
-        }
-        match framing {
-            Framing::Chunked => encode::write_last_chunk(&mut self.write_buf, trailers.as_ref()),
-            Framing::Length(declared) if written != declared => {
-                return Err(Error::ResponseBody(
-                    format!("response body ended after {written} of its content-length {declared} bytes").into(),
-                ));
-            }
-            _ => {}
-        }
-        Ok(keep_alive)
-    }
-
-    /// Writes a held response head, if it is still held.
-    fn release_head(&mut self, head: &mut HeldHead, keep_alive: &mut bool, feeder: &mut Option<BodyFeeder>) {
-        if let Some(parts) = head.parts.take() {
-            self.write_response_head(&parts, head, keep_alive, feeder);
-        }
-    }
-
-    /// Writes the response head. A client still waiting for `100 Continue`
-    /// then may never send the body, so the connection will not be reused.
-    fn write_response_head(
-        &mut self,
-        parts: &http::response::Parts,
-        head: &HeldHead,
-        keep_alive: &mut bool,
-        feeder: &mut Option<BodyFeeder>,
-    ) {
-        if let Some(f) = feeder.as_mut() {
-            *keep_alive &= f.continue_settled();
-            f.head_written = true;
-        }
-        let options =
-            HeadOptions { keep_alive: *keep_alive, request_version: head.version, server_header: self.server_header };
-        encode::write_head(self.write_buf(), parts.status, &parts.headers, head.framing_header, &options);
-    }
-
     /// Writes a `101 Switching Protocols` head and hands the connection,
     /// with the bytes read past the request head, to the application's
     /// [`OnUpgrade`]. Returns `false`: HTTP is over on this connection.
@@ -494,21 +330,24 @@ where
     }
 
     /// Decodes request body bytes for the application when it wants them.
-    fn poll_feed(&mut self, cx: &mut Context<'_>, f: &mut BodyFeeder) {
+    /// Returns whether the reader has something new to see: a reader in
+    /// this task is not woken for it (see `wake_other`), so the caller polls
+    /// it again.
+    fn poll_feed(&mut self, cx: &mut Context<'_>, f: &mut BodyFeeder) -> bool {
+        let mut progressed = false;
         while !f.finished {
             let limit = match f.shared.poll_want(cx) {
-                Want::Wait => return,
+                Want::Wait => return progressed,
                 Want::Dropped => {
                     // No reader is waiting: no rate to keep.
                     self.timer.end_body();
-                    return;
+                    return progressed;
                 }
                 Want::Data { limit } => limit,
             };
             if let Some(limit) = limit {
                 if f.content_length.unwrap_or(f.received) > limit {
-                    f.reject(RequestRejection::RequestBodyTooLarge);
-                    return;
+                    return f.reject(RequestRejection::RequestBodyTooLarge, cx);
                 }
             }
             if f.expect_continue {
@@ -520,8 +359,8 @@ where
             if !f.head_written && !self.write_buf.is_empty() {
                 match self.poll_flush(cx) {
                     Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return f.fail_io(e),
-                    Poll::Pending => return,
+                    Poll::Ready(Err(e)) => return f.fail_io(e, cx),
+                    Poll::Pending => return progressed,
                 }
             }
             match f.decoder.decode(&mut self.read_buf) {
@@ -529,19 +368,24 @@ where
                     f.received += data.len() as u64;
                     self.timer.body_received(data.len() as u64);
                     if limit.is_some_and(|limit| f.received > limit) {
-                        return f.reject(RequestRejection::RequestBodyTooLarge);
+                        return f.reject(RequestRejection::RequestBodyTooLarge, cx);
                     }
-                    f.shared.deliver_data(data);
+                    f.shared.deliver_data(data, cx);
+                    progressed = true;
                 }
-                Ok(Decoded::Trailers(trailers)) => f.shared.deliver_trailers(trailers),
+                Ok(Decoded::Trailers(trailers)) => {
+                    f.shared.deliver_trailers(trailers, cx);
+                    progressed = true;
+                }
                 Ok(Decoded::Done) => {
                     f.finished = true;
-                    f.shared.finish();
+                    f.shared.finish(Some(cx));
+                    progressed = true;
                 }
                 Ok(Decoded::NeedMore) => match self.poll_fill(cx) {
-                    Poll::Ready(Ok(0)) => return f.reject(RequestRejection::UnexpectedEndOfRequestContent),
+                    Poll::Ready(Ok(0)) => return f.reject(RequestRejection::UnexpectedEndOfRequestContent, cx),
                     Poll::Ready(Ok(_)) => {}
-                    Poll::Ready(Err(e)) => return f.fail_io(e),
+                    Poll::Ready(Err(e)) => return f.fail_io(e, cx),
                     Poll::Pending => {
                         // The application waits for bytes: MinRequestBodyDataRate counts.
                         self.timer.body_waiting();
@@ -552,14 +396,15 @@ where
                                 received = f.received,
                                 "request body slower than MinRequestBodyDataRate"
                             );
-                            return f.reject(RequestRejection::RequestBodyTimeout);
+                            return f.reject(RequestRejection::RequestBodyTimeout, cx);
                         }
-                        return;
+                        return progressed;
                     }
                 },
-                Err(rejection) => return f.reject(rejection),
+                Err(rejection) => return f.reject(rejection, cx),
             }
         }
+        progressed
     }
 
     /// Reads and discards what is left of a request body the application
@@ -590,7 +435,7 @@ where
             tracing::debug!(connection_id = %self.info.id(), "request body not drained in time; closing the connection");
         }
         f.finished = true;
-        f.shared.finish();
+        f.shared.finish(None);
         Ok(drained)
     }
 
@@ -710,38 +555,6 @@ where
             return Ok(());
         }
         poll_fn(|cx| self.poll_flush(cx)).await
-    }
-}
-
-/// A response head and its framing; `parts` while it is held back.
-struct HeldHead {
-    parts: Option<Box<http::response::Parts>>,
-    framing_header: Option<encode::FramingHeader>,
-    version: Version,
-}
-
-impl HeldHead {
-    fn is_held(&self) -> bool {
-        self.parts.is_some()
-    }
-}
-
-/// Why streaming a response body stopped early.
-enum Stop {
-    /// The request body was refused while the application read it.
-    Rejected(RequestRejection),
-    /// The response body failed or panicked.
-    Failed(BoxError),
-    /// Writing to the client failed.
-    Io(io::Error),
-}
-
-fn put_buf(dst: &mut Vec<u8>, mut data: impl bytes::Buf) {
-    while data.has_remaining() {
-        let chunk = data.chunk();
-        dst.extend_from_slice(chunk);
-        let n = chunk.len();
-        data.advance(n);
     }
 }
 

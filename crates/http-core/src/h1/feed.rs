@@ -1,6 +1,7 @@
 //! Feeding a request body from the connection to the application.
 
 use std::sync::Arc;
+use std::task::Context;
 
 use crate::body::shared::Shared;
 use crate::h1::decode::Decoder;
@@ -41,17 +42,20 @@ impl BodyFeeder {
 
     /// Refuses the body: the reader sees the error, the response becomes
     /// the rejection's status.
-    pub fn reject(&mut self, rejection: RequestRejection) {
+    /// Returns `true`: the reader has something new to see.
+    pub fn reject(&mut self, rejection: RequestRejection, cx: &Context<'_>) -> bool {
         self.rejection = Some(rejection);
         self.finished = true;
-        self.shared.fail(BodyError::Rejected(rejection));
+        self.shared.fail(BodyError::Rejected(rejection), Some(cx));
+        true
     }
 
-    /// The socket failed under the body.
-    pub fn fail_io(&mut self, error: std::io::Error) {
+    /// The socket failed under the body. Returns `true`, as `reject`.
+    pub fn fail_io(&mut self, error: std::io::Error, cx: &Context<'_>) -> bool {
         self.io_failed = true;
         self.finished = true;
-        self.shared.fail(BodyError::Io(Arc::new(error)));
+        self.shared.fail(BodyError::Io(Arc::new(error)), Some(cx));
+        true
     }
 
     /// Whether no `100 Continue` is still owed: a client waiting for one

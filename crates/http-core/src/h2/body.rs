@@ -32,7 +32,7 @@ impl H2Body {
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         self.done = true;
-        self.shared.fail(error.clone());
+        self.shared.fail(error.clone(), None);
         Poll::Ready(Some(Err(error)))
     }
 
@@ -90,7 +90,7 @@ impl H2Body {
         match self.recv.poll_trailers(cx) {
             Poll::Ready(Ok(trailers)) => {
                 self.done = true;
-                self.shared.finish();
+                self.shared.finish(None);
                 Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
             }
             Poll::Ready(Err(e)) => self.fail(body_error(e)),

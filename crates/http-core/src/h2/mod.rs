@@ -243,7 +243,7 @@ where
         parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     let shared = Shared::new(options.limits.max_request_body_size, content_length);
     if recv.is_end_stream() {
-        shared.finish();
+        shared.finish(None);
     }
     parts.extensions.insert(info.clone());
     parts.extensions.insert(MaxRequestBodySize::new(Arc::clone(&shared)));
@@ -252,7 +252,7 @@ where
     let is_head = parts.method == Method::HEAD;
     // An extended CONNECT (RFC 8441) keeps its DATA frames for the tunnel.
     let (body, mut tunnel) = if parts.method == Method::CONNECT && parts.extensions.get::<Protocol>().is_some() {
-        shared.finish();
+        shared.finish(None);
         let (on_upgrade, pending) = OnUpgrade::pending();
         parts.extensions.insert(on_upgrade);
         (RequestBody::empty(), Some(Switch::new(pending, recv, info, Arc::clone(tunnels), options)))
