@@ -19,9 +19,9 @@ import sys
 import time
 
 import hpack
+from h2_misbehaving import split_frames
 from hyperframe.frame import (
     DataFrame,
-    Frame,
     HeadersFrame,
     RstStreamFrame,
     SettingsFrame,
@@ -76,12 +76,8 @@ class Exchange:
         buf = b""
         end = time.monotonic() + DEADLINE
         while time.monotonic() < end:
-            while len(buf) >= 9:
-                frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
-                if len(buf) < 9 + length:
-                    break
-                frame.parse_body(memoryview(buf[9:9 + length]))
-                buf = buf[9 + length:]
+            frames, buf = split_frames(buf)
+            for frame in frames:
                 kind = type(frame).__name__
                 if kind == "SettingsFrame" and "ACK" not in frame.flags:
                     sock.sendall(SettingsFrame(0, flags=["ACK"]).serialize())

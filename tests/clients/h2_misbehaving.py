@@ -113,20 +113,27 @@ class RawReader(threading.Thread):
             if not data:
                 self.closed_after = time.monotonic() - self.started
                 return
-            buf += data
-            while len(buf) >= 9:
-                frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
-                if len(buf) < 9 + length:
-                    break
-                frame.parse_body(memoryview(buf[9 : 9 + length]))
-                buf = buf[9 + length :]
-                self.frames.append((time.monotonic() - self.started, frame))
+            frames, buf = split_frames(buf + data)
+            self.frames.extend((time.monotonic() - self.started, frame) for frame in frames)
 
     def summary(self):
         kinds = [type(f).__name__ for _, f in self.frames]
         goaway = next((f.error_code for _, f in self.frames if type(f).__name__ == "GoAwayFrame"), None)
         resets = [f.error_code for _, f in self.frames if type(f).__name__ == "RstStreamFrame"]
         return {"frames": kinds, "goaway": goaway, "resets": resets, "closed_after": self.closed_after}
+
+
+def split_frames(buf):
+    """The whole frames at the front of `buf`, and the bytes after them."""
+    frames = []
+    while len(buf) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
+        if len(buf) < 9 + length:
+            break
+        frame.parse_body(memoryview(buf[9 : 9 + length]))
+        frames.append(frame)
+        buf = buf[9 + length :]
+    return frames, buf
 
 
 def raw_connect(port):
