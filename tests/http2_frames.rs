@@ -1,6 +1,6 @@
 //! HTTP/2 request bodies frame by frame, from hand-made frames of Python's
 //! h2 packages (`tests/clients/h2_frames.py`), each case's frames in one
-//! write: the DATA cases of an HTTP/2 conformance run are answered whether
+//! write, over h2c and TLS: the DATA cases of an HTTP/2 conformance run are answered whether
 //! the handler reads the body or not, and a client that breaks the stream
 //! rules gets the error code RFC 9113 names.
 
@@ -16,8 +16,21 @@ const PROTOCOL_ERROR: u64 = 0x1;
 const FLOW_CONTROL_ERROR: u64 = 0x3;
 const STREAM_CLOSED: u64 = 0x5;
 
-async fn frames(python: &str, case: &str, port: u16, path: &str) -> Value {
-    python_client(python, "h2_frames.py", &[case, &port.to_string(), path]).await
+/// A plaintext server (h2c) and an HTTPS one (h2 by ALPN) on `transport`.
+async fn servers(transport: &str) -> [(TestServer, bool); 2] {
+    let plain = start(transport, ServerOptions::default()).await;
+    let (tls, _) = start_https(transport).await;
+    [(plain, false), (tls, true)]
+}
+
+/// Runs `case` against `server`, over TLS if `tls`.
+async fn frames(python: &str, case: &str, server: &TestServer, tls: bool, path: &str) -> Value {
+    let port = server.addr.port().to_string();
+    let mut args = vec![case, &port, path];
+    if tls {
+        args.push("tls");
+    }
+    python_client(python, "h2_frames.py", &args).await
 }
 
 #[tokio::test]
@@ -34,26 +47,27 @@ async fn the_data_cases_of_a_conformance_run_are_answered() {
         ("max_frame_size_data", sent_2_14),
     ];
     for transport in transports() {
-        let server = start(transport, ServerOptions::default()).await;
-        let port = server.addr.port();
-        for (case, echoed) in &cases {
-            // `/ignore` answers without reading, as a conformance run's
-            // target often does; `/echo` streams the body back.
-            for (path, body) in [("/ignore", "ignored"), ("/echo", echoed.as_str())] {
-                let seen = frames(&python, case, port, path).await;
-                let cell = format!("{transport} {case} {path}");
-                assert_eq!(seen["status"], "200", "{cell}: {seen}");
-                assert_eq!(seen["ended"], true, "{cell}: {seen}");
-                assert!(seen["body"] == body, "{cell}: body of {} bytes", seen["body_len"]);
-                assert_eq!(seen["goaway"], Value::Null, "{cell}: {seen}");
-                // Only NO_ERROR may follow a complete response.
-                assert!(seen["resets"] == json!([]) || seen["resets"] == json!([[1, NO_ERROR]]), "{cell}: {seen}");
+        for (server, tls) in servers(transport).await {
+            for (case, echoed) in &cases {
+                // `/ignore` answers without reading, as a conformance run's
+                // target often does; `/echo` streams the body back.
+                for (path, body) in [("/ignore", "ignored"), ("/echo", echoed.as_str())] {
+                    let seen = frames(&python, case, &server, tls, path).await;
+                    let cell = format!("{transport} tls={tls} {case} {path}");
+                    assert_eq!(seen["status"], "200", "{cell}: {seen}");
+                    assert_eq!(seen["ended"], true, "{cell}: {seen}");
+                    assert!(seen["body"] == body, "{cell}: body of {} bytes", seen["body_len"]);
+                    assert_eq!(seen["goaway"], Value::Null, "{cell}: {seen}");
+                    // Only NO_ERROR may follow a complete response.
+                    let resets = &seen["resets"];
+                    assert!(*resets == json!([]) || *resets == json!([[1, NO_ERROR]]), "{cell}: {seen}");
+                }
             }
+            // The trailers come back with the echo.
+            let seen = frames(&python, "post_with_trailers", &server, tls, "/echo").await;
+            assert_eq!(seen["trailers"], json!({"x-sum": "4"}), "{transport} tls={tls}: {seen}");
+            server.stop().await;
         }
-        // The trailers come back with the echo.
-        let seen = frames(&python, "post_with_trailers", port, "/echo").await;
-        assert_eq!(seen["trailers"], json!({"x-sum": "4"}), "{transport}: {seen}");
-        server.stop().await;
     }
 }
 
@@ -67,18 +81,19 @@ async fn stream_rule_violations_get_the_rfc_error_codes() {
         ("stream_window_overflow", FLOW_CONTROL_ERROR),
     ];
     for transport in transports() {
-        let server = start(transport, ServerOptions::default()).await;
-        for (case, code) in cases {
-            for path in ["/ignore", "/echo"] {
-                let seen = frames(&python, case, server.addr.port(), path).await;
-                let cell = format!("{transport} {case} {path}");
-                // A stream error: RST_STREAM with the code, the connection lives.
-                assert_eq!(seen["resets"], json!([[1, code]]), "{cell}: {seen}");
-                assert_eq!(seen["goaway"], Value::Null, "{cell}: {seen}");
-                assert_eq!(seen["closed"], false, "{cell}: {seen}");
+        for (server, tls) in servers(transport).await {
+            for (case, code) in cases {
+                for path in ["/ignore", "/echo"] {
+                    let seen = frames(&python, case, &server, tls, path).await;
+                    let cell = format!("{transport} tls={tls} {case} {path}");
+                    // A stream error: RST_STREAM with the code, the connection lives.
+                    assert_eq!(seen["resets"], json!([[1, code]]), "{cell}: {seen}");
+                    assert_eq!(seen["goaway"], Value::Null, "{cell}: {seen}");
+                    assert_eq!(seen["closed"], false, "{cell}: {seen}");
+                }
             }
+            server.stop().await;
         }
-        server.stop().await;
     }
 }
 
@@ -90,10 +105,11 @@ async fn stream_rule_violations_get_the_rfc_error_codes() {
 async fn pseudo_headers_in_trailers_never_reach_the_application() {
     let Some(python) = python_with("h2") else { return };
     for transport in transports() {
-        let server = start(transport, ServerOptions::default()).await;
-        let seen = frames(&python, "pseudo_header_in_trailers", server.addr.port(), "/echo").await;
-        assert_eq!(seen["status"], "200", "{transport}: {seen}");
-        assert_eq!(seen["trailers"], json!({"x-sum": "4"}), "{transport}: {seen}");
-        server.stop().await;
+        for (server, tls) in servers(transport).await {
+            let seen = frames(&python, "pseudo_header_in_trailers", &server, tls, "/echo").await;
+            assert_eq!(seen["status"], "200", "{transport} tls={tls}: {seen}");
+            assert_eq!(seen["trailers"], json!({"x-sum": "4"}), "{transport} tls={tls}: {seen}");
+            server.stop().await;
+        }
     }
 }

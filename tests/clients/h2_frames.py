@@ -6,7 +6,10 @@ the server sees them together, then reads what the server sends until
 the stream ends, is reset, or the connection closes, and prints one JSON
 object that the Rust tests assert on:
 
-    python h2_frames.py CASE PORT PATH
+    python h2_frames.py CASE PORT PATH [tls]
+
+With `tls`, the connection is TLS with ALPN h2 (the certificate is not
+checked: the server's is a test's own).
 
 `status`, `body` (latin-1), `trailers` and `ended` are stream 1's
 response; `resets`
@@ -15,6 +18,7 @@ lists [stream, code] of each RST_STREAM, `goaway` the GOAWAY's code.
 
 import json
 import socket
+import ssl
 import sys
 import time
 
@@ -38,9 +42,13 @@ def body_bytes(n):
 
 
 class Exchange:
+    # Set from the command line: every exchange of this run uses TLS.
+    tls_default = False
+
     def __init__(self, port, path):
         self.port = port
         self.path = path
+        self.tls = Exchange.tls_default
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()
         self.out = [PREFACE, SettingsFrame(0).serialize()]
@@ -69,6 +77,12 @@ class Exchange:
         stream 1 is reset, the connection ends, or 0.3 s after the
         response ended."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=DEADLINE)
+        if self.tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.set_alpn_protocols(["h2"])
+            sock = context.wrap_socket(sock, server_hostname="localhost")
         sock.sendall(b"".join(self.out))
         result = {"status": None, "body": "", "trailers": None, "ended": False, "resets": [], "goaway": None,
                   "closed": False}
@@ -230,4 +244,5 @@ CASES = {f.__name__: f for f in [
 
 if __name__ == "__main__":
     case, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    Exchange.tls_default = sys.argv[4:] == ["tls"]
     print(json.dumps(CASES[case](port, path)))
