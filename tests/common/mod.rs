@@ -2,6 +2,11 @@
 //! application, and small raw-socket clients.
 #![allow(dead_code)]
 
+mod tools;
+
+#[allow(unused_imports)]
+pub use tools::{missing, require_tool};
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -495,26 +500,9 @@ pub async fn assert_closed(stream: &mut TcpStream) {
     }
 }
 
-/// Whether an external tool is on PATH. Missing under CI (`CI` set) fails
-/// the test; elsewhere the test is skipped with a message.
-pub fn require_tool(tool: &str) -> bool {
-    let found = std::process::Command::new(tool).arg("--version").output().is_ok();
-    found || missing(&format!("{tool} is required by this test but is not installed; .ci/run installs it"))
-}
-
-/// A missing test tool: a failure under CI (`CI` set), else a skip that
-/// says why. Returns `false`, for the caller's early return.
-fn missing(message: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("skipped: {message}");
-    false
-}
-
 /// A Python interpreter that can import `module`: `KITE_PYTHON` if set
-/// (`.ci/run` points it at a virtual environment), else `python3`. Missing
-/// under CI fails the test; elsewhere the test is skipped with a message.
+/// (`.ci/run` points it at a virtual environment), else `python3`. A
+/// missing one fails the test, as [`missing`] says.
 pub fn python_with(module: &str) -> Option<String> {
     let python = std::env::var("KITE_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let found = std::process::Command::new(&python)

@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use tokio::io::AsyncBufReadExt;
 
+#[path = "../../../tests/common/tools.rs"]
+mod tools;
+
 /// `kosoku`: beside `KITE_PYTHON` (where `.ci/run` installs it), else on
-/// PATH. Missing under CI fails; elsewhere the test is skipped.
+/// PATH. A missing one fails the test, as `tools::missing` says.
 fn kosoku() -> Option<PathBuf> {
     let candidate = std::env::var_os("KITE_PYTHON")
         .map(PathBuf::from)
@@ -20,12 +23,10 @@ fn kosoku() -> Option<PathBuf> {
     if std::process::Command::new(&candidate).arg("--help").output().is_ok_and(|o| o.status.success()) {
         return Some(candidate);
     }
-    let message =
-        format!("{} is not installed; .ci/run installs kosoku in its virtual environment", candidate.display());
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("skipped: {message}");
+    tools::missing(&format!(
+        "{} is not installed; .ci/run installs kosoku in its virtual environment",
+        candidate.display()
+    ));
     None
 }
 

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
+#[path = "../../../tests/common/tools.rs"]
+mod tools;
+
 /// A `kite` command whose process is killed if the test drops it, so a
 /// failing test cannot leave a server holding the test's output pipes.
 fn kite() -> tokio::process::Command {
@@ -204,18 +207,9 @@ fn write_certificate(dir: &std::path::Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
-fn curl_available() -> bool {
-    let found = Command::new("curl").arg("--version").output().is_ok();
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "curl is required by this test; .ci/run installs it");
-        eprintln!("skipped: curl is not installed");
-    }
-    found
-}
-
 #[tokio::test]
 async fn kite_serves_https_with_the_given_certificate() {
-    if !curl_available() {
+    if !tools::require_tool("curl") {
         return;
     }
     let dir = temp_dir("https");
@@ -341,13 +335,22 @@ async fn kite_serves_its_metrics_in_prometheus_text() {
     let mut first = [0u8; 17];
     open.read_exact(&mut first).await.unwrap();
 
-    let (head, body) = get(&metrics, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
-    assert!(head.contains("text/plain"), "{head}");
-    let text = String::from_utf8(body).unwrap();
     let port = app.rsplit(':').next().unwrap();
     let active = format!(
         "kite_active_connections{{server_address=\"127.0.0.1\",server_port=\"{port}\",network_transport=\"tcp\"}} 1"
     );
+    // The closed connection leaves the gauge just after the client saw its
+    // end: read the metrics until it has, for up to 10 s.
+    let started = std::time::Instant::now();
+    let text = loop {
+        let (head, body) = get(&metrics, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+        assert!(head.contains("text/plain"), "{head}");
+        let text = String::from_utf8(body).unwrap();
+        if text.contains(&active) || started.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(text.contains(&active), "one connection is open on the app's endpoint ({active}):\n{text}");
     assert!(text.contains("kite_connection_duration"), "the closed one was timed:\n{text}");
     assert!(text.contains("kite_queued_connections{"), "{text}");
@@ -497,7 +500,7 @@ async fn kite_serves_a_socket_passed_by_systemd_socket_activation() {
 
 #[tokio::test]
 async fn the_demo_echo_keeps_the_body_rules() {
-    if !curl_available() {
+    if !tools::require_tool("curl") {
         return;
     }
     for transport in ["sockets", "mio"] {

@@ -1,0 +1,23 @@
+//! Outside tools the tests drive (curl, nghttp, nginx, Python clients):
+//! one rule for a missing one, shared by every test crate.
+//!
+//! A test whose tool is missing fails, so a green run means every test
+//! ran. `KITE_SKIP_MISSING_TOOLS=1` turns that into a skip that says why,
+//! for a machine without the tools (`.ci/run` installs them all).
+#![allow(dead_code)]
+
+/// Whether `tool` answers `--version`; see [`missing`] for when it does not.
+pub fn require_tool(tool: &str) -> bool {
+    let found = std::process::Command::new(tool).arg("--version").output().is_ok();
+    found || missing(&format!("{tool} is required by this test but is not installed; .ci/run installs it"))
+}
+
+/// A missing test tool: a failure, or with `KITE_SKIP_MISSING_TOOLS=1` a
+/// skip that says why. Returns `false`, for the caller's early return.
+pub fn missing(message: &str) -> bool {
+    if std::env::var_os("KITE_SKIP_MISSING_TOOLS").is_none_or(|v| v != "1") {
+        panic!("{message} (set KITE_SKIP_MISSING_TOOLS=1 to skip the tests that need it)");
+    }
+    eprintln!("skipped: {message}");
+    false
+}
