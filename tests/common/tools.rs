@@ -15,9 +15,9 @@ pub fn require_tool(tool: &str) -> bool {
 /// A missing test tool: a failure, or with `KITE_SKIP_MISSING_TOOLS=1` a
 /// skip that says why. Returns `false`, for the caller's early return.
 pub fn missing(message: &str) -> bool {
-    if std::env::var_os("KITE_SKIP_MISSING_TOOLS").is_none_or(|v| v != "1") {
-        panic!("{message} (set KITE_SKIP_MISSING_TOOLS=1 to skip the tests that need it)");
+    if std::env::var_os("KITE_SKIP_MISSING_TOOLS").is_some_and(|v| v == "1") {
+        eprintln!("skipped: {message}");
+        return false;
     }
-    eprintln!("skipped: {message}");
-    false
+    panic!("{message} (set KITE_SKIP_MISSING_TOOLS=1 to skip the tests that need it)");
 }
