@@ -565,3 +565,22 @@ async fn echo_keeps_the_body_rules_on(transport: &str) {
     assert!(closed < Duration::from_secs(6), "{transport}: a 10 B/s upload lasted {closed:?}");
     terminate(&mut child).await;
 }
+
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    let mut child = kite()
+        .args(["--urls", "http://127.0.0.1:0", "--log", "debug"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kite starts");
+    let line = first_line(&mut child).await;
+    let addr = line.trim().strip_prefix("Now listening on: http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let (head, _) = get(&addr, "GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    terminate(&mut child).await;
+    let mut logs = String::new();
+    stderr.read_to_string(&mut logs).await.unwrap();
+    assert!(logs.contains("connection started"), "the debug log was written: {logs}");
+    assert!(!logs.contains('\u{1b}'), "no ANSI escapes in a pipe: {logs:?}");
+}
