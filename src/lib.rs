@@ -10,14 +10,23 @@
 //!   `mio` an event-loop one.
 //! - [`middleware`]: `ConnectionMiddleware` and `ConnectionBuilder`, with
 //!   connection logging built in.
-//! - [`http`]: the HTTP/1.1 core and `serve_connection`, which hosts any
-//!   `tower::Service` (an axum `Router` runs unchanged).
-//! - [`Server`]: endpoints from code or URLs, Kestrel's limits, graceful
-//!   shutdown.
+//! - [`http`]: the HTTP core, HTTP/1.1 of its own on `httparse` and
+//!   HTTP/2 on `h2` (h2c by prior knowledge, h2 by ALPN), upgrades and
+//!   `serve_connection`, which hosts any `tower::Service` (an axum
+//!   `Router` runs unchanged).
+//! - [`Server`]: endpoints from code, URLs, the environment and a
+//!   configuration file, TLS, Kestrel's limits, metrics, graceful shutdown.
 //!
-//! Cargo features: `sockets` (default) compiles the tokio sockets
-//! transport in; `mio` the event-loop transport ([`mio`]), chosen with
-//! [`ServerBuilder::transport`].
+//! Cargo features:
+//! - `sockets` (default): the tokio sockets transport.
+//! - `mio`: the event-loop transport (`kite::mio`), chosen with
+//!   [`ServerBuilder::transport`].
+//! - `tls` (default): TLS on rustls with the aws-lc-rs crypto provider.
+//! - `tls-ring`: TLS with the ring crypto provider instead.
+//! - `websocket` (default): WebSockets on tokio-tungstenite
+//!   (`kite::websocket`).
+//! - `testing`: an in-memory transport and a `TestServer`, for tests
+//!   without sockets.
 //!
 //! # Example
 //!

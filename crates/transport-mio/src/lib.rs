@@ -6,7 +6,7 @@
 //! listener takes its readiness from one loop and hands each accepted
 //! socket to the next loop in turn; readiness wakes the connection's task
 //! through its waker. Each connection carries a
-//! [`ConnectionExecutor`](kite_transport_core::ConnectionExecutor) feature
+//! [`ConnectionExecutor`] feature
 //! for its loop, and a server that honours it runs the connection's task on
 //! that loop, so readiness wakes it on the same thread, as in libuv. No
 //! tokio reactor is involved; tokio's timers and spawner stay available to
