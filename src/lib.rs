@@ -10,7 +10,7 @@
 //!   `mio` an event-loop one.
 //! - [`middleware`]: `ConnectionMiddleware` and `ConnectionBuilder`, with
 //!   connection logging built in.
-//! - [`http`]: the HTTP core, HTTP/1.1 of its own on `httparse` and
+//! - [`http_core`]: the HTTP core, HTTP/1.1 of its own on `httparse` and
 //!   HTTP/2 on `h2` (h2c by prior knowledge, h2 by ALPN), upgrades and
 //!   `serve_connection`, which hosts any `tower::Service` (an axum
 //!   `Router` runs unchanged).
@@ -38,8 +38,8 @@
 //! async fn main() -> Result<(), kite::ServerError> {
 //!     let server = Server::builder().urls(["http://localhost:5000"]).bind().await?;
 //!     server
-//!         .serve(service_fn(|_req: ::http::Request<RequestBody>| async {
-//!             Ok::<_, Infallible>(::http::Response::new(String::from("Hello, World!")))
+//!         .serve(service_fn(|_req: kite::http::Request<RequestBody>| async {
+//!             Ok::<_, Infallible>(kite::http::Response::new(String::from("Hello, World!")))
 //!         }))
 //!         .await
 //! }
@@ -97,8 +97,17 @@ pub mod middleware {
     pub use kite_connection_middleware::*;
 }
 
-/// The HTTP core: [`serve_connection`](http::serve_connection), options,
-/// limits, request bodies and extensions.
-pub mod http {
+/// The HTTP core: [`serve_connection`](http_core::serve_connection),
+/// options, limits, request bodies and extensions.
+pub mod http_core {
     pub use kite_http_core::*;
 }
+
+/// The `http` crate, whose `Request`, `Response`, `StatusCode` and header
+/// types applications use: a `kite` dependency is all a server needs.
+pub use ::http;
+
+/// The README's examples, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -329,7 +329,7 @@ fn http_terminal() -> impl kite::middleware::ConnectionHandler {
         let service = kite::service_fn(|_req: http::Request<kite::RequestBody>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(String::from("secret")))
         });
-        kite::http::serve_connection(connection, service, &kite::http::HttpOptions::default())
+        kite::http_core::serve_connection(connection, service, &kite::http_core::HttpOptions::default())
             .await
             .map_err(kite::middleware::ConnectionError::other)
     }

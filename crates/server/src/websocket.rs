@@ -48,6 +48,10 @@ pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 pub use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message};
 
+/// The stream and sink methods a [`WebSocket`] is read and written with
+/// (`next`, `send`), so a handler needs no `futures` dependency of its own.
+pub use futures_util::{SinkExt, StreamExt};
+
 /// An accepted WebSocket: a `Stream` of [`Message`]s and a `Sink` for
 /// them (futures' `StreamExt`/`SinkExt`). Pings are answered and close
 /// handshakes completed by tungstenite.
