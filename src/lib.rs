@@ -45,6 +45,7 @@
 //! }
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub use kite_server::{
     dev_certs, service_fn, BodyError, Certificate, ClientCertificateMode, ConnectionInfo, Http2Limits, HttpService,

@@ -165,7 +165,7 @@ async fn a_service_that_is_not_sync_is_served() {
 
 #[tokio::test]
 async fn an_inherited_socket_is_served_tcp_or_unix() {
-    use std::os::fd::IntoRawFd;
+    use std::os::fd::OwnedFd;
     for transport in transports() {
         let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = tcp.local_addr().unwrap();
@@ -174,8 +174,8 @@ async fn an_inherited_socket_is_served_tcp_or_unix() {
         let path = dir.join("inherited.sock");
         let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let server = builder_on(transport)
-            .listen_fd(tcp.into_raw_fd())
-            .listen_fd(unix.into_raw_fd())
+            .listen_fd(OwnedFd::from(tcp))
+            .listen_fd(OwnedFd::from(unix))
             .handle_signals(false)
             .bind()
             .await

@@ -37,6 +37,7 @@
 //! # });
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
 mod logging;

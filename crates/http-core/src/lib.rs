@@ -68,6 +68,7 @@
 //! # });
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod body;
 mod body_rate;

@@ -5,7 +5,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use kite_transport_core::{Endpoint, Listener, Transport};
+use kite_transport_core::{Endpoint, InheritedFd, Listener, Transport};
 
 use crate::ServerError;
 
@@ -38,7 +38,7 @@ pub enum ListenAddress {
     /// A listening socket inherited as a file descriptor (systemd socket
     /// activation, or a parent process). It is adopted as it is; its real
     /// address is reported once bound.
-    Fd(i32),
+    Fd(InheritedFd),
 }
 
 impl std::str::FromStr for ListenAddress {
@@ -163,7 +163,7 @@ impl fmt::Display for ListenAddress {
             ListenAddress::Localhost(port) => write!(f, "http://localhost:{port}"),
             ListenAddress::AnyIp(port) => write!(f, "http://*:{port}"),
             ListenAddress::Unix(path) => write!(f, "http://unix:{}", path.display()),
-            ListenAddress::Fd(fd) => write!(f, "http://fd:{fd}"),
+            ListenAddress::Fd(fd) => write!(f, "http://fd:{}", fd.as_raw_fd()),
         }
     }
 }
@@ -192,7 +192,7 @@ pub(crate) async fn bind(
     match address {
         ListenAddress::Ip(addr) => Ok(vec![bind_one(Endpoint::Tcp(*addr)).await?]),
         ListenAddress::Unix(path) => Ok(vec![bind_one(Endpoint::Unix(path.clone())).await?]),
-        ListenAddress::Fd(fd) => Ok(vec![bind_one(Endpoint::Inherited(*fd)).await?]),
+        ListenAddress::Fd(fd) => Ok(vec![bind_one(Endpoint::Inherited(fd.clone())).await?]),
         ListenAddress::AnyIp(port) => {
             let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *port);
             match transport.bind(&Endpoint::Tcp(any6)).await {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kite_connection_middleware::tls::{TlsError, TlsMiddleware, TlsOptions};
 use kite_connection_middleware::ConnectionMiddleware;
 use kite_http_core::Protocols;
-use kite_transport_core::Transport;
+use kite_transport_core::{InheritedFd, Transport};
 
 use crate::address::{self, endpoint_url};
 use crate::config::ConfigError;
@@ -157,19 +157,21 @@ impl ServerBuilder {
         self
     }
 
-    /// Listens on an inherited listening socket, TCP or Unix, given as an
-    /// open file descriptor the process owns (Kestrel's
-    /// `ListenHandle`). The server takes it over and closes it at shutdown.
-    pub fn listen_fd(self, fd: i32) -> Self {
-        self.listen_address_with(ListenAddress::Fd(fd), |listen| listen)
+    /// Listens on an inherited listening socket, TCP or Unix (Kestrel's
+    /// `ListenHandle`). The server owns it from here on and closes it at
+    /// shutdown. A raw descriptor from a parent process becomes an
+    /// [`OwnedFd`](std::os::fd::OwnedFd) through the unsafe
+    /// `OwnedFd::from_raw_fd`, whose caller vouches that nothing else uses
+    /// it.
+    pub fn listen_fd(self, fd: std::os::fd::OwnedFd) -> Self {
+        self.listen_address_with(ListenAddress::Fd(InheritedFd::new(fd)), |listen| listen)
     }
 
-    /// Listens on every socket systemd passed by socket activation:
-    /// `LISTEN_FDS` descriptors from 3 on, when `LISTEN_PID` is unset or
-    /// names this process. Without them it adds nothing; the variables are
-    /// removed so child processes do not take the sockets too.
+    /// Listens on every socket systemd passed by socket activation
+    /// ([`systemd::listen_fds`](crate::systemd::listen_fds)). Without them
+    /// it adds nothing.
     pub fn listen_systemd(mut self) -> Self {
-        for fd in systemd_fds() {
+        for fd in crate::systemd::listen_fds() {
             self = self.listen_fd(fd);
         }
         self
@@ -453,23 +455,6 @@ fn check_shared_ports(endpoints: &[ListenOptions]) -> Result<(), ServerError> {
         }
     }
     Ok(())
-}
-
-/// The descriptors systemd passed (`sd_listen_fds`): 3 to 3 + LISTEN_FDS.
-fn systemd_fds() -> Vec<i32> {
-    const FIRST: i32 = 3;
-    let Some(count) = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()) else {
-        return Vec::new();
-    };
-    if let Some(pid) = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) {
-        if pid != std::process::id() {
-            return Vec::new();
-        }
-    }
-    std::env::remove_var("LISTEN_FDS");
-    std::env::remove_var("LISTEN_PID");
-    std::env::remove_var("LISTEN_FDNAMES");
-    (FIRST..FIRST + count.clamp(0, 1024)).collect()
 }
 
 #[cfg(feature = "sockets")]

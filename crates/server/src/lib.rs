@@ -37,6 +37,7 @@
 //! # });
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod address;
 mod builder;
@@ -52,6 +53,7 @@ mod reload;
 mod server;
 mod service_fn;
 mod shutdown;
+pub mod systemd;
 mod tracker;
 #[cfg(feature = "websocket")]
 pub mod websocket;

@@ -1,8 +1,12 @@
 //! Where a listener is bound or a peer is connected from.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// An address a [`Transport`](crate::Transport) binds to, and the address a
 /// connection's local or remote side has.
@@ -32,7 +36,7 @@ pub enum Endpoint {
     /// systemd socket activation (`LISTEN_FDS`) or a parent process. Binding
     /// it adopts the socket, TCP or Unix; the bound listener reports its
     /// real address.
-    Inherited(i32),
+    Inherited(InheritedFd),
     /// A peer with no address: an unnamed Unix socket client, or one end of
     /// an in-memory pipe.
     Unnamed,
@@ -69,8 +73,78 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp(addr) => write!(f, "{addr}"),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
-            Endpoint::Inherited(fd) => write!(f, "fd:{fd}"),
+            Endpoint::Inherited(fd) => write!(f, "fd:{}", fd.raw),
             Endpoint::Unnamed => f.write_str("unnamed"),
         }
+    }
+}
+
+/// An inherited listening socket, owned: the [`OwnedFd`] it was made from
+/// is handed to the first listener bound on it, and closed with that
+/// listener (or with the last clone, if none was bound).
+///
+/// Clones share the one descriptor, so an [`Endpoint`] stays `Clone`;
+/// only one of them can be adopted. Equality and hashing go by descriptor
+/// number.
+///
+/// # Examples
+///
+/// ```
+/// use kite_transport_core::InheritedFd;
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let inherited = InheritedFd::new(listener.into());
+/// assert!(inherited.take().is_ok());
+/// assert!(inherited.take().is_err(), "a descriptor is adopted once");
+/// ```
+#[derive(Clone)]
+pub struct InheritedFd {
+    raw: RawFd,
+    owned: Arc<Mutex<Option<OwnedFd>>>,
+}
+
+impl InheritedFd {
+    /// Wraps an owned descriptor. A raw one from a parent process becomes
+    /// an [`OwnedFd`] through the unsafe `OwnedFd::from_raw_fd`, whose
+    /// caller vouches that it is open and used by nothing else.
+    pub fn new(fd: OwnedFd) -> Self {
+        Self { raw: fd.as_raw_fd(), owned: Arc::new(Mutex::new(Some(fd))) }
+    }
+
+    /// The descriptor's number.
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.raw
+    }
+
+    /// Takes the descriptor, for the listener that adopts it.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::AlreadyExists`] once it has been taken.
+    pub fn take(&self) -> io::Result<OwnedFd> {
+        let mut owned = self.owned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        owned.take().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AlreadyExists, format!("fd {} is already adopted by a listener", self.raw))
+        })
+    }
+}
+
+impl fmt::Debug for InheritedFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InheritedFd").field(&self.raw).finish()
+    }
+}
+
+impl PartialEq for InheritedFd {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for InheritedFd {}
+
+impl Hash for InheritedFd {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
     }
 }

@@ -26,6 +26,7 @@
 //! # });
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod connection;
 mod context;
@@ -39,7 +40,7 @@ mod transport;
 
 pub use connection::{Connection, ConnectionIo, PlainIo};
 pub use context::{ConnectionContext, ConnectionId};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, InheritedFd};
 pub use executor::{AbortTask, BoxTask, ConnectionExecutor, TaskSpawner};
 pub use features::Features;
 pub use lifetime::{CloseSignal, CloseWatch};

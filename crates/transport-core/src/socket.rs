@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -201,33 +202,22 @@ pub enum InheritedListener {
 }
 
 /// Adopts the listening socket `fd` (systemd socket activation or a
-/// parent's `listen_fd`), made non-blocking and close-on-exec.
-///
-/// The descriptor is owned from here on: it is closed when the listener
-/// is dropped.
+/// parent's `listen_fd`), made non-blocking and close-on-exec. It is closed
+/// when the listener is dropped, or at once if it is refused.
 ///
 /// # Errors
 ///
 /// [`io::ErrorKind::InvalidInput`] when `fd` is not a stream socket of
 /// the TCP or Unix family; whatever the system reports for a closed
 /// descriptor.
-pub fn adopt_listener(fd: i32) -> io::Result<InheritedListener> {
-    use std::os::fd::{BorrowedFd, FromRawFd};
-    if fd < 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is not a file descriptor")));
+pub fn adopt_listener(fd: OwnedFd) -> io::Result<InheritedListener> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    let socket = Socket::from(fd);
+    if socket.r#type()? != Type::STREAM {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {raw} is not a stream socket")));
     }
-    // Check the descriptor before taking it over, so a wrong one is left
-    // alone.
-    // SAFETY: fd >= 0; the borrow ends before anything else uses it.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let probe = socket2::SockRef::from(&borrowed);
-    let kind = probe.r#type()?;
-    if kind != Type::STREAM {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is not a stream socket")));
-    }
-    let local = probe.local_addr()?;
-    // SAFETY: the caller hands over an open socket it does not use again.
-    let socket = unsafe { Socket::from_raw_fd(fd) };
+    let local = socket.local_addr()?;
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
     if local.as_socket().is_some() {
@@ -237,5 +227,5 @@ pub fn adopt_listener(fd: i32) -> io::Result<InheritedListener> {
         let path = local.as_pathname().map(std::path::Path::to_path_buf);
         return Ok(InheritedListener::Unix(socket.into(), path));
     }
-    Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is neither a TCP nor a Unix socket")))
+    Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {raw} is neither a TCP nor a Unix socket")))
 }

@@ -40,6 +40,7 @@
 //! # });
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod admission;
 mod event_loop;

@@ -44,7 +44,7 @@ impl MioListener {
                 let listener = mio::net::UnixListener::from_std(std_listener);
                 (Kind::Unix(Registered::new(listener, loops.next().0)?, Some(path.clone())), endpoint.clone())
             }
-            Endpoint::Inherited(fd) => match socket::adopt_listener(*fd)? {
+            Endpoint::Inherited(fd) => match socket::adopt_listener(fd.take()?)? {
                 socket::InheritedListener::Tcp(std_listener) => {
                     let listener = mio::net::TcpListener::from_std(std_listener);
                     let local = Endpoint::Tcp(listener.local_addr()?);

@@ -72,8 +72,12 @@ impl AsyncRead for MioStream {
         let this = &mut *self;
         let wanted = buf.remaining();
         let seen = with_io!(this, io => io.events(Way::Read));
-        let n =
-            ready!(with_io!(this, io => io.poll_io(cx, Way::Read, |s| SockRef::from(s).recv(unsafe_unfilled(buf)))))?;
+        let n = ready!(with_io!(this, io => io.poll_io(cx, Way::Read, |s| {
+            // SAFETY: `recv` only writes bytes into the slice, never
+            // de-initialises any; those it reports are marked below.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            SockRef::from(s).recv(unfilled)
+        })))?;
         // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
         unsafe { buf.assume_init(n) };
         buf.advance(n);
@@ -84,13 +88,6 @@ impl AsyncRead for MioStream {
         }
         Poll::Ready(Ok(()))
     }
-}
-
-/// The unfilled part of `buf`, for `recv` to write into.
-fn unsafe_unfilled<'a>(buf: &'a mut ReadBuf<'_>) -> &'a mut [std::mem::MaybeUninit<u8>] {
-    // SAFETY: the slice is only written by `recv`, never read; the bytes it
-    // initialises are then marked with `assume_init`.
-    unsafe { buf.unfilled_mut() }
 }
 
 impl AsyncWrite for MioStream {

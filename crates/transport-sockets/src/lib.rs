@@ -24,6 +24,7 @@
 //! # });
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod listener;
 mod stream;
@@ -70,7 +71,7 @@ impl Transport for SocketTransport {
         let listener = match endpoint {
             Endpoint::Tcp(addr) => SocketListener::bind_tcp(*addr, &self.options)?,
             Endpoint::Unix(path) => SocketListener::bind_unix(path, &self.options)?,
-            Endpoint::Inherited(fd) => SocketListener::adopt(*fd, &self.options)?,
+            Endpoint::Inherited(fd) => SocketListener::adopt(fd.take()?, &self.options)?,
             other => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,

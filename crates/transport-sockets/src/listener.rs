@@ -74,7 +74,7 @@ impl SocketListener {
     ///
     /// [`io::ErrorKind::InvalidInput`] when `fd` is not a TCP or Unix
     /// stream socket; whatever the system reports.
-    pub fn adopt(fd: i32, options: &SocketOptions) -> io::Result<Self> {
+    pub fn adopt(fd: std::os::fd::OwnedFd, options: &SocketOptions) -> io::Result<Self> {
         match socket::adopt_listener(fd)? {
             socket::InheritedListener::Tcp(std_listener) => {
                 let listener = TcpListener::from_std(std_listener)?;

@@ -104,6 +104,16 @@ fn main() -> ExitCode {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
+    // Sockets from systemd socket activation, taken before the first
+    // thread starts, so that the variables can go: children must not take
+    // them too, and the environment cannot change soundly later.
+    let activated = kite_server::systemd::listen_fds();
+    for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+        if std::env::var_os(name).is_some() {
+            std::env::remove_var(name);
+        }
+    }
+
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -111,10 +121,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli))
+    runtime.block_on(run(cli, activated))
 }
 
-async fn run(cli: Cli) -> ExitCode {
+/// Serves until a signal; `activated` are the sockets systemd passed.
+async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>) -> ExitCode {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -130,11 +141,12 @@ async fn run(cli: Cli) -> ExitCode {
         }
     };
     // Sockets from systemd socket activation are endpoints of their own.
-    let activated = std::env::var_os("LISTEN_FDS").is_some();
-    let builder = if activated { builder.listen_systemd() } else { builder };
+    let socket_activated = !activated.is_empty();
+    let builder = activated.into_iter().fold(builder, ServerBuilder::listen_fd);
     // Addresses from the configuration or systemd replace the default URLs.
-    let configured =
-        activated || config.root().get("Urls").exists() || !config.kestrel().get("Endpoints").entries().is_empty();
+    let configured = socket_activated
+        || config.root().get("Urls").exists()
+        || !config.kestrel().get("Endpoints").entries().is_empty();
     let builder = match configure(builder, &cli, configured) {
         Ok(builder) => builder,
         Err(message) => {
