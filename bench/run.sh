@@ -20,8 +20,8 @@
 #   bench/run.sh                 # 3 rounds of 10 s per server and workload
 #   ROUNDS=5 DURATION=15 bench/run.sh
 #   SERVERS="kite hyper" WORKLOADS="https handshake" bench/run.sh   # a subset
-#   KITE_AWSLC=path/to/kite SERVERS="kite kite-awslc" ...   # Kite on aws-lc-rs, built with
-#     cargo build --release -p kite-server --features aws-lc-rs --target-dir target/aws-lc
+#   KITE_AWSLC=path/to/kite SERVERS="kite kite-awslc" ...   # a second Kite binary (an older build, or ring), e.g.
+#     cargo build --release -p kite-cli --no-default-features --features ring,mio --target-dir target/ring
 #
 # Needs wrk and taskset (Debian: apt-get install wrk util-linux).
 set -euo pipefail
@@ -41,7 +41,7 @@ for tool in wrk h2load taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nghttp2-client util-linux)" >&2; exit 1; }
 done
 
-cargo build --release -q -p kite-server --bin kite
+cargo build --release -q -p kite-cli
 cargo build --release -q -p kite-bench
 KITE=target/release/kite
 HYPER=target/release/hyper-peer

@@ -7,5 +7,6 @@
 #   bench/soak.sh 20       # shorter
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p kite-server --bin kite -p kite-bench --bin soak
+cargo build --release -q -p kite-cli
+cargo build --release -q -p kite-bench --bin soak
 exec target/release/soak target/release/kite "${1:-60}"

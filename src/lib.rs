@@ -27,6 +27,7 @@
 //!   (`kite::websocket`).
 //! - `testing`: an in-memory transport and a `TestServer`, for tests
 //!   without sockets.
+//! - `toml`: configuration files in TOML as well as JSON.
 //!
 //! # Example
 //!

@@ -140,12 +140,20 @@ fn parse_file(path: &Path) -> Result<Value, ConfigError> {
         .map_err(|e| ConfigError::new(file, "", format!("cannot be read: {e}"), "check the --config path"))?;
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
     match extension.as_str() {
+        #[cfg(feature = "toml")]
         "toml" => {
             let value: toml::Value = toml::from_str(&text)
                 .map_err(|e| ConfigError::new(file, "", format!("is not valid TOML: {e}"), "fix the syntax"))?;
             serde_json::to_value(value)
                 .map_err(|e| ConfigError::new(file, "", format!("cannot be read: {e}"), "fix the syntax"))
         }
+        #[cfg(not(feature = "toml"))]
+        "toml" => Err(ConfigError::new(
+            file,
+            "",
+            "is TOML, which this build does not read".to_string(),
+            "use JSON, or build with the `toml` feature (kite's or kite-server's)",
+        )),
         "json" => serde_json::from_str(&text)
             .map_err(|e| ConfigError::new(file, "", format!("is not valid JSON: {e}"), "fix the syntax")),
         _ => Err(ConfigError::new(file, "", "has an unknown format", "name it .json or .toml")),
