@@ -44,7 +44,7 @@ where
                 return Ok(());
             }
             // Boxed: HTTP/2's state stays off the HTTP/1.1 connection's future.
-            let io = Box::new(Rewind::new(first.freeze(), io));
+            let io = Rewind::new(first.freeze(), io);
             Box::pin(h2::serve(io, info, close, timer, service, options)).await
         }
         (Some(false), _) => H1Connection::new(io, BytesMut::new(), info, close, timer, service, options).run().await,
@@ -56,7 +56,7 @@ where
                 return H1Connection::new(io, first, info, close, timer, service, options).run().await;
             }
             if protocols.http2() {
-                let io = Box::new(Rewind::new(first.freeze(), io));
+                let io = Rewind::new(first.freeze(), io);
                 return Box::pin(h2::serve(io, info, close, timer, service, options)).await;
             }
             tracing::debug!(connection_id = %info.id(), "HTTP/2 preface on an HTTP/1.x endpoint; GOAWAY(HTTP_1_1_REQUIRED)");

@@ -26,10 +26,12 @@ impl Rewind {
         Self { prefix, io, reads: None }
     }
 
-    /// `io` as it is, counting its reads into the returned counter.
-    pub fn counting(io: Box<dyn ConnectionIo>) -> (Self, Arc<AtomicU64>) {
+    /// Counts, from now on, the reads that bring bytes into the returned
+    /// counter.
+    pub fn count_reads(&mut self) -> Arc<AtomicU64> {
         let reads = Arc::new(AtomicU64::new(0));
-        (Self { prefix: Bytes::new(), io, reads: Some(Arc::clone(&reads)) }, reads)
+        self.reads = Some(Arc::clone(&reads));
+        reads
     }
 }
 

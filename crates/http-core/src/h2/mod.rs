@@ -20,7 +20,7 @@ use h2::Reason;
 use http::header::CONTENT_LENGTH;
 use http::{Method, Request, Response};
 use http_body::Body;
-use kite_transport_core::{CloseSignal, ConnectionIo};
+use kite_transport_core::CloseSignal;
 use tower_service::Service;
 
 use self::body::H2Body;
@@ -59,9 +59,10 @@ enum Event {
     ServiceFailed(BoxError),
 }
 
-/// Serves HTTP/2 on `io` until the client or the server ends it.
+/// Serves HTTP/2 on `io` (the connection with the bytes sniffed from it
+/// put back) until the client or the server ends it.
 pub(crate) async fn serve<S, B>(
-    io: Box<dyn ConnectionIo>,
+    mut io: Rewind,
     info: ConnectionInfo,
     close: CloseSignal,
     timer: ConnectionTimer,
@@ -84,13 +85,8 @@ where
         .initial_connection_window_size(limits.initial_connection_window_size)
         .max_header_list_size(u32::try_from(options.limits.max_request_headers_total_size).unwrap_or(u32::MAX))
         .enable_connect_protocol();
-    let (io, reads): (Box<dyn ConnectionIo>, _) = match limits.keep_alive_ping_delay {
-        Some(_) => {
-            let (io, reads) = Rewind::counting(io);
-            (Box::new(io), Some(reads))
-        }
-        None => (io, None),
-    };
+    // The keep-alive pinger counts reads through the same layer.
+    let reads = limits.keep_alive_ping_delay.map(|_| io.count_reads());
     timer.set_deadline(options.limits.request_headers_timeout);
     let mut handshake = pin!(builder.handshake::<_, Bytes>(io));
     let handshake = poll_fn(|cx| {
