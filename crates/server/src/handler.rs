@@ -45,9 +45,12 @@ where
 {
     async fn handle(&self, connection: Connection) -> Result<(), ConnectionError> {
         let service = self.service.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        serve_connection(connection, service, &self.options).await.map_err(|error| match error {
-            kite_http_core::Error::Io(e) => ConnectionError::Io(e),
-            other => ConnectionError::other(other),
-        })
+        match serve_connection(connection, service, &self.options).await {
+            // Answered with its status and logged under `kite::bad_requests`
+            // where it was refused: the connection ended as it should.
+            Ok(()) | Err(kite_http_core::Error::Rejected(_)) => Ok(()),
+            Err(kite_http_core::Error::Io(e)) => Err(ConnectionError::Io(e)),
+            Err(other) => Err(ConnectionError::other(other)),
+        }
     }
 }
