@@ -30,6 +30,7 @@
 
 mod connection;
 mod context;
+mod delegate;
 mod endpoint;
 mod executor;
 mod features;
@@ -44,4 +45,8 @@ pub use endpoint::{Endpoint, InheritedFd};
 pub use executor::{AbortTask, BoxTask, ConnectionExecutor, TaskSpawner};
 pub use features::Features;
 pub use lifetime::{CloseSignal, CloseWatch};
+
+/// tokio, for [`delegate_async_write!`]'s expansion in other crates.
+#[doc(hidden)]
+pub use tokio as __tokio;
 pub use transport::{Listener, Transport};
