@@ -347,7 +347,8 @@ where
             };
             if let Some(limit) = limit {
                 if f.content_length.unwrap_or(f.received) > limit {
-                    return f.reject(RequestRejection::RequestBodyTooLarge, cx);
+                    f.reject(RequestRejection::RequestBodyTooLarge, cx);
+                    return true;
                 }
             }
             if f.expect_continue {
@@ -359,7 +360,10 @@ where
             if !f.head_written && !self.write_buf.is_empty() {
                 match self.poll_flush(cx) {
                     Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return f.fail_io(e, cx),
+                    Poll::Ready(Err(e)) => {
+                        f.fail_io(e, cx);
+                        return true;
+                    }
                     Poll::Pending => return progressed,
                 }
             }
@@ -368,7 +372,8 @@ where
                     f.received += data.len() as u64;
                     self.timer.body_received(data.len() as u64);
                     if limit.is_some_and(|limit| f.received > limit) {
-                        return f.reject(RequestRejection::RequestBodyTooLarge, cx);
+                        f.reject(RequestRejection::RequestBodyTooLarge, cx);
+                        return true;
                     }
                     f.shared.deliver_data(data, cx);
                     progressed = true;
@@ -383,9 +388,15 @@ where
                     progressed = true;
                 }
                 Ok(Decoded::NeedMore) => match self.poll_fill(cx) {
-                    Poll::Ready(Ok(0)) => return f.reject(RequestRejection::UnexpectedEndOfRequestContent, cx),
+                    Poll::Ready(Ok(0)) => {
+                        f.reject(RequestRejection::UnexpectedEndOfRequestContent, cx);
+                        return true;
+                    }
                     Poll::Ready(Ok(_)) => {}
-                    Poll::Ready(Err(e)) => return f.fail_io(e, cx),
+                    Poll::Ready(Err(e)) => {
+                        f.fail_io(e, cx);
+                        return true;
+                    }
                     Poll::Pending => {
                         // The application waits for bytes: MinRequestBodyDataRate counts.
                         self.timer.body_waiting();
@@ -396,12 +407,16 @@ where
                                 received = f.received,
                                 "request body slower than MinRequestBodyDataRate"
                             );
-                            return f.reject(RequestRejection::RequestBodyTimeout, cx);
+                            f.reject(RequestRejection::RequestBodyTimeout, cx);
+                            return true;
                         }
                         return progressed;
                     }
                 },
-                Err(rejection) => return f.reject(rejection, cx),
+                Err(rejection) => {
+                    f.reject(rejection, cx);
+                    return true;
+                }
             }
         }
         progressed

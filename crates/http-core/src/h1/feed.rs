@@ -41,21 +41,18 @@ impl BodyFeeder {
     }
 
     /// Refuses the body: the reader sees the error, the response becomes
-    /// the rejection's status.
-    /// Returns `true`: the reader has something new to see.
-    pub fn reject(&mut self, rejection: RequestRejection, cx: &Context<'_>) -> bool {
+    /// the rejection's status. `cx` is the feeding connection's.
+    pub fn reject(&mut self, rejection: RequestRejection, cx: &Context<'_>) {
         self.rejection = Some(rejection);
         self.finished = true;
         self.shared.fail(BodyError::Rejected(rejection), Some(cx));
-        true
     }
 
-    /// The socket failed under the body. Returns `true`, as `reject`.
-    pub fn fail_io(&mut self, error: std::io::Error, cx: &Context<'_>) -> bool {
+    /// The socket failed under the body. `cx` is the feeding connection's.
+    pub fn fail_io(&mut self, error: std::io::Error, cx: &Context<'_>) {
         self.io_failed = true;
         self.finished = true;
         self.shared.fail(BodyError::Io(Arc::new(error)), Some(cx));
-        true
     }
 
     /// Whether no `100 Continue` is still owed: a client waiting for one
