@@ -16,6 +16,13 @@ use kite::{MinDataRate, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// MinRequestBodyDataRate of 1,000 B/s after the shortest grace (1.1 s).
+fn strict_body_rate() -> ServerOptions {
+    let mut options = ServerOptions::default();
+    options.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
+    options
+}
+
 /// Reads until `buf` holds `len` bytes, or fails after [`WAIT`].
 async fn read_exactly(stream: &mut TcpStream, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
@@ -86,9 +93,7 @@ async fn a_declared_length_over_the_limit_gets_413_from_a_streaming_handler() {
 #[tokio::test]
 async fn a_slow_upload_to_a_streaming_handler_is_cut_off() {
     for transport in transports() {
-        let mut options = ServerOptions::default();
-        options.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
-        let server = start(transport, options).await;
+        let server = start(transport, strict_body_rate()).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         stream.write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n").await.unwrap();
         // 10 bytes every 100 ms: 100 B/s, a tenth of the minimum. Sending
@@ -128,9 +133,7 @@ async fn a_slow_upload_to_a_streaming_handler_is_cut_off() {
 #[tokio::test]
 async fn a_slow_upload_gets_408_while_the_head_waits() {
     for transport in transports() {
-        let mut options = ServerOptions::default();
-        options.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
-        let server = start(transport, options).await;
+        let server = start(transport, strict_body_rate()).await;
         // Expect: 100-continue, then nothing: the echo has no first frame
         // to send, so its head is still held when the rate cuts in.
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
@@ -164,5 +167,36 @@ async fn transfer_encoding_on_http_1_0_and_bare_line_feeds_are_refused() {
             assert_closed(&mut stream).await;
         }
         server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_http2_upload_that_never_comes_gets_408_while_the_head_waits() {
+    // A body that sends nothing: the echo has no first frame, so its head
+    // is still held when the rate cuts in, on h2c and h2 over TLS.
+    let silent = || {
+        http_body_util::StreamBody::new(futures_util::stream::pending::<Result<http_body::Frame<Bytes>, BoxError>>())
+    };
+    for transport in transports() {
+        let plain = start(transport, strict_body_rate()).await;
+        let tcp = TcpStream::connect(plain.addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+        tokio::spawn(connection);
+        let request = Request::post(plain.url("/echo")).body(silent()).unwrap();
+        let response = tokio::time::timeout(WAIT, sender.send_request(request)).await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "{transport} h2c");
+        plain.stop().await;
+
+        let (tls, certificate) = start_https_with(transport, strict_body_rate()).await;
+        let stream = connect_tls(&tls, certificate, b"h2").await;
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        let uri = format!("https://localhost:{}/echo", tls.addr.port());
+        let request = Request::post(uri).body(silent()).unwrap();
+        let response = tokio::time::timeout(WAIT, sender.send_request(request)).await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "{transport} h2 over TLS");
+        tls.stop().await;
     }
 }

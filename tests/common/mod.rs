@@ -528,12 +528,20 @@ pub async fn python_client(python: &str, script: &str, args: &[&str]) -> serde_j
 /// A server on an HTTPS endpoint with a fresh self-signed certificate for
 /// `localhost`, and that certificate, to trust it.
 pub async fn start_https(transport: &str) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
+    start_https_with(transport, ServerOptions::default()).await
+}
+
+/// [`start_https`] with `options`.
+pub async fn start_https_with(
+    transport: &str,
+    options: ServerOptions,
+) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let der = certified.cert.der().clone();
     let certificate =
         kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
             .unwrap();
-    let server = start_with(transport, ServerOptions::default(), move |builder| {
+    let server = start_with(transport, options, move |builder| {
         builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
     })
     .await;
