@@ -35,7 +35,6 @@ mod endpoint;
 mod executor;
 mod features;
 mod lifetime;
-pub mod socket;
 pub mod tls;
 mod transport;
 

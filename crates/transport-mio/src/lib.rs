@@ -54,7 +54,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kite_transport_core::socket::SocketOptions;
+use kite_socket::SocketOptions;
 use kite_transport_core::{ConnectionExecutor, Endpoint, Listener, Transport};
 
 use admission::Admission;

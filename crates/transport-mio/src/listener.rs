@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use kite_transport_core::socket::{self, SocketOptions, UnixPathState};
+use kite_socket::{self as socket, SocketOptions, UnixPathState};
 use kite_transport_core::{Connection, ConnectionContext, ConnectionId, Endpoint, Listener};
 
 use crate::registration::{Registered, Way};

@@ -34,7 +34,7 @@ use std::io;
 use async_trait::async_trait;
 use kite_transport_core::{Endpoint, Listener, Transport};
 
-pub use kite_transport_core::socket::SocketOptions;
+pub use kite_socket::SocketOptions;
 pub use listener::SocketListener;
 pub use stream::SocketStream;
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::task::{Context, Poll};
 
-use kite_transport_core::socket::{self, SocketOptions, UnixPathState};
+use kite_socket::{self as socket, SocketOptions, UnixPathState};
 use kite_transport_core::{Connection, ConnectionContext, ConnectionId, Endpoint, Listener};
 use tokio::net::{TcpListener, UnixListener};
 

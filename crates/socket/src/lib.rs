@@ -1,6 +1,19 @@
 //! Binding operating-system sockets with Kite's socket options: shared by
 //! the transports that sit on OS sockets (tokio sockets, mio), and usable
-//! by a transport of your own.
+//! by a transport of your own. The transport contracts
+//! (`kite-transport-core`) stay free of OS calls; this crate is where
+//! `socket2` lives.
+//!
+//! # Example
+//!
+//! ```
+//! use kite_socket::{bind_tcp, SocketOptions};
+//!
+//! let listener = bind_tcp("127.0.0.1:0".parse().unwrap(), &SocketOptions::default()).unwrap();
+//! assert_ne!(listener.local_addr().unwrap().port(), 0);
+//! ```
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +28,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 /// # Examples
 ///
 /// ```
-/// use kite_transport_core::socket::SocketOptions;
+/// use kite_socket::SocketOptions;
 ///
 /// let options = SocketOptions::default().backlog(1024).reuse_port(true);
 /// assert_eq!(options.get_backlog(), 1024);
