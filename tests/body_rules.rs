@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 /// MinRequestBodyDataRate of 1,000 B/s after the shortest grace (1.1 s).
 fn strict_body_rate() -> ServerOptions {
     let mut options = ServerOptions::default();
-    options.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
+    options.http.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
     options
 }
 
@@ -59,7 +59,7 @@ async fn a_streaming_handler_sends_100_continue_before_its_response() {
 async fn a_declared_length_over_the_limit_gets_413_from_a_streaming_handler() {
     for transport in transports() {
         let mut options = ServerOptions::default();
-        options.limits.max_request_body_size = Some(10);
+        options.http.limits.max_request_body_size = Some(10);
         let server = start(transport, options).await;
         for expect in ["", "Expect: 100-continue\r\n"] {
             let request = format!("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n{expect}\r\n");

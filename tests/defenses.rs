@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 /// acts.
 fn quiet_options() -> ServerOptions {
     let mut options = ServerOptions::default();
-    options.limits.min_request_body_data_rate = None;
-    options.limits.min_response_data_rate = None;
+    options.http.limits.min_request_body_data_rate = None;
+    options.http.limits.min_response_data_rate = None;
     options
 }
 
@@ -24,7 +24,7 @@ fn quiet_options() -> ServerOptions {
 async fn slowloris_is_cut_by_the_request_headers_timeout() {
     for transport in transports() {
         let mut options = quiet_options();
-        options.limits.request_headers_timeout = Duration::from_millis(300);
+        options.http.limits.request_headers_timeout = Duration::from_millis(300);
         let server = start(transport, options).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         let head = b"GET /plaintext HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
@@ -51,7 +51,7 @@ async fn slowloris_is_cut_by_the_request_headers_timeout() {
 async fn an_upload_below_the_minimum_rate_gets_408() {
     for transport in transports() {
         let mut options = quiet_options();
-        options.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
+        options.http.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
         let server = start(transport, options).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         stream.write_all(b"POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n").await.unwrap();
@@ -86,7 +86,7 @@ async fn an_upload_below_the_minimum_rate_gets_408() {
 #[tokio::test]
 async fn a_request_can_turn_its_body_rate_off() {
     let mut options = quiet_options();
-    options.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000_000, Duration::from_millis(1_100)));
+    options.http.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000_000, Duration::from_millis(1_100)));
     let server = start("sockets", options).await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     // `/relaxed` turns the rate off, then reads: 40 bytes over 1.6 s pass.
@@ -106,7 +106,7 @@ async fn a_request_can_turn_its_body_rate_off() {
 async fn a_reader_too_slow_for_a_large_response_is_aborted() {
     for transport in transports() {
         let mut options = quiet_options();
-        options.limits.min_response_data_rate = Some(MinDataRate::new(1_000_000, Duration::from_millis(1_100)));
+        options.http.limits.min_response_data_rate = Some(MinDataRate::new(1_000_000, Duration::from_millis(1_100)));
         let server = start(transport, options).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         stream.write_all(b"GET /forever HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
@@ -144,7 +144,7 @@ async fn ten_thousand_headers_and_a_megabyte_header_line_get_431() {
 async fn connections_over_the_limit_are_closed_and_the_rest_served() {
     for transport in transports() {
         let mut options = quiet_options();
-        options.limits.max_concurrent_connections = Some(4);
+        options.http.limits.max_concurrent_connections = Some(4);
         let server = start(transport, options).await;
         // Four connections hold the four places.
         let mut held = Vec::new();
@@ -227,7 +227,7 @@ async fn a_client_that_leaves_mid_body_or_mid_response_is_seen_by_the_app() {
 #[tokio::test]
 async fn a_grace_period_of_a_second_or_less_fails_at_startup() {
     let mut options = ServerOptions::default();
-    options.limits.min_request_body_data_rate = Some(MinDataRate::new(240, Duration::from_secs(1)));
+    options.http.limits.min_request_body_data_rate = Some(MinDataRate::new(240, Duration::from_secs(1)));
     let error = builder_on("sockets").urls(["http://127.0.0.1:0"]).options(options).bind().await.unwrap_err();
     assert!(error.to_string().contains("MinRequestBodyDataRate.GracePeriod"), "{error}");
 }
@@ -235,7 +235,7 @@ async fn a_grace_period_of_a_second_or_less_fails_at_startup() {
 #[tokio::test]
 async fn an_http2_upload_below_the_minimum_rate_gets_408_on_its_stream() {
     let mut options = quiet_options();
-    options.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
+    options.http.limits.min_request_body_data_rate = Some(MinDataRate::new(1_000, Duration::from_millis(1_100)));
     let server = start("sockets", options).await;
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();

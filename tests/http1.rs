@@ -219,7 +219,7 @@ async fn assert_rejected(addr: std::net::SocketAddr, request: &[u8], status: u16
 async fn every_limit_answers_with_kestrels_status() {
     for transport in transports() {
         let mut options = ServerOptions::default();
-        options.limits.max_request_body_size = Some(1000);
+        options.http.limits.max_request_body_size = Some(1000);
         let server = start(transport, options).await;
         let addr = server.addr;
 
@@ -281,7 +281,7 @@ async fn chunked_with_content_length_is_served_then_closed() {
 async fn request_headers_timeout_answers_408() {
     for transport in transports() {
         let mut options = ServerOptions::default();
-        options.limits.request_headers_timeout = Duration::from_millis(300);
+        options.http.limits.request_headers_timeout = Duration::from_millis(300);
         let server = start(transport, options).await;
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").await.unwrap();
@@ -302,7 +302,7 @@ async fn request_headers_timeout_answers_408() {
 async fn keep_alive_timeout_closes_idle_connections() {
     for transport in transports() {
         let mut options = ServerOptions::default();
-        options.limits.keep_alive_timeout = Duration::from_millis(300);
+        options.http.limits.keep_alive_timeout = Duration::from_millis(300);
         let server = start(transport, options).await;
         let (response, mut stream) = roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await;
         assert_eq!(response.status, 200);
@@ -315,7 +315,7 @@ async fn keep_alive_timeout_closes_idle_connections() {
 async fn body_limit_can_be_lifted_per_request_until_read() {
     for transport in transports() {
         let mut options = ServerOptions::default();
-        options.limits.max_request_body_size = Some(1000);
+        options.http.limits.max_request_body_size = Some(1000);
         let server = start(transport, options).await;
         let client = hyper_client::<Full<Bytes>>();
         let request = Request::builder()
@@ -416,7 +416,7 @@ async fn curl_gets_and_posts() {
 async fn server_header_can_be_turned_off() {
     for transport in transports() {
         let mut options = ServerOptions::default();
-        options.add_server_header = false;
+        options.http.add_server_header = false;
         let server = start(transport, options).await;
         let (response, _) =
             roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;

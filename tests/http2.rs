@@ -144,7 +144,7 @@ async fn graceful_shutdown_finishes_a_stream_in_flight() {
 #[tokio::test]
 async fn an_http1_only_endpoint_answers_the_preface_with_goaway_http_1_1_required() {
     let mut options = ServerOptions::default();
-    options.protocols = Protocols::Http1;
+    options.http.protocols = Protocols::Http1;
     let server = start("sockets", options).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
@@ -290,8 +290,8 @@ async fn nghttp_fetches_over_h2c_and_tls() {
 #[tokio::test]
 async fn keep_alive_pings_keep_an_idle_answering_client_connected() {
     let mut options = ServerOptions::default();
-    options.http2.keep_alive_ping_delay = Some(std::time::Duration::from_millis(100));
-    options.http2.keep_alive_ping_timeout = std::time::Duration::from_millis(200);
+    options.http.http2.keep_alive_ping_delay = Some(std::time::Duration::from_millis(100));
+    options.http.http2.keep_alive_ping_timeout = std::time::Duration::from_millis(200);
     let server = start("sockets", options).await;
     let mut client = h2_client(server.addr).await;
     let request = Request::get(server.url("/plaintext")).body(()).unwrap();
@@ -323,7 +323,7 @@ fn assert_goaway_protocol_error(answer: &[u8]) {
 async fn an_http2_only_connection_answers_http1_with_goaway_protocol_error() {
     // Prior knowledge in cleartext.
     let mut options = ServerOptions::default();
-    options.protocols = Protocols::Http2;
+    options.http.protocols = Protocols::Http2;
     let server = start("sockets", options).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();

@@ -70,8 +70,8 @@ async fn a_peer_that_never_answers_ping_is_closed() {
     let Some(python) = python_with("h2") else { return };
     for transport in transports() {
         let mut options = ServerOptions::default();
-        options.http2.keep_alive_ping_delay = Some(Duration::from_millis(200));
-        options.http2.keep_alive_ping_timeout = Duration::from_millis(300);
+        options.http.http2.keep_alive_ping_delay = Some(Duration::from_millis(200));
+        options.http.http2.keep_alive_ping_timeout = Duration::from_millis(300);
         let server = start(transport, options).await;
         let seen = misbehave(&python, "silent_peer", server.addr.port()).await;
         let pinged = seen["first_ping_after"].as_f64().expect("the server sent a PING");

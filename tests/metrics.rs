@@ -15,7 +15,7 @@ async fn connections_rejections_and_tls_handshakes_are_measured() {
 
     // A connection limit of one: the second connection is rejected.
     let mut options = ServerOptions::default();
-    options.limits.max_concurrent_connections = Some(1);
+    options.http.limits.max_concurrent_connections = Some(1);
     let server = start("sockets", options).await;
     let (_, held) = roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let mut refused = tokio::net::TcpStream::connect(server.addr).await.unwrap();

@@ -115,7 +115,7 @@ async fn an_opaque_upgrade_hands_over_the_bytes_sent_with_the_head() {
 #[tokio::test]
 async fn the_upgraded_connection_limit_refuses_the_excess_with_503() {
     let mut options = ServerOptions::default();
-    options.limits.max_concurrent_upgraded_connections = Some(1);
+    options.http.limits.max_concurrent_upgraded_connections = Some(1);
     let server = start("sockets", options).await;
     let connect = || async {
         let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -249,7 +249,7 @@ async fn a_101_for_a_request_that_cannot_upgrade_becomes_500() {
 #[tokio::test]
 async fn an_upgraded_connection_leaves_the_connection_count() {
     let mut options = ServerOptions::default();
-    options.limits.max_concurrent_connections = Some(1);
+    options.http.limits.max_concurrent_connections = Some(1);
     let server = start("sockets", options).await;
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let (mut socket, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", server.addr), tcp).await.unwrap();

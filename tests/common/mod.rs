@@ -107,7 +107,7 @@ pub async fn start_with(
 ) -> TestServer {
     options.handle_signals = false;
     // Short timeouts in these tests need a finer beat than Kestrel's 1 s.
-    options.heartbeat_interval = Duration::from_millis(20);
+    options.http = options.http.heartbeat_interval(Duration::from_millis(20));
     let gate = Arc::new(Gate::default());
     let builder = builder_on(transport).urls(["http://127.0.0.1:0"]).options(options);
     let server = configure(builder).bind().await.expect("bind");

@@ -67,6 +67,11 @@ impl Heartbeat {
         Self { inner: Arc::new(inner) }
     }
 
+    /// How often it ticks.
+    pub fn interval(&self) -> Duration {
+        self.inner.interval
+    }
+
     /// Registers a connection; its timer unregisters on drop.
     pub fn register(&self) -> ConnectionTimer {
         self.start();

@@ -266,21 +266,35 @@ impl Http2Limits {
     }
 }
 
-/// Options for [`serve_connection`](crate::serve_connection).
+/// Options for [`serve_connection`](crate::serve_connection): the one
+/// home of the HTTP settings. A server's options hold one of these
+/// (`kite_server::ServerOptions::http`) rather than copies of its fields.
+///
+/// The settings are public fields, and each has a builder-style setter of
+/// the same name; the heartbeat and the upgraded-connection count are
+/// shared by every clone.
 ///
 /// ```
 /// use kite_http_core::HttpOptions;
 ///
-/// let options = HttpOptions::default().add_server_header(false);
+/// let mut options = HttpOptions::default().add_server_header(false);
+/// options.limits.max_request_body_size = Some(1_000_000);
 /// assert!(!options.server_header());
 /// ```
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
-    pub(crate) limits: Limits,
-    pub(crate) http2: Http2Limits,
-    pub(crate) protocols: Protocols,
-    pub(crate) add_server_header: bool,
-    pub(crate) drain_timeout: Duration,
+    /// Limits and timeouts for every connection. Default: [`Limits::default`].
+    pub limits: Limits,
+    /// HTTP/2 limits. Default: [`Http2Limits::default`].
+    pub http2: Http2Limits,
+    /// The HTTP versions spoken. Default: [`Protocols::Http1AndHttp2`].
+    pub protocols: Protocols,
+    /// Whether responses carry `Server: kite`. Default: `true`.
+    pub add_server_header: bool,
+    /// How long an unread request body is drained after its response
+    /// before the connection is closed instead of kept alive. Kestrel fixes
+    /// it at 5 seconds. Default: 5 seconds.
+    pub request_drain_timeout: Duration,
     /// Upgraded connections now, shared by every clone of these options.
     pub(crate) upgrades: UpgradeCounter,
     /// The heartbeat every connection served with these options (or a
@@ -295,7 +309,7 @@ impl Default for HttpOptions {
             http2: Http2Limits::default(),
             protocols: Protocols::default(),
             add_server_header: true,
-            drain_timeout: Duration::from_secs(5),
+            request_drain_timeout: Duration::from_secs(5),
             upgrades: UpgradeCounter::default(),
             heartbeat: Heartbeat::new(Duration::from_secs(1)),
         }
@@ -336,7 +350,7 @@ impl HttpOptions {
     /// the connection is closed instead of kept alive. Kestrel fixes this at
     /// 5 seconds; it is settable here for tests. Default: 5 seconds.
     pub fn request_drain_timeout(mut self, timeout: Duration) -> Self {
-        self.drain_timeout = timeout;
+        self.request_drain_timeout = timeout;
         self
     }
 
@@ -348,6 +362,11 @@ impl HttpOptions {
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat = Heartbeat::new(interval);
         self
+    }
+
+    /// The heartbeat's interval. Default: 1 second.
+    pub fn get_heartbeat_interval(&self) -> Duration {
+        self.heartbeat.interval()
     }
 
     /// The limits in force.

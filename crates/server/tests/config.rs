@@ -88,13 +88,13 @@ async fn the_documentation_example_loads_and_binds_every_endpoint() {
     let config = load(&scratch.write("kite.json", DOCS_EXAMPLE), &[]);
     let builder = Server::builder().handle_signals(false).configuration(&config).unwrap();
     let options = builder.get_options();
-    assert_eq!(options.limits.max_concurrent_connections, Some(100));
-    assert_eq!(options.limits.max_request_body_size, None, "null means no limit");
-    assert_eq!(options.limits.keep_alive_timeout, Duration::from_secs(130));
-    assert_eq!(options.limits.request_headers_timeout, Duration::from_secs(30));
-    let rate = options.limits.min_request_body_data_rate.unwrap();
+    assert_eq!(options.http.limits.max_concurrent_connections, Some(100));
+    assert_eq!(options.http.limits.max_request_body_size, None, "null means no limit");
+    assert_eq!(options.http.limits.keep_alive_timeout, Duration::from_secs(130));
+    assert_eq!(options.http.limits.request_headers_timeout, Duration::from_secs(30));
+    let rate = options.http.limits.min_request_body_data_rate.unwrap();
     assert_eq!((rate.bytes_per_second, rate.grace_period), (100, Duration::from_secs(10)));
-    assert_eq!(options.http2.max_streams_per_connection, 50);
+    assert_eq!(options.http.http2.max_streams_per_connection, 50);
     let server = builder.bind().await.expect("every endpoint binds");
     let endpoints = server.endpoints();
     let names: Vec<_> = endpoints.iter().map(|e| e.name.clone().unwrap()).collect();
@@ -120,7 +120,7 @@ async fn keys_are_case_insensitive_and_toml_reads_the_same() {
     );
     let config = load(&toml, &[]);
     let builder = Server::builder().configuration(&config).unwrap();
-    assert_eq!(builder.get_options().limits.max_request_header_count, 20, "the Kite section works too");
+    assert_eq!(builder.get_options().http.limits.max_request_header_count, 20, "the Kite section works too");
     let server = builder.handle_signals(false).bind().await.unwrap();
     assert_eq!(server.endpoints()[0].protocols, Protocols::Http2);
 }
@@ -142,9 +142,9 @@ async fn the_environment_overrides_the_file() {
     ];
     let config = load(&file, &env);
     let builder = Server::builder().configuration(&config).unwrap();
-    assert_eq!(builder.get_options().limits.max_concurrent_connections, Some(100));
-    assert_eq!(builder.get_options().limits.keep_alive_timeout, Duration::from_secs(15));
-    assert_eq!(builder.get_options().limits.max_request_header_count, 100, "only KITE__ is read");
+    assert_eq!(builder.get_options().http.limits.max_concurrent_connections, Some(100));
+    assert_eq!(builder.get_options().http.limits.keep_alive_timeout, Duration::from_secs(15));
+    assert_eq!(builder.get_options().http.limits.max_request_header_count, 100, "only KITE__ is read");
     let server = builder.handle_signals(false).bind().await.unwrap();
     assert_eq!(server.endpoints().len(), 2, "an endpoint can come from the environment alone");
 }

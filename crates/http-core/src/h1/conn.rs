@@ -77,7 +77,7 @@ where
             write_pos: 0,
             limits: options.limits.clone(),
             server_header: options.add_server_header,
-            drain_timeout: options.drain_timeout,
+            drain_timeout: options.request_drain_timeout,
             info,
             close: close.watch(),
             timer,

@@ -33,11 +33,11 @@ impl ServerBuilder {
         let kestrel = config.kestrel();
         self.apply_limits(&kestrel.get("Limits"))?;
         if let Some(add) = kestrel.get("AddServerHeader").bool()? {
-            self.options.add_server_header = add;
+            self.options.http.add_server_header = add;
         }
         let defaults = kestrel.get("EndpointDefaults");
         if let Some(protocols) = protocols(&defaults.get("Protocols"))? {
-            self.options.protocols = protocols;
+            self.options.http.protocols = protocols;
         }
         let endpoints = kestrel.get("Endpoints");
         for (name, endpoint) in endpoints.entries() {
@@ -48,7 +48,7 @@ impl ServerBuilder {
     }
 
     fn apply_limits(&mut self, limits: &Node<'_>) -> Result<(), ConfigError> {
-        let target = &mut self.options.limits;
+        let target = &mut self.options.http.limits;
         set(&mut target.max_request_line_size, limits.get("MaxRequestLineSize").number()?);
         set(&mut target.max_request_headers_total_size, limits.get("MaxRequestHeadersTotalSize").number()?);
         set(&mut target.max_request_header_count, limits.get("MaxRequestHeaderCount").number()?);
@@ -65,7 +65,7 @@ impl ServerBuilder {
         set(&mut target.min_request_body_data_rate, data_rate(&limits.get("MinRequestBodyDataRate"))?);
         set(&mut target.min_response_data_rate, data_rate(&limits.get("MinResponseDataRate"))?);
         let http2 = limits.get("Http2");
-        let target = &mut self.options.http2;
+        let target = &mut self.options.http.http2;
         set(&mut target.max_streams_per_connection, http2.get("MaxStreamsPerConnection").number()?);
         set(&mut target.header_table_size, http2.get("HeaderTableSize").number()?);
         set(&mut target.max_frame_size, http2.get("MaxFrameSize").number()?);
@@ -75,10 +75,10 @@ impl ServerBuilder {
         set(&mut target.keep_alive_ping_delay, duration(&http2.get("KeepAlivePingDelay"))?.map(Some));
         set(&mut target.keep_alive_ping_timeout, duration(&http2.get("KeepAlivePingTimeout"))?);
         // Out-of-range values are named with their key.
-        if let Err(message) = self.options.limits.validate() {
+        if let Err(message) = self.options.http.limits.validate() {
             return Err(limits.error(message, "fix the value in the configuration"));
         }
-        if let Err(message) = self.options.http2.validate() {
+        if let Err(message) = self.options.http.http2.validate() {
             return Err(http2.error(message, "fix the value in the configuration"));
         }
         Ok(())
