@@ -3,16 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kite_connection_middleware::tls::{TlsError, TlsMiddleware, TlsOptions};
+use kite_connection_middleware::tls::{TlsError, TlsOptions};
 use kite_connection_middleware::ConnectionMiddleware;
-use kite_http_core::Protocols;
 use kite_transport_core::{InheritedFd, Transport};
 
-use crate::address::{self, endpoint_url};
-use crate::config::ConfigError;
+use crate::endpoint;
 use crate::listen::{Configure, ConfigureHttps, ListenOptions};
 use crate::reload::ReloadSource;
-use crate::server::BoundListener;
 use crate::{ListenAddress, ListenUrl, Server, ServerError, ServerOptions};
 
 /// The endpoint used when none is configured.
@@ -42,6 +39,13 @@ pub struct ServerBuilder {
     /// The configuration file, watched for changes when `reload_on_change`.
     pub(crate) config_file: Option<std::path::PathBuf>,
     reload_on_change: bool,
+}
+
+impl Server {
+    /// A builder with default options and no endpoints.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
+    }
 }
 
 impl ServerBuilder {
@@ -255,7 +259,7 @@ impl ServerBuilder {
 
     /// Sets the limits. Default: [`Limits::default`](kite_http_core::Limits).
     pub fn limits(mut self, limits: kite_http_core::Limits) -> Self {
-        self.options.limits = limits;
+        self.options.http.limits = limits;
         self
     }
 
@@ -305,8 +309,8 @@ impl ServerBuilder {
     /// is taken or unavailable; [`ServerError::NoTransport`] without a
     /// transport.
     pub async fn bind(self) -> Result<Server, ServerError> {
-        self.options.http2.validate().map_err(ServerError::InvalidOptions)?;
-        self.options.limits.validate().map_err(ServerError::InvalidOptions)?;
+        self.options.http.http2.validate().map_err(ServerError::InvalidOptions)?;
+        self.options.http.limits.validate().map_err(ServerError::InvalidOptions)?;
         let transport = match self.transport.clone() {
             Some(transport) => transport,
             None => default_transport()?,
@@ -316,12 +320,17 @@ impl ServerBuilder {
 
         let mut listeners = Vec::new();
         for endpoint in &endpoints {
-            listeners.extend(bind_endpoint(transport.as_ref(), endpoint, self.options.protocols).await?);
+            listeners.extend(endpoint::bind(transport.as_ref(), endpoint, self.options.http.protocols).await?);
         }
         // With a configuration file, its endpoints follow its changes.
         let reload = self.config_file.clone().filter(|_| self.reload_on_change).map(|file| {
             let template = self.template();
-            ReloadSource::new(file, Arc::clone(&transport), template)
+            ReloadSource {
+                file,
+                transport: Arc::clone(&transport),
+                read_endpoints: Box::new(move |config| Ok(template.template().configuration(config)?.config_endpoints)),
+                default_protocols: self.options.http.protocols,
+            }
         });
         Ok(Server::new(
             listeners,
@@ -364,76 +373,6 @@ impl ServerBuilder {
         }
         Ok(endpoints)
     }
-}
-
-/// Binds one endpoint: its TLS middleware (ALPN narrowed to what it
-/// speaks), then its listeners (two for `localhost`).
-pub(crate) async fn bind_endpoint(
-    transport: &dyn Transport,
-    endpoint: &ListenOptions,
-    default_protocols: Protocols,
-) -> Result<Vec<BoundListener>, ServerError> {
-    let protocols = endpoint.protocols.unwrap_or(default_protocols);
-    // ALPN offers what the endpoint speaks.
-    let tls = endpoint.tls.clone().map(|options| match protocols {
-        Protocols::Http1 => options.alpn_protocols(["http/1.1"]),
-        Protocols::Http2 => options.alpn_protocols(["h2"]),
-        Protocols::Http1AndHttp2 => options,
-    });
-    let tls = match tls {
-        Some(options) => Some(
-            TlsMiddleware::new(options)
-                .map_err(|source| ServerError::Tls { endpoint: endpoint_label(endpoint), source })?,
-        ),
-        None => None,
-    };
-    let bound = address::bind(transport, endpoint.address(), tls.is_some()).await;
-    // A configuration endpoint's failure names the file and the key.
-    let bound = bound.map_err(|error| match (&endpoint.origin, error) {
-        (Some(origin), ServerError::Bind { address, source }) => ServerError::Config(ConfigError {
-            message: format!("Failed to bind to address {address}: {source}"),
-            fix: "choose a free port, or stop what is using it".into(),
-            ..origin.clone()
-        }),
-        (_, error) => error,
-    })?;
-    let mut listeners = Vec::new();
-    for listener in bound {
-        if let (Some(mode), Some(path)) = (endpoint.unix_permissions, listener.local_endpoint().as_unix()) {
-            set_permissions(path, mode)?;
-        }
-        tracing::debug!(address = %endpoint_url(listener.local_endpoint(), tls.is_some()), "endpoint bound");
-        listeners.push(BoundListener {
-            listener,
-            tls: tls.clone(),
-            protocols,
-            steps: endpoint.steps.clone(),
-            name: endpoint.name.clone(),
-            definition: endpoint.definition.clone(),
-        });
-    }
-    Ok(listeners)
-}
-
-/// How an endpoint is named in errors: its configuration name and URL.
-fn endpoint_label(endpoint: &ListenOptions) -> String {
-    let url = format!("https{}", endpoint.address().to_string().trim_start_matches("http"));
-    match endpoint.name() {
-        Some(name) => format!("endpoint {name} ({url})"),
-        None => url,
-    }
-}
-
-#[cfg(unix)]
-fn set_permissions(path: &std::path::Path, mode: u32) -> Result<(), ServerError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|source| ServerError::Bind { address: format!("http://unix:{}", path.display()), source })
-}
-
-#[cfg(not(unix))]
-fn set_permissions(_: &std::path::Path, _: u32) -> Result<(), ServerError> {
-    Ok(())
 }
 
 /// HTTP and HTTPS cannot share a port.

@@ -43,6 +43,7 @@ mod address;
 mod builder;
 pub mod config;
 pub mod dev_certs;
+mod endpoint;
 mod error;
 mod handler;
 mod host_filter;

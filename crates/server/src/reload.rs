@@ -4,47 +4,34 @@
 //! and unchanged ones keep serving their connections.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use kite_http_core::Protocols;
 use kite_transport_core::Transport;
 
-use crate::builder::bind_endpoint;
 use crate::config::Config;
-use crate::server::{BoundListener, Launcher};
-use crate::tracker::Tracker;
-use crate::{ServerBuilder, ShutdownHandle};
+use crate::endpoint::{self, Launcher, Running, RunningSet};
+use crate::listen::ListenOptions;
+use crate::{ServerError, ShutdownHandle};
 
 /// How often the file is looked at.
 const POLL: Duration = Duration::from_secs(1);
 /// How long a stopped endpoint's connections get to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// Reads a configuration's endpoints the way the builder did at startup
+/// (its endpoint and HTTPS defaults applied).
+pub(crate) type ReadEndpoints = Box<dyn Fn(&Config) -> Result<Vec<ListenOptions>, ServerError> + Send + Sync>;
+
 /// Where the configuration comes from, and what rebuilds its endpoints.
 pub(crate) struct ReloadSource {
-    file: PathBuf,
-    transport: Arc<dyn Transport>,
-    template: ServerBuilder,
+    pub file: PathBuf,
+    pub transport: Arc<dyn Transport>,
+    pub read_endpoints: ReadEndpoints,
+    /// The protocols of an endpoint that names none.
+    pub default_protocols: Protocols,
 }
-
-impl ReloadSource {
-    pub fn new(file: PathBuf, transport: Arc<dyn Transport>, template: ServerBuilder) -> Self {
-        Self { file, transport, template }
-    }
-}
-
-/// One endpoint being served: its accept loop and its connections.
-pub(crate) struct Running {
-    pub name: Option<String>,
-    pub definition: Option<String>,
-    pub url: String,
-    pub stop: ShutdownHandle,
-    pub task: tokio::task::JoinHandle<()>,
-    pub tracker: Arc<Tracker>,
-}
-
-/// Every running endpoint.
-pub(crate) type RunningSet = Arc<Mutex<Vec<Running>>>;
 
 /// The file's identity for change detection: modification time and size.
 fn stamp(file: &PathBuf) -> Option<(SystemTime, u64)> {
@@ -72,10 +59,8 @@ pub(crate) async fn watch(source: ReloadSource, running: RunningSet, launcher: L
 
 async fn reload(source: &ReloadSource, running: &RunningSet, launcher: &Launcher) {
     let file = source.file.display().to_string();
-    let endpoints = Config::load(Some(&source.file))
-        .map_err(crate::ServerError::from)
-        .and_then(|config| source.template.template().configuration(&config))
-        .map(|builder| builder.config_endpoints);
+    let endpoints =
+        Config::load(Some(&source.file)).map_err(ServerError::from).and_then(|config| (source.read_endpoints)(&config));
     let endpoints = match endpoints {
         Ok(endpoints) => endpoints,
         Err(error) => {
@@ -104,8 +89,7 @@ async fn reload(source: &ReloadSource, running: &RunningSet, launcher: &Launcher
         endpoint.stop.shutdown();
     }
     for endpoint in stopped {
-        let _ = endpoint.task.await;
-        let tracker = endpoint.tracker;
+        let tracker = endpoint.stop_accepting().await;
         tracker.request_close_all();
         tokio::spawn(async move {
             if tokio::time::timeout(DRAIN, tracker.wait_empty()).await.is_err() {
@@ -114,12 +98,11 @@ async fn reload(source: &ReloadSource, running: &RunningSet, launcher: &Launcher
         });
     }
     // Bind what is new or changed.
-    let default_protocols = source.template.get_options().protocols;
     let mut started = 0;
     for endpoint in endpoints.iter().filter(|e| e.name.as_ref().is_none_or(|name| !kept.contains(name))) {
-        match bind_endpoint(source.transport.as_ref(), endpoint, default_protocols).await {
+        match endpoint::bind(source.transport.as_ref(), endpoint, source.default_protocols).await {
             Ok(bound) => {
-                let launched: Vec<Running> = bound.into_iter().map(|b: BoundListener| launcher.launch(b)).collect();
+                let launched: Vec<Running> = bound.into_iter().map(|b| launcher.launch(b)).collect();
                 for endpoint in &launched {
                     tracing::info!(
                         name = endpoint.name.as_deref(),

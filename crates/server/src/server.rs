@@ -4,33 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body::Body;
-use kite_connection_middleware::tls::TlsMiddleware;
-use kite_connection_middleware::{ConnectionBuilder, ConnectionMiddleware, ConnectionPipeline};
+use kite_connection_middleware::ConnectionMiddleware;
 use kite_http_core::{HttpService, Protocols};
-use kite_transport_core::{ConnectionExecutor, Endpoint, Listener};
+use kite_transport_core::Endpoint;
 
-use crate::address::endpoint_url;
-use crate::handler::HttpHandler;
-use crate::host_filter::{AllowedHosts, HostFilter};
-use crate::listen::Step;
-use crate::metrics::{ConnectionMetrics, HandshakeCompleted, HandshakeStarted};
-use crate::reload::{ReloadSource, Running, RunningSet};
+use crate::endpoint::{BoundListener, Launcher, PipelineParts, RunningSet};
+use crate::host_filter::AllowedHosts;
+use crate::reload::ReloadSource;
 use crate::tracker::Tracker;
-use crate::{ServerBuilder, ServerError, ServerOptions, ShutdownHandle};
-
-/// A bound listener with its endpoint's settings.
-pub(crate) struct BoundListener {
-    pub listener: Box<dyn Listener>,
-    /// The TLS middleware of an HTTPS endpoint.
-    pub tls: Option<TlsMiddleware>,
-    pub protocols: Protocols,
-    /// The endpoint's own chain, TLS among it.
-    pub steps: Vec<Step>,
-    /// The endpoint's name in the configuration.
-    pub name: Option<String>,
-    /// What the configuration said of it, to tell a change on reload.
-    pub definition: Option<String>,
-}
+use crate::{ServerError, ServerOptions, ShutdownHandle};
 
 /// A bound endpoint, as [`Server::endpoints`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,11 +62,6 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// A builder with default options and no endpoints.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::new()
-    }
-
     pub(crate) fn new(
         listeners: Vec<BoundListener>,
         transport_name: &'static str,
@@ -110,7 +87,7 @@ impl Server {
     /// The bound addresses as URLs, with real ports: `http://127.0.0.1:54321`,
     /// `https://[::1]:54321`, `http://unix:/run/kite.sock`.
     pub fn addresses(&self) -> Vec<String> {
-        self.listeners.iter().map(|l| endpoint_url(l.listener.local_endpoint(), l.tls.is_some())).collect()
+        self.listeners.iter().map(BoundListener::url).collect()
     }
 
     /// Every bound endpoint: its configuration name (if it came from the
@@ -118,11 +95,7 @@ impl Server {
     pub fn endpoints(&self) -> Vec<BoundEndpoint> {
         self.listeners
             .iter()
-            .map(|l| BoundEndpoint {
-                name: l.name.clone(),
-                url: endpoint_url(l.listener.local_endpoint(), l.tls.is_some()),
-                protocols: l.protocols,
-            })
+            .map(|l| BoundEndpoint { name: l.name.clone(), url: l.url(), protocols: l.protocols })
             .collect()
     }
 
@@ -158,45 +131,14 @@ impl Server {
         S::Body: Send + 'static,
         <S::Body as Body>::Data: Send,
     {
-        let http_options = self.options.http_options();
-        let upgrades = http_options.clone();
-        // The application, behind the host filter when AllowedHosts is set.
-        type Finish = Box<dyn Fn(ConnectionBuilder, Protocols) -> ConnectionPipeline + Send + Sync>;
-        let finish: Finish = match self.allowed_hosts.clone() {
-            Some(allowed) => {
-                let handler = HttpHandler::new(HostFilter { inner: service, allowed: Some(allowed) }, http_options);
-                Box::new(move |builder, protocols| builder.run(handler.with_protocols(protocols)))
-            }
-            None => {
-                let handler = HttpHandler::new(service, http_options);
-                Box::new(move |builder, protocols| builder.run(handler.with_protocols(protocols)))
-            }
+        let upgrades = self.options.http.clone();
+        let parts = PipelineParts {
+            middleware: self.middleware,
+            after_tls: self.after_tls,
+            allowed_hosts: self.allowed_hosts,
+            max_connections: self.options.http.limits.max_concurrent_connections,
         };
-        // One pipeline per endpoint: the server's middleware, the
-        // endpoint's chain (TLS where it was placed), the server's
-        // after-TLS middleware, then HTTP.
-        let (middleware, after_tls) = (self.middleware.clone(), self.after_tls.clone());
-        let pipeline_for = move |bound: &BoundListener| {
-            let mut builder = ConnectionBuilder::new();
-            for middleware in &middleware {
-                builder = builder.use_arc(Arc::clone(middleware));
-            }
-            for step in &bound.steps {
-                builder = match (step, &bound.tls) {
-                    (Step::Middleware(middleware), _) => builder.use_arc(Arc::clone(middleware)),
-                    (Step::Tls, Some(tls)) => builder.use_(HandshakeStarted).use_(tls.clone()).use_(HandshakeCompleted),
-                    (Step::Tls, None) => builder,
-                };
-            }
-            for middleware in &after_tls {
-                builder = builder.use_arc(Arc::clone(middleware));
-            }
-            finish(builder, bound.protocols)
-        };
-        let launcher = Launcher {
-            pipelines: Arc::new(pipeline_for),
-            limit: ConnectionLimit::new(self.options.limits.max_concurrent_connections),
-        };
+        let launcher = Launcher::new(service, self.options.http.clone(), parts);
 
         if self.options.handle_signals {
             let handle = self.shutdown.clone();
@@ -237,8 +179,7 @@ impl Server {
         let mut trackers = Vec::new();
         for endpoint in endpoints {
             // Each loop drops its listener when it sees the stop.
-            let _ = endpoint.task.await;
-            trackers.push(endpoint.tracker);
+            trackers.push(endpoint.stop_accepting().await);
         }
 
         for tracker in &trackers {
@@ -260,141 +201,8 @@ impl Server {
     }
 }
 
-async fn accept_loop(
-    mut listener: Box<dyn Listener>,
-    pipeline: ConnectionPipeline,
-    tracker: Arc<Tracker>,
-    limit: ConnectionLimit,
-    shutdown: ShutdownHandle,
-) {
-    let mut backoff = Duration::from_millis(5);
-    // The endpoint's metric tags, made once.
-    let endpoint_labels = crate::metrics::endpoint_labels(listener.local_endpoint());
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.wait() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let connection = match accepted {
-            Ok(connection) => {
-                backoff = Duration::from_millis(5);
-                connection
-            }
-            Err(e) if is_transient(&e) => {
-                tracing::debug!(error = %e, "accept failed for one connection");
-                continue;
-            }
-            Err(e) => {
-                // A full file table and the like: back off instead of spinning.
-                tracing::error!(error = %e, ?backoff, endpoint = %listener.local_endpoint(), "accept failed; backing off");
-                tokio::select! {
-                    _ = shutdown.wait() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let id = connection.context().id();
-        let labels = endpoint_labels.clone();
-        let mut metrics = ConnectionMetrics::accepted(labels.clone());
-        let Some(permit) = limit.try_acquire() else {
-            // Kestrel's ConnectionLimitMiddleware: close at once, warn, count.
-            tracing::warn!(
-                connection_id = %id,
-                limit = limit.max,
-                "Connection processing ended abnormally: MaxConcurrentConnections reached; the connection is closed"
-            );
-            crate::metrics::rejected_connection(labels);
-            drop(connection);
-            continue;
-        };
-        let close = connection.context().close_signal().clone();
-        let span = tracing::debug_span!("connection", connection_id = %id, remote = %connection.context().remote());
-        let pipeline = pipeline.clone();
-        // A transport with threads of its own (mio) runs the task there.
-        let executor = connection.context().features().get::<ConnectionExecutor>().cloned();
-        tracker.spawn(
-            id,
-            close,
-            executor,
-            tracing::Instrument::instrument(
-                async move {
-                    let _permit = permit;
-                    metrics.started();
-                    tracing::debug!("connection started");
-                    match pipeline.handle(connection).await {
-                        Ok(()) => tracing::debug!("connection closed"),
-                        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
-                    }
-                },
-                span,
-            ),
-        );
-    }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
-}
-
 async fn wait_all_empty(trackers: &[Arc<Tracker>]) {
     for tracker in trackers {
         tracker.wait_empty().await;
-    }
-}
-
-/// Starts an endpoint's accept loop with its pipeline; the reload watcher
-/// uses it for endpoints bound later.
-#[derive(Clone)]
-pub(crate) struct Launcher {
-    pipelines: Arc<dyn Fn(&BoundListener) -> ConnectionPipeline + Send + Sync>,
-    limit: ConnectionLimit,
-}
-
-impl Launcher {
-    pub fn launch(&self, bound: BoundListener) -> Running {
-        let pipeline = (self.pipelines)(&bound);
-        let tracker = Arc::new(Tracker::default());
-        let stop = ShutdownHandle::new();
-        let url = endpoint_url(bound.listener.local_endpoint(), bound.tls.is_some());
-        let task =
-            tokio::spawn(accept_loop(bound.listener, pipeline, Arc::clone(&tracker), self.limit.clone(), stop.clone()));
-        Running { name: bound.name, definition: bound.definition, url, stop, task, tracker }
-    }
-}
-
-/// MaxConcurrentConnections across a server's endpoints. A connection
-/// holds its permit for as long as its task runs; an upgraded connection's
-/// task ends at the upgrade, so it leaves this count.
-#[derive(Clone, Debug)]
-struct ConnectionLimit {
-    active: Arc<std::sync::atomic::AtomicU64>,
-    max: Option<u64>,
-}
-
-impl ConnectionLimit {
-    fn new(max: Option<u64>) -> Self {
-        Self { active: Arc::default(), max }
-    }
-
-    fn try_acquire(&self) -> Option<ConnectionPermit> {
-        use std::sync::atomic::Ordering;
-        let max = self.max.unwrap_or(u64::MAX);
-        self.active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
-        Some(ConnectionPermit { active: Arc::clone(&self.active) })
-    }
-}
-
-/// One connection's place in the count.
-struct ConnectionPermit {
-    active: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        self.active.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
