@@ -49,10 +49,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub use kite_server::{
-    dev_certs, service_fn, BodyError, Certificate, ClientCertificateMode, ConnectionInfo, Http2Limits, HttpService,
-    Limits, ListenAddress, ListenUrl, MaxRequestBodySize, MinDataRate, MinDataRates, Protocols, RequestBody, Server,
-    ServerBuilder, ServerError, ServerOptions, ServiceFn, ShutdownHandle, StreamReset, TlsFilter, TlsHandshake,
-    TlsOptions, TlsVersion, DEFAULT_URL,
+    dev_certs, service_fn, BodyError, Certificate, ClientCertificateMode, ConnectionInfo, Http2Limits, Http3Limits,
+    HttpService, Limits, ListenAddress, ListenUrl, MaxRequestBodySize, MinDataRate, MinDataRates, Protocols,
+    RequestBody, Server, ServerBuilder, ServerError, ServerOptions, ServiceFn, ShutdownHandle, StreamReset, TlsFilter,
+    TlsHandshake, TlsOptions, TlsVersion, DEFAULT_URL,
 };
 
 pub use kite_server::{upgrade, OnUpgrade, UpgradeError, Upgraded};
@@ -86,6 +86,12 @@ pub mod sockets {
 #[cfg(feature = "mio")]
 pub mod mio {
     pub use kite_transport_mio::*;
+}
+
+/// The QUIC transport for HTTP/3, on quinn.
+#[cfg(feature = "http3")]
+pub mod quic {
+    pub use kite_transport_quic::*;
 }
 
 /// Kite without sockets: an in-memory transport and a `TestServer`.

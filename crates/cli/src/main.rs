@@ -45,6 +45,14 @@ struct Cli {
     #[arg(long, env = "KITE_TRANSPORT", default_value = "sockets")]
     transport: String,
 
+    /// The HTTP versions every endpoint speaks, by Kestrel's names:
+    /// Http1, Http2, Http1AndHttp2, Http3, Http1AndHttp2AndHttp3. HTTP/3
+    /// runs over QUIC on the same port as an https endpoint's TCP; http
+    /// endpoints serve HTTP/1.1 and HTTP/2 whatever this says. Default:
+    /// Http1AndHttp2, or the configuration's EndpointDefaults.
+    #[arg(long, env = "KITE_PROTOCOLS")]
+    protocols: Option<String>,
+
     /// The PEM certificate chain for https URLs (default: the development
     /// certificate).
     #[arg(long, env = "KITE_CERTIFICATE", requires = "certificate_key")]
@@ -203,6 +211,11 @@ async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>) -> ExitCode {
 /// Applies the command line to a builder: transport, URLs and certificates.
 fn configure(builder: ServerBuilder, cli: &Cli, configured: bool) -> Result<ServerBuilder, String> {
     let mut builder = transport(builder, &cli.transport)?;
+    if let Some(protocols) = &cli.protocols {
+        let mut options = builder.get_options().clone();
+        options.http.protocols = protocols.parse().map_err(|e| format!("--protocols: {e}"))?;
+        builder = builder.options(options);
+    }
     let development = cli.environment.eq_ignore_ascii_case("Development");
     let tls = match (&cli.certificate, &cli.certificate_key) {
         (Some(cert), Some(key)) => {

@@ -30,6 +30,10 @@ pub enum Error {
     /// The HTTP/2 connection failed (a protocol error, a bad preface).
     #[error("HTTP/2 connection failed: {0}")]
     Http2(BoxError),
+    /// The HTTP/3 connection failed (a protocol error, a lost QUIC
+    /// connection).
+    #[error("HTTP/3 connection failed: {0}")]
+    Http3(BoxError),
     /// The service failed to become ready.
     #[error("service failed: {0}")]
     Service(BoxError),

@@ -76,6 +76,8 @@ mod date;
 mod error;
 mod h1;
 mod h2;
+#[cfg(feature = "http3")]
+mod h3;
 mod heartbeat;
 mod info;
 mod options;
@@ -93,7 +95,7 @@ pub use error::{BoxError, Error};
 pub use h2::reset::StreamReset;
 pub use heartbeat::{MinDataRates, RateChangeRefused};
 pub use info::ConnectionInfo;
-pub use options::{Http2Limits, HttpOptions, Limits, MinDataRate, Protocols};
+pub use options::{Http2Limits, Http3Limits, HttpOptions, Limits, MinDataRate, Protocols};
 pub use rejection::RequestRejection;
 pub use service::HttpService;
 pub use upgrade::{OnUpgrade, UpgradeError, Upgraded};
@@ -130,4 +132,26 @@ pub async fn serve_connection<S: HttpService>(
     options: &HttpOptions,
 ) -> Result<(), Error> {
     protocol::serve(connection, service, options).await
+}
+
+/// Serves HTTP/3 on a multiplexed (QUIC) `connection` with `service` until
+/// the connection ends: the same application contract as
+/// [`serve_connection`], with requests of version `HTTP/3`.
+///
+/// The connection's close signal starts a graceful close: GOAWAY, the
+/// requests already accepted finish, then the connection closes. The
+/// keep-alive timeout does the same on an idle connection.
+///
+/// # Errors
+///
+/// [`Error::Http3`] when the connection fails other than by a clean close
+/// (`H3_NO_ERROR`); [`Error::Service`] when the service fails to become
+/// ready.
+#[cfg(feature = "http3")]
+pub async fn serve_multiplexed<S: HttpService>(
+    connection: kite_transport_core::MultiplexedConnection,
+    service: S,
+    options: &HttpOptions,
+) -> Result<(), Error> {
+    h3::serve(connection, service, options).await
 }

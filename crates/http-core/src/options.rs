@@ -166,17 +166,52 @@ pub enum Protocols {
     /// Both.
     #[default]
     Http1AndHttp2,
+    /// HTTP/3 only, over QUIC: the endpoint binds no TCP listener. Needs
+    /// TLS.
+    Http3,
+    /// HTTP/1.1 and HTTP/2 over TCP, and HTTP/3 over QUIC on the same port
+    /// (Kestrel's `Http1AndHttp2AndHttp3`). Needs TLS.
+    Http1AndHttp2AndHttp3,
 }
 
 impl Protocols {
     /// Whether HTTP/2 is allowed.
     pub fn http2(self) -> bool {
-        self != Protocols::Http1
+        matches!(self, Protocols::Http2 | Protocols::Http1AndHttp2 | Protocols::Http1AndHttp2AndHttp3)
     }
 
     /// Whether HTTP/1.x is allowed.
     pub fn http1(self) -> bool {
-        self != Protocols::Http2
+        matches!(self, Protocols::Http1 | Protocols::Http1AndHttp2 | Protocols::Http1AndHttp2AndHttp3)
+    }
+
+    /// Whether HTTP/3 is allowed.
+    pub fn http3(self) -> bool {
+        matches!(self, Protocols::Http3 | Protocols::Http1AndHttp2AndHttp3)
+    }
+
+    /// Whether the endpoint listens on TCP (HTTP/1.x or HTTP/2).
+    pub fn tcp(self) -> bool {
+        self.http1() || self.http2()
+    }
+}
+
+impl std::str::FromStr for Protocols {
+    type Err = String;
+
+    /// Kestrel's names, any case: `Http1`, `Http2`, `Http1AndHttp2`,
+    /// `Http3`, `Http1AndHttp2AndHttp3`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "http1" => Ok(Protocols::Http1),
+            "http2" => Ok(Protocols::Http2),
+            "http1andhttp2" => Ok(Protocols::Http1AndHttp2),
+            "http3" => Ok(Protocols::Http3),
+            "http1andhttp2andhttp3" => Ok(Protocols::Http1AndHttp2AndHttp3),
+            _ => Err(format!(
+                "\"{text}\" is not a protocol: use Http1, Http2, Http1AndHttp2, Http3 or Http1AndHttp2AndHttp3"
+            )),
+        }
     }
 }
 
@@ -266,6 +301,45 @@ impl Http2Limits {
     }
 }
 
+/// Kestrel's HTTP/3 limits (`Http3Limits`). The QUIC stream limits (100
+/// bidirectional, 10 unidirectional) are the QUIC transport's options.
+///
+/// ```
+/// use kite_http_core::Http3Limits;
+///
+/// let limits = Http3Limits::default();
+/// assert_eq!(limits.max_request_header_field_size, 16_384);
+/// assert!(limits.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Http3Limits {
+    /// The largest request header field section (QPACK-decoded names and
+    /// values) the server accepts; it is sent to the client as
+    /// `SETTINGS_MAX_FIELD_SECTION_SIZE`. Default: 16,384.
+    pub max_request_header_field_size: u32,
+}
+
+impl Default for Http3Limits {
+    fn default() -> Self {
+        Self { max_request_header_field_size: 16_384 }
+    }
+}
+
+impl Http3Limits {
+    /// Checks the values: the field size must be positive.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the setting and its allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_request_header_field_size == 0 {
+            return Err("Http3.MaxRequestHeaderFieldSize is 0; it must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// Options for [`serve_connection`](crate::serve_connection): the one
 /// home of the HTTP settings. A server's options hold one of these
 /// (`kite_server::ServerOptions::http`) rather than copies of its fields.
@@ -287,6 +361,8 @@ pub struct HttpOptions {
     pub limits: Limits,
     /// HTTP/2 limits. Default: [`Http2Limits::default`].
     pub http2: Http2Limits,
+    /// HTTP/3 limits. Default: [`Http3Limits::default`].
+    pub http3: Http3Limits,
     /// The HTTP versions spoken. Default: [`Protocols::Http1AndHttp2`].
     pub protocols: Protocols,
     /// Whether responses carry `Server: kite`. Default: `true`.
@@ -307,6 +383,7 @@ impl Default for HttpOptions {
         Self {
             limits: Limits::default(),
             http2: Http2Limits::default(),
+            http3: Http3Limits::default(),
             protocols: Protocols::default(),
             add_server_header: true,
             request_drain_timeout: Duration::from_secs(5),

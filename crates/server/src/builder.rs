@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kite_connection_middleware::tls::{TlsError, TlsOptions};
 use kite_connection_middleware::ConnectionMiddleware;
-use kite_transport_core::{InheritedFd, Transport};
+use kite_transport_core::{InheritedFd, MultiplexedTransport, Transport};
 
 use crate::endpoint;
 use crate::listen::{Configure, ConfigureHttps, ListenOptions};
@@ -33,6 +33,7 @@ pub struct ServerBuilder {
     endpoint_defaults: Option<Configure>,
     https_defaults: Option<ConfigureHttps>,
     transport: Option<Arc<dyn Transport>>,
+    multiplexed: Option<Arc<dyn MultiplexedTransport>>,
     middleware: Vec<Arc<dyn ConnectionMiddleware>>,
     after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
     pub(crate) allowed_hosts: Option<Vec<String>>,
@@ -58,6 +59,7 @@ impl ServerBuilder {
             endpoint_defaults: None,
             https_defaults: None,
             transport: None,
+            multiplexed: None,
             middleware: Vec::new(),
             after_tls: Vec::new(),
             allowed_hosts: None,
@@ -275,6 +277,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Uses `transport` for the HTTP/3 (QUIC) listeners of endpoints that
+    /// speak HTTP/3. Default: `kite_transport_quic::QuicTransport` with its
+    /// default options (100 bidirectional and 10 unidirectional streams)
+    /// when the `http3` feature is on; none otherwise.
+    pub fn multiplexed_transport(mut self, transport: impl MultiplexedTransport) -> Self {
+        self.multiplexed = Some(Arc::new(transport));
+        self
+    }
+
     /// Uses `transport` for every endpoint. Default: the sockets transport
     /// when the `sockets` feature is on.
     pub fn transport(mut self, transport: impl Transport) -> Self {
@@ -315,19 +326,23 @@ impl ServerBuilder {
             Some(transport) => transport,
             None => default_transport()?,
         };
+        let transports = endpoint::Transports {
+            stream: Arc::clone(&transport),
+            multiplexed: self.multiplexed.clone().or_else(default_multiplexed),
+        };
         let endpoints = self.effective_endpoints()?;
         check_shared_ports(&endpoints)?;
 
         let mut listeners = Vec::new();
         for endpoint in &endpoints {
-            listeners.extend(endpoint::bind(transport.as_ref(), endpoint, self.options.http.protocols).await?);
+            listeners.extend(endpoint::bind(&transports, endpoint, self.options.http.protocols).await?);
         }
         // With a configuration file, its endpoints follow its changes.
         let reload = self.config_file.clone().filter(|_| self.reload_on_change).map(|file| {
             let template = self.template();
             ReloadSource {
                 file,
-                transport: Arc::clone(&transport),
+                transports: transports.clone(),
                 read_endpoints: Box::new(move |config| Ok(template.template().configuration(config)?.config_endpoints)),
                 default_protocols: self.options.http.protocols,
             }
@@ -394,6 +409,16 @@ fn check_shared_ports(endpoints: &[ListenOptions]) -> Result<(), ServerError> {
         }
     }
     Ok(())
+}
+
+#[cfg(feature = "http3")]
+fn default_multiplexed() -> Option<Arc<dyn MultiplexedTransport>> {
+    Some(Arc::new(kite_transport_quic::QuicTransport::default()))
+}
+
+#[cfg(not(feature = "http3"))]
+fn default_multiplexed() -> Option<Arc<dyn MultiplexedTransport>> {
+    None
 }
 
 #[cfg(feature = "sockets")]

@@ -27,6 +27,19 @@ impl<S> HttpHandler<S> {
         Self { service: Arc::new(Mutex::new(service)), options: Arc::new(options) }
     }
 
+    /// A clone of the application.
+    pub fn service(&self) -> S
+    where
+        S: Clone,
+    {
+        self.service.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// The options.
+    pub fn options(&self) -> HttpOptions {
+        (*self.options).clone()
+    }
+
     /// The same application and options, for an endpoint speaking
     /// `protocols` (the heartbeat and the upgrade count stay shared).
     pub fn with_protocols(&self, protocols: kite_http_core::Protocols) -> Self {

@@ -40,6 +40,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod address;
+mod alt_svc;
 mod builder;
 pub mod config;
 pub mod dev_certs;
@@ -67,8 +68,8 @@ pub use kite_connection_middleware::tls::{
 };
 pub use kite_http_core::{upgrade, OnUpgrade, UpgradeError, Upgraded};
 pub use kite_http_core::{
-    BodyError, ConnectionInfo, Http2Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize, MinDataRate,
-    MinDataRates, Protocols, RateChangeRefused, RequestBody, StreamReset,
+    BodyError, ConnectionInfo, Http2Limits, Http3Limits, HttpOptions, HttpService, Limits, MaxRequestBodySize,
+    MinDataRate, MinDataRates, Protocols, RateChangeRefused, RequestBody, StreamReset,
 };
 pub use listen::ListenOptions;
 pub use options::ServerOptions;

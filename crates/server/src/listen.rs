@@ -47,6 +47,8 @@ pub struct ListenOptions {
     pub(crate) tls: Option<TlsOptions>,
     pub(crate) steps: Vec<Step>,
     pub(crate) unix_permissions: Option<u32>,
+    /// No `Alt-Svc` header on HTTP/1.1 and HTTP/2 responses.
+    pub(crate) disable_alt_svc: bool,
     /// The configuration's name for the endpoint (`Endpoints:{Name}`).
     pub(crate) name: Option<String>,
     /// Where in the configuration it came from, for bind errors.
@@ -77,6 +79,7 @@ impl ListenOptions {
             tls: None,
             steps: Vec::new(),
             unix_permissions: None,
+            disable_alt_svc: false,
             name: None,
             origin: None,
             definition: None,
@@ -90,8 +93,10 @@ impl ListenOptions {
     }
 
     /// The HTTP versions this endpoint speaks. Default: the server's
-    /// [`ServerOptions::protocols`](crate::ServerOptions::protocols)
-    /// (`Http1AndHttp2`).
+    /// [`HttpOptions::protocols`](kite_http_core::HttpOptions::protocols)
+    /// (`Http1AndHttp2`). HTTP/3 ([`Protocols::Http3`],
+    /// [`Protocols::Http1AndHttp2AndHttp3`]) needs HTTPS and the `http3`
+    /// feature; its UDP socket binds the same port as the TCP one.
     pub fn protocols(mut self, protocols: Protocols) -> Self {
         self.protocols = Some(protocols);
         self
@@ -137,6 +142,14 @@ impl ListenOptions {
     /// umask gives.
     pub fn permissions(mut self, mode: u32) -> Self {
         self.unix_permissions = Some(mode);
+        self
+    }
+
+    /// Leaves out the `Alt-Svc: h3=":PORT"` header that HTTP/1.1 and
+    /// HTTP/2 responses of an endpoint that also speaks HTTP/3 carry
+    /// (Kestrel's `DisableAltSvcHeader`). Default: `false`.
+    pub fn disable_alt_svc_header(mut self, disabled: bool) -> Self {
+        self.disable_alt_svc = disabled;
         self
     }
 

@@ -4,11 +4,9 @@
 //! and unchanged ones keep serving their connections.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kite_http_core::Protocols;
-use kite_transport_core::Transport;
 
 use crate::config::Config;
 use crate::endpoint::{self, Launcher, Running, RunningSet};
@@ -27,7 +25,7 @@ pub(crate) type ReadEndpoints = Box<dyn Fn(&Config) -> Result<Vec<ListenOptions>
 /// Where the configuration comes from, and what rebuilds its endpoints.
 pub(crate) struct ReloadSource {
     pub file: PathBuf,
-    pub transport: Arc<dyn Transport>,
+    pub transports: endpoint::Transports,
     pub read_endpoints: ReadEndpoints,
     /// The protocols of an endpoint that names none.
     pub default_protocols: Protocols,
@@ -100,7 +98,7 @@ async fn reload(source: &ReloadSource, running: &RunningSet, launcher: &Launcher
     // Bind what is new or changed.
     let mut started = 0;
     for endpoint in endpoints.iter().filter(|e| e.name.as_ref().is_none_or(|name| !kept.contains(name))) {
-        match endpoint::bind(source.transport.as_ref(), endpoint, source.default_protocols).await {
+        match endpoint::bind(&source.transports, endpoint, source.default_protocols).await {
             Ok(bound) => {
                 let launched: Vec<Running> = bound.into_iter().map(|b| launcher.launch(b)).collect();
                 for endpoint in &launched {

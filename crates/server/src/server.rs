@@ -87,7 +87,14 @@ impl Server {
     /// The bound addresses as URLs, with real ports: `http://127.0.0.1:54321`,
     /// `https://[::1]:54321`, `http://unix:/run/kite.sock`.
     pub fn addresses(&self) -> Vec<String> {
-        self.listeners.iter().map(BoundListener::url).collect()
+        // An HTTP/3 listener shares its URL with the TCP one beside it.
+        let mut urls: Vec<String> = Vec::new();
+        for url in self.listeners.iter().map(BoundListener::url) {
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+        urls
     }
 
     /// Every bound endpoint: its configuration name (if it came from the

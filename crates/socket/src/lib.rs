@@ -138,6 +138,34 @@ pub fn bind_tcp(addr: SocketAddr, options: &SocketOptions) -> io::Result<std::ne
     Ok(socket.into())
 }
 
+/// Binds a non-blocking UDP socket (for QUIC), with the same address
+/// rules as [`bind_tcp`]: `[::]` is dual-stack, any other IPv6 address is
+/// IPv6 only; `SO_REUSEPORT` when the options ask for it, and the buffer
+/// sizes they set.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::AddrInUse`] when the port is taken; whatever else the
+/// system reports.
+pub fn bind_udp(addr: SocketAddr, options: &SocketOptions) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(!addr.ip().is_unspecified())?;
+    }
+    if options.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if let Some(size) = options.recv_buffer_size {
+        socket.set_recv_buffer_size(size)?;
+    }
+    if let Some(size) = options.send_buffer_size {
+        socket.set_send_buffer_size(size)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// What [`bind_unix`] found at the path before binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnixPathState {

@@ -35,6 +35,7 @@ mod endpoint;
 mod executor;
 mod features;
 mod lifetime;
+pub mod multiplexed;
 pub mod tls;
 mod transport;
 
@@ -44,6 +45,7 @@ pub use endpoint::{Endpoint, InheritedFd};
 pub use executor::{AbortTask, BoxTask, ConnectionExecutor, TaskSpawner};
 pub use features::Features;
 pub use lifetime::{CloseSignal, CloseWatch};
+pub use multiplexed::{MultiplexedConnection, MultiplexedListener, MultiplexedTransport};
 
 /// tokio, for [`delegate_async_write!`]'s expansion in other crates.
 #[doc(hidden)]

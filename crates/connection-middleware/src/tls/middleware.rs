@@ -30,14 +30,14 @@ use crate::{ConnectionError, ConnectionMiddleware, Next};
 /// [`failed_handshakes`](Self::failed_handshakes).
 #[derive(Clone)]
 pub struct TlsMiddleware {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    options: TlsOptions,
-    provider: Arc<CryptoProvider>,
-    versions: Vec<&'static SupportedProtocolVersion>,
-    verifier: Option<Arc<dyn ClientCertVerifier>>,
+pub(super) struct Inner {
+    pub(super) options: TlsOptions,
+    pub(super) provider: Arc<CryptoProvider>,
+    pub(super) versions: Vec<&'static SupportedProtocolVersion>,
+    pub(super) verifier: Option<Arc<dyn ClientCertVerifier>>,
     /// One server config per certificate in use, keyed by its address.
     configs: Mutex<HashMap<usize, Arc<ServerConfig>>>,
     handshakes: AtomicU64,
@@ -113,7 +113,7 @@ impl TlsMiddleware {
         self.inner.failed.load(Ordering::Relaxed)
     }
 
-    fn choose(&self, context: &ConnectionContext, sni: Option<&str>) -> Option<Certificate> {
+    pub(super) fn choose(&self, context: &ConnectionContext, sni: Option<&str>) -> Option<Certificate> {
         let options = &self.inner.options;
         if let Some(selector) = &options.selector {
             if let Some(certificate) = selector(context, sni) {

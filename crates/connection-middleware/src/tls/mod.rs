@@ -10,6 +10,7 @@ mod certificates;
 mod filter;
 mod middleware;
 mod options;
+mod quic;
 mod stream;
 mod verifier;
 

@@ -41,6 +41,8 @@ enum Inner {
     Full(Option<Bytes>),
     Incoming(Arc<Shared>),
     H2(Box<crate::h2::body::H2Body>),
+    #[cfg(feature = "http3")]
+    H3(Box<crate::h3::body::H3Body>),
 }
 
 impl RequestBody {
@@ -55,6 +57,11 @@ impl RequestBody {
 
     pub(crate) fn h2(body: crate::h2::body::H2Body) -> Self {
         Self { inner: Inner::H2(Box::new(body)) }
+    }
+
+    #[cfg(feature = "http3")]
+    pub(crate) fn h3(body: crate::h3::body::H3Body) -> Self {
+        Self { inner: Inner::H3(Box::new(body)) }
     }
 }
 
@@ -71,6 +78,8 @@ impl std::fmt::Debug for RequestBody {
             Inner::Full(_) => "full",
             Inner::Incoming(_) => "incoming",
             Inner::H2(_) => "http2",
+            #[cfg(feature = "http3")]
+            Inner::H3(_) => "http3",
         };
         f.debug_struct("RequestBody").field("kind", &kind).finish()
     }
@@ -109,6 +118,8 @@ impl Body for RequestBody {
             Inner::Empty => return Poll::Ready(None),
             Inner::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::H2(body) => return body.poll_frame(cx),
+            #[cfg(feature = "http3")]
+            Inner::H3(body) => return body.poll_frame(cx),
             Inner::Incoming(shared) => shared,
         };
         let mut state = shared.lock();
@@ -147,6 +158,8 @@ impl Body for RequestBody {
             Inner::Empty => true,
             Inner::Full(bytes) => bytes.is_none(),
             Inner::H2(body) => body.is_end_stream(),
+            #[cfg(feature = "http3")]
+            Inner::H3(body) => body.is_end_stream(),
             Inner::Incoming(shared) => {
                 let state = shared.lock();
                 state.finished && state.chunk.is_none() && state.trailers.is_none() && state.error.is_none()
@@ -159,6 +172,8 @@ impl Body for RequestBody {
             Inner::Empty => SizeHint::with_exact(0),
             Inner::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Inner::H2(body) => body.content_length().map_or_else(SizeHint::default, SizeHint::with_exact),
+            #[cfg(feature = "http3")]
+            Inner::H3(body) => body.content_length().map_or_else(SizeHint::default, SizeHint::with_exact),
             Inner::Incoming(shared) => {
                 let state = shared.lock();
                 match state.content_length {
@@ -172,13 +187,15 @@ impl Body for RequestBody {
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
-        match &self.inner {
+        match &mut self.inner {
             Inner::Incoming(shared) => {
                 let mut state = shared.lock();
                 state.reader_dropped = true;
                 wake(&mut state.conn_waker);
             }
             Inner::H2(body) => body.dropped(),
+            #[cfg(feature = "http3")]
+            Inner::H3(body) => body.dropped(),
             Inner::Empty | Inner::Full(_) => {}
         }
     }

@@ -4,7 +4,7 @@
 pub(crate) mod body;
 mod ping;
 pub(crate) mod reset;
-mod respond;
+pub(crate) mod respond;
 pub(crate) mod tunnel;
 
 use std::future::{poll_fn, Future};

@@ -17,7 +17,7 @@ use crate::body::shared::Shared;
 use crate::{BodyError, BoxError};
 
 /// A response body's frame, with its error made a `BoxError`.
-type Polled<D> = Option<Result<Frame<D>, BoxError>>;
+pub(crate) type Polled<D> = Option<Result<Frame<D>, BoxError>>;
 
 /// Sends the response (or the status a refused body earned), its body and
 /// trailers.
@@ -127,14 +127,14 @@ pub(super) async fn answer<B>(
     }
 }
 
-fn status_parts(status: StatusCode) -> http::response::Parts {
+pub(crate) fn status_parts(status: StatusCode) -> http::response::Parts {
     let (mut parts, ()) = Response::new(()).into_parts();
     parts.status = status;
     parts
 }
 
 /// Polls the body for a frame, turning a panic into an error.
-fn poll_body<B>(body: Pin<&mut B>, cx: &mut std::task::Context<'_>) -> Poll<Polled<B::Data>>
+pub(crate) fn poll_body<B>(body: Pin<&mut B>, cx: &mut std::task::Context<'_>) -> Poll<Polled<B::Data>>
 where
     B: Body,
     B::Error: Into<BoxError>,

@@ -45,17 +45,11 @@ fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(whole) + Duration::from_secs_f64(seconds))
 }
 
-/// `Http1`, `Http2` or `Http1AndHttp2`.
+/// `Http1`, `Http2`, `Http1AndHttp2`, `Http3` or `Http1AndHttp2AndHttp3`.
 pub fn protocols(node: &Node<'_>) -> Result<Option<Protocols>, ConfigError> {
     let Some(text) = node.string()? else { return Ok(None) };
-    let fix = "use Http1, Http2 or Http1AndHttp2";
-    match text.trim().to_ascii_lowercase().as_str() {
-        "http1" => Ok(Some(Protocols::Http1)),
-        "http2" => Ok(Some(Protocols::Http2)),
-        "http1andhttp2" => Ok(Some(Protocols::Http1AndHttp2)),
-        "http3" | "http1andhttp2andhttp3" => Err(node.error(format!("is {text}: HTTP/3 is not supported yet"), fix)),
-        _ => Err(node.error(format!("is \"{text}\", not a protocol"), fix)),
-    }
+    let fix = "use Http1, Http2, Http1AndHttp2, Http3 or Http1AndHttp2AndHttp3";
+    text.parse().map(Some).map_err(|_| node.error(format!("is \"{text}\", not a protocol"), fix))
 }
 
 /// `SslProtocols`: a list of `Tls12`, `Tls13` (`None` leaves both on).

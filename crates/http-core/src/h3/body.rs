@@ -1,0 +1,160 @@
+//! An HTTP/3 request body: DATA frames, then trailers, with the body-size
+//! limit and MinRequestBodyDataRate as on HTTP/2.
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use h3::server::RequestStream;
+use http_body::Frame;
+
+use super::quic::H3Recv;
+use crate::body::shared::Shared;
+use crate::body_rate::BodyRate;
+use crate::heartbeat::Clock;
+use crate::{BodyError, RequestRejection};
+
+/// Where a request stream goes when the application drops its body before
+/// the end: the stream's answer asks the client to stop sending once the
+/// response is complete (RFC 9114 §4.1.2), not before.
+pub(crate) type Parked = Arc<Mutex<Option<RequestStream<H3Recv, Bytes>>>>;
+
+/// Asks the client to stop sending the rest of a body nobody reads.
+pub(crate) fn stop_parked(parked: &Parked) {
+    let stream = parked.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut stream) = stream {
+        stream.stop_sending(h3::error::Code::H3_NO_ERROR);
+    }
+}
+
+/// The request side of one HTTP/3 stream.
+pub(crate) struct H3Body {
+    /// `None` once parked.
+    recv: Option<RequestStream<H3Recv, Bytes>>,
+    parked: Parked,
+    shared: Arc<Shared>,
+    rate: Option<(Arc<BodyRate>, Clock)>,
+    received: u64,
+    data_done: bool,
+    done: bool,
+}
+
+impl H3Body {
+    pub fn new(
+        recv: RequestStream<H3Recv, Bytes>,
+        parked: Parked,
+        shared: Arc<Shared>,
+        rate: Option<(Arc<BodyRate>, Clock)>,
+    ) -> Self {
+        Self { recv: Some(recv), parked, shared, rate, received: 0, data_done: false, done: false }
+    }
+
+    fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.done = true;
+        if matches!(error, BodyError::Rejected(_)) {
+            // What the client still sends is not wanted; it is told once
+            // the refusal's status has gone out.
+            self.park();
+        }
+        self.shared.fail(error.clone(), None);
+        Poll::Ready(Some(Err(error)))
+    }
+
+    pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let Some(recv) = self.recv.as_mut() else { return Poll::Ready(None) };
+        let (limit, content_length) = {
+            let mut state = self.shared.lock();
+            state.read_started = true;
+            (state.limit, state.content_length)
+        };
+        if let Some(limit) = limit {
+            if content_length.unwrap_or(self.received) > limit {
+                return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
+            }
+        }
+        if !self.data_done {
+            match recv.poll_recv_data(cx) {
+                Poll::Ready(Ok(Some(mut data))) => {
+                    let data = data.copy_to_bytes(data.remaining());
+                    self.received += data.len() as u64;
+                    if let Some((rate, clock)) = &self.rate {
+                        rate.received(data.len() as u64, clock.now_ms());
+                    }
+                    if limit.is_some_and(|limit| self.received > limit) {
+                        return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Poll::Ready(Ok(None)) => {
+                    self.data_done = true;
+                    if let Some((rate, _)) = &self.rate {
+                        rate.end();
+                    }
+                }
+                Poll::Ready(Err(e)) => return self.fail(body_error(e)),
+                Poll::Pending => {
+                    if let Some((rate, clock)) = &self.rate {
+                        rate.waiting(clock.now_ms());
+                        if rate.poll_expired(cx).is_ready() {
+                            tracing::debug!(
+                                target: "kite::bad_requests",
+                                received = self.received,
+                                "HTTP/3 request body slower than MinRequestBodyDataRate"
+                            );
+                            return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTimeout));
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        let Some(recv) = self.recv.as_mut() else { return Poll::Ready(None) };
+        match recv.poll_recv_trailers(cx) {
+            Poll::Ready(Ok(trailers)) => {
+                self.done = true;
+                self.shared.finish(None);
+                Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
+            }
+            Poll::Ready(Err(e)) => self.fail(body_error(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The application let go of the body.
+    pub fn dropped(&mut self) {
+        self.shared.lock().reader_dropped = true;
+        if !self.done {
+            self.park();
+        }
+    }
+
+    /// Hands the stream to the answer, which stops the rest of the body
+    /// after the response.
+    fn park(&mut self) {
+        if let Some(recv) = self.recv.take() {
+            *self.parked.lock().unwrap_or_else(|p| p.into_inner()) = Some(recv);
+        }
+    }
+
+    pub fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.shared.lock().content_length.map(|n| n.saturating_sub(self.received))
+    }
+}
+
+/// A stream the client reset names its code; anything else is the
+/// connection failing.
+fn body_error(error: h3::error::StreamError) -> BodyError {
+    match error {
+        h3::error::StreamError::RemoteTerminate { code, .. } => {
+            BodyError::Reset(u32::try_from(u64::from(code)).unwrap_or(u32::MAX))
+        }
+        other => BodyError::Io(Arc::new(std::io::Error::other(other.to_string()))),
+    }
+}

@@ -1,0 +1,267 @@
+//! HTTP/3 on the h3 crate, over any multiplexed transport: the same
+//! application contract as HTTP/1.1 and HTTP/2, Kestrel's HTTP/3 limits,
+//! trailers both ways, and graceful GOAWAY.
+
+pub(crate) mod body;
+mod quic;
+mod respond;
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use http::header::CONTENT_LENGTH;
+use http::{Method, Request, Response};
+use http_body::Body;
+use kite_transport_core::MultiplexedConnection;
+use tower_service::Service;
+
+use self::body::{stop_parked, H3Body, Parked};
+use self::quic::H3Connection;
+use self::respond::{answer, Extras};
+use crate::body::shared::Shared;
+use crate::body_rate::StreamRates;
+use crate::heartbeat::Timeout;
+use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody};
+
+/// HTTP/3's code for a clean close.
+const H3_NO_ERROR: u64 = 0x100;
+
+type Resolver = h3::server::RequestResolver<H3Connection, Bytes>;
+
+enum Event {
+    Close,
+    Drained,
+    Accepted(Result<Option<Box<Resolver>>, h3::error::ConnectionError>),
+    ServiceFailed(BoxError),
+}
+
+/// Serves HTTP/3 on a multiplexed connection until the client or the
+/// server ends it.
+pub(crate) async fn serve<S, B>(
+    connection: MultiplexedConnection,
+    mut service: S,
+    options: &HttpOptions,
+) -> Result<(), Error>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (io, context) = connection.into_parts();
+    let close = context.close_signal().clone();
+    let info = ConnectionInfo::new(context);
+    let timer = options.heartbeat.register();
+    // Closes the connection once a graceful close has drained it: h3
+    // itself waits for the client to close after our GOAWAY.
+    let mut closer = io.clone_opener();
+    let mut builder = h3::server::builder();
+    builder.max_field_section_size(options.http3.max_request_header_field_size.into());
+    let mut connection: h3::server::Connection<H3Connection, Bytes> = match builder.build(H3Connection::new(io)).await {
+        Ok(connection) => connection,
+        Err(e) => {
+            tracing::debug!(connection_id = %info.id(), error = %e, "HTTP/3 connection setup failed");
+            return Err(Error::Http3(e.into()));
+        }
+    };
+    let mut rates = StreamRates::new(options.limits.min_request_body_data_rate, timer.clock());
+    timer.want_ticks(rates.enabled());
+    // Streams whose request head is still arriving, then streams being
+    // answered.
+    let mut heads = FuturesUnordered::new();
+    let mut streams = FuturesUnordered::new();
+    let mut closing = false;
+    let mut close = close.watch();
+    let keep_alive = options.limits.keep_alive_timeout;
+    timer.set_deadline(keep_alive);
+    let result = loop {
+        let event = {
+            let mut accept = pin!(connection.accept());
+            poll_fn(|cx| loop {
+                if !closing && close.poll_requested(cx).is_ready() {
+                    return Poll::Ready(Event::Close);
+                }
+                if closing && streams.is_empty() && heads.is_empty() {
+                    return Poll::Ready(Event::Drained);
+                }
+                if timer.poll_timeout(Timeout::Tick, cx).is_ready() {
+                    timer.take_tick();
+                    rates.check();
+                }
+                let was_busy = !streams.is_empty();
+                while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
+                if was_busy && streams.is_empty() && heads.is_empty() {
+                    timer.set_deadline(keep_alive);
+                }
+                if !closing && timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
+                    if streams.is_empty() && heads.is_empty() {
+                        tracing::debug!(connection_id = %info.id(), "HTTP/3 keep-alive timeout");
+                        return Poll::Ready(Event::Close);
+                    }
+                    timer.set_deadline(keep_alive);
+                    continue;
+                }
+                match service.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Event::ServiceFailed(e.into())),
+                    Poll::Pending => return Poll::Pending,
+                }
+                if let Poll::Ready(Some(head)) = heads.poll_next_unpin(cx) {
+                    if let Some((request, stream)) = head {
+                        streams.push(start(request, stream, &mut service, &info, &mut rates, options));
+                    }
+                    continue;
+                }
+                return accept.as_mut().poll(cx).map(|accepted| Event::Accepted(accepted.map(|r| r.map(Box::new))));
+            })
+            .await
+        };
+        match event {
+            Event::Close => {
+                // GOAWAY: the requests accepted so far finish; accept then
+                // ends once they have.
+                closing = true;
+                if let Err(e) = connection.shutdown(1).await {
+                    break outcome(e, &info);
+                }
+            }
+            Event::Accepted(Ok(Some(resolver))) => {
+                timer.clear_deadline();
+                heads.push(read_head(*resolver, info.clone()));
+            }
+            Event::Drained => {
+                closer.close(H3_NO_ERROR, b"");
+                break Ok(());
+            }
+            Event::Accepted(Ok(None)) => break Ok(()),
+            Event::Accepted(Err(e)) => break outcome(e, &info),
+            Event::ServiceFailed(e) => {
+                tracing::error!(connection_id = %info.id(), error = %e, "service is not ready; closing the connection");
+                break Err(Error::Service(e));
+            }
+        }
+    };
+    // Requests still answering finish before the connection goes.
+    poll_fn(|cx| {
+        while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
+        if streams.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    result
+}
+
+/// A connection error: the client's clean close is a clean end.
+fn outcome(error: h3::error::ConnectionError, info: &ConnectionInfo) -> Result<(), Error> {
+    if error.is_h3_no_error() {
+        return Ok(());
+    }
+    tracing::debug!(connection_id = %info.id(), %error, "HTTP/3 connection ended with an error");
+    Err(Error::Http3(error.into()))
+}
+
+type Stream = h3::server::RequestStream<quic::H3Bidi, Bytes>;
+
+/// Reads a request's head; `None` when the stream ended or broke first.
+async fn read_head(resolver: Resolver, info: ConnectionInfo) -> Option<(Request<()>, Stream)> {
+    match resolver.resolve_request().await {
+        Ok(resolved) => Some(resolved),
+        Err(e) => {
+            tracing::debug!(
+                target: "kite::bad_requests",
+                connection_id = %info.id(),
+                error = %e,
+                "HTTP/3 request head refused"
+            );
+            None
+        }
+    }
+}
+
+/// Checks a request's head, calls the service, and returns the future that
+/// answers the stream.
+fn start<S, B>(
+    request: Request<()>,
+    stream: Stream,
+    service: &mut S,
+    info: &ConnectionInfo,
+    rates: &mut StreamRates,
+    options: &HttpOptions,
+) -> futures_util::future::Either<impl Future<Output = ()>, impl Future<Output = ()>>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    use futures_util::future::Either;
+    let (mut parts, ()) = request.into_parts();
+    let (mut send, recv) = stream.split();
+    if let Some(rejection) = check_head(&parts, options) {
+        tracing::debug!(
+            target: "kite::bad_requests",
+            connection_id = %info.id(),
+            status = rejection.status().as_u16(),
+            reason = %rejection,
+            "bad HTTP/3 request rejected"
+        );
+        let mut response = Response::new(());
+        *response.status_mut() = rejection.status();
+        return Either::Left(async move {
+            if send.send_response(response).await.is_ok() {
+                let _ = send.finish().await;
+            }
+        });
+    }
+    let content_length =
+        parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let shared = Shared::new(options.limits.max_request_body_size, content_length);
+    parts.extensions.insert(info.clone());
+    parts.extensions.insert(MaxRequestBodySize::new(Arc::clone(&shared)));
+    let rate = rates.for_stream();
+    if let Some((rate, _)) = &rate {
+        parts.extensions.insert(MinDataRates::http2(Arc::clone(rate)));
+    }
+    let extras = Extras { is_head: parts.method == Method::HEAD, server_header: options.add_server_header };
+    let parked: Parked = Arc::default();
+    let body = RequestBody::h3(H3Body::new(recv, Arc::clone(&parked), Arc::clone(&shared), rate));
+    let span = tracing::debug_span!(
+        "request",
+        connection_id = %info.id(),
+        method = %parts.method,
+        path = %parts.uri.path(),
+        version = "HTTP/3"
+    );
+    let call = tracing::Instrument::instrument(service.call(Request::from_parts(parts, body)), span);
+    Either::Right(async move {
+        let mut call = pin!(call);
+        let outcome = poll_fn(|cx| match crate::panic::catch(|| call.as_mut().poll(cx)) {
+            Ok(polled) => polled.map(|outcome| outcome.map_err(Into::into)),
+            Err(panicked) => Poll::Ready(Err(panicked)),
+        })
+        .await;
+        answer(outcome, send, &shared, extras).await;
+        stop_parked(&parked);
+    })
+}
+
+/// Kestrel's head limits on HTTP/3: the pseudo-headers against the request
+/// line limit, and the header count. The field section's size is
+/// enforced by h3 from `Http3Limits::max_request_header_field_size`.
+fn check_head(parts: &http::request::Parts, options: &HttpOptions) -> Option<crate::RequestRejection> {
+    let line = parts.method.as_str().len() + parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    if line > options.limits.max_request_line_size {
+        return Some(crate::RequestRejection::RequestLineTooLong);
+    }
+    if parts.headers.len() > options.limits.max_request_header_count {
+        return Some(crate::RequestRejection::TooManyHeaders);
+    }
+    None
+}
