@@ -403,3 +403,55 @@ async fn http3_only_binds_udp_alone_and_all_three_share_one_port() {
     assert!(udp.is_err(), "the UDP port of {} is taken by the QUIC listener", server.addr);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_http3_client_aioquic_is_served() {
+    let Some(python) = common::python_with("aioquic") else { return };
+    let (server, _) = start_h3("sockets", ServerOptions::default()).await;
+    let port = server.addr.port().to_string();
+    let get = common::python_client(&python, "h3_client.py", &[&port, "/plaintext"]).await;
+    assert_eq!(get["status"], 200, "{get}");
+    assert_eq!(get["body"], "Hello, World!", "{get}");
+    assert_eq!(get["headers"]["server"], "kite", "{get}");
+    for size in ["0", "100000"] {
+        let echo = common::python_client(&python, "h3_client.py", &[&port, "/echo", size]).await;
+        assert_eq!(echo["status"], 200, "{echo}");
+        assert_eq!(echo["body_length"].to_string(), size, "{echo}");
+        assert_eq!(echo["body_matches"], true, "{echo}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_are_refused_and_the_connection_goes_on() {
+    let (server, certificate) = start_h3("sockets", ServerOptions::default()).await;
+    let mut client = connect(server.addr, certificate).await;
+    // A field section past Http3Limits::max_request_header_field_size
+    // (16,384): refused before the application sees it.
+    let request = Request::get("https://localhost/plaintext").header("x-big", "a".repeat(20_000)).body(()).unwrap();
+    let refused = match client.send.send_request(request).await {
+        Err(e) => format!("{e:?}"),
+        Ok(mut stream) => {
+            let _ = stream.finish().await;
+            match tokio::time::timeout(WAIT, stream.recv_response()).await.expect("an answer in time") {
+                Ok(response) => response.status().to_string(),
+                Err(e) => format!("{e:?}"),
+            }
+        }
+    };
+    assert!(!refused.starts_with("200"), "an oversized head is not served: {refused}");
+    // More headers than MaxRequestHeaderCount (100): 431.
+    let mut request = Request::get("https://localhost/plaintext");
+    for i in 0..101 {
+        request = request.header(format!("x-h{i}"), "v");
+    }
+    let answer = client.send(request.body(()).unwrap(), &[], None).await;
+    assert_eq!(answer.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    // A request line over MaxRequestLineSize (8 KiB): 414.
+    let long = format!("https://localhost/{}", "p".repeat(9_000));
+    let answer = client.send(Request::get(long).body(()).unwrap(), &[], None).await;
+    assert_eq!(answer.status, StatusCode::URI_TOO_LONG);
+    assert_eq!(client.get("/plaintext").await.body, b"Hello, World!", "the connection goes on");
+    client.close().await;
+    server.stop().await;
+}

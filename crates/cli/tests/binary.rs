@@ -241,6 +241,71 @@ async fn kite_serves_https_with_the_given_certificate() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Runs `tests/clients/h3_client.py` (aioquic) with `args`; `None` when
+/// the interpreter lacks aioquic and missing tools may be skipped.
+async fn h3_client(args: &[&str]) -> Option<serde_json::Value> {
+    let python = std::env::var("KITE_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let usable = Command::new(&python).args(["-c", "import aioquic"]).output().is_ok_and(|o| o.status.success());
+    if !usable
+        && !tools::missing(&format!("{python} cannot import aioquic; .ci/run makes a virtual environment with it"))
+    {
+        return None;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/h3_client.py");
+    let run = tokio::process::Command::new(&python).arg(script).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the client finishes").unwrap();
+    assert!(out.status.success(), "h3_client.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[tokio::test]
+async fn kite_serves_http3_beside_http1_and_http2() {
+    let dir = temp_dir("http3");
+    let (cert, key) = write_certificate(&dir);
+    let mut child = kite()
+        .args(["--urls", "https://127.0.0.1:0", "--protocols", "Http1AndHttp2AndHttp3", "--log", "warn"])
+        .args(["--certificate", &cert, "--certificate-key", &key])
+        .env("KITE_DEV_CERTS_DIR", &dir)
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child).await;
+    let url = line.trim().strip_prefix("Now listening on: ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let port = url.rsplit(':').next().unwrap().to_string();
+    if let Some(info) = h3_client(&[&port, "/info"]).await {
+        assert_eq!(info["status"], 200, "{info}");
+        let body: serde_json::Value = serde_json::from_str(info["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["protocol"], "HTTP/3", "{body}");
+        assert_eq!(body["transport"], "quic", "{body}");
+        assert_eq!(body["tls"]["alpn"], "h3", "{body}");
+        let echo = h3_client(&[&port, "/echo", "200000"]).await.unwrap();
+        assert_eq!(echo["status"], 200, "{echo}");
+        assert_eq!(echo["body_matches"], true, "{echo}");
+    }
+    // HTTP/1.1 on the same port advertises HTTP/3.
+    let (head, _) = tls_get(&port).await;
+    assert!(head.contains(&format!("alt-svc: h3=\":{port}\"; ma=86400")), "{head}");
+    terminate(&mut child).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An HTTPS/1.1 GET of `/info` on 127.0.0.1:`port`, not checking the
+/// certificate; the response head and body.
+async fn tls_get(port: &str) -> (String, Vec<u8>) {
+    if !tools::require_tool("curl") {
+        return (String::new(), Vec::new());
+    }
+    let out = tokio::process::Command::new("curl")
+        .args(["-sSk", "-i", "--http1.1", "--max-time", "10"])
+        .arg(format!("https://127.0.0.1:{port}/info"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let raw = out.stdout;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    (String::from_utf8_lossy(&raw[..split]).to_string(), raw[split..].to_vec())
+}
+
 #[test]
 fn kite_dev_certs_creates_shows_and_cleans() {
     let dir = temp_dir("dev-certs");

@@ -322,6 +322,7 @@ impl ServerBuilder {
     pub async fn bind(self) -> Result<Server, ServerError> {
         self.options.http.http2.validate().map_err(ServerError::InvalidOptions)?;
         self.options.http.limits.validate().map_err(ServerError::InvalidOptions)?;
+        self.options.http.http3.validate().map_err(ServerError::InvalidOptions)?;
         let transport = match self.transport.clone() {
             Some(transport) => transport,
             None => default_transport()?,

@@ -490,7 +490,11 @@ async fn accept_multiplexed(
     limit: ConnectionLimit,
     shutdown: ShutdownHandle,
 ) {
-    let endpoint_labels = crate::metrics::endpoint_labels(listener.local_endpoint());
+    // Kestrel's tags for QUIC: network.transport is udp.
+    let mut endpoint_labels = crate::metrics::endpoint_labels(listener.local_endpoint());
+    endpoint_labels.retain(|label| label.key() != "network.transport");
+    endpoint_labels.push(metrics::Label::new("network.transport", "udp"));
+    endpoint_labels.push(metrics::Label::new("network.protocol.version", "3"));
     loop {
         let accepted = tokio::select! {
             biased;

@@ -131,7 +131,7 @@ where
             }
             Event::Accepted(Ok(Some(resolver))) => {
                 timer.clear_deadline();
-                heads.push(read_head(*resolver, info.clone()));
+                heads.push(read_head(*resolver, info.clone(), options.limits.request_headers_timeout));
             }
             Event::Drained => {
                 closer.close(H3_NO_ERROR, b"");
@@ -169,9 +169,23 @@ fn outcome(error: h3::error::ConnectionError, info: &ConnectionInfo) -> Result<(
 
 type Stream = h3::server::RequestStream<quic::H3Bidi, Bytes>;
 
-/// Reads a request's head; `None` when the stream ended or broke first.
-async fn read_head(resolver: Resolver, info: ConnectionInfo) -> Option<(Request<()>, Stream)> {
-    match resolver.resolve_request().await {
+/// Reads a request's head within RequestHeadersTimeout (per stream, as in
+/// Kestrel); `None` when the stream ended, broke or timed out first.
+async fn read_head(
+    resolver: Resolver,
+    info: ConnectionInfo,
+    timeout: std::time::Duration,
+) -> Option<(Request<()>, Stream)> {
+    let Ok(resolved) = tokio::time::timeout(timeout, resolver.resolve_request()).await else {
+        tracing::debug!(
+            target: "kite::bad_requests",
+            connection_id = %info.id(),
+            ?timeout,
+            "no HTTP/3 request head before RequestHeadersTimeout; the stream is dropped"
+        );
+        return None;
+    };
+    match resolved {
         Ok(resolved) => Some(resolved),
         Err(e) => {
             tracing::debug!(
