@@ -9,7 +9,12 @@
 # tls-handshakes client, since wrk resumes sessions), and post and post-h2c
 # (a POST of BODY_BYTES, 4 KB by default, to /echo, which streams the body
 # back: wrk on HTTP/1.1 with 50 connections, h2load -d on h2c with 16
-# connections x 32 streams).
+# connections x 32 streams). HTTP/3, Kite only (hyper has none): h3
+# (GET /plaintext, 16 QUIC connections x 32 streams, from the bench's own
+# h3-load client, as h2load here has no HTTP/3) beside h2tls (the same
+# over TLS with h2load), and h3-handshake (a new QUIC connection with a
+# full TLS 1.3 handshake per request) beside handshake. For these the
+# run also prints Kite's HTTP/3 figure over its TCP one.
 #
 # Each server runs pinned to CPU 0 and wrk to CPU 1; the servers take turns,
 # ROUNDS times per workload. For each run it reads the server's user+sys CPU
@@ -34,7 +39,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
 SERVERS=${SERVERS:-kite kite-mio hyper}
-WORKLOADS=${WORKLOADS:-keepalive pipelined h2c https handshake post post-h2c}
+WORKLOADS=${WORKLOADS:-keepalive pipelined h2c https handshake post post-h2c h2tls h3 h3-handshake}
 BODY_BYTES=${BODY_BYTES:-4096}
 
 for tool in wrk h2load taskset; do
@@ -46,6 +51,7 @@ cargo build --release -q -p kite-bench
 KITE=target/release/kite
 HYPER=target/release/hyper-peer
 HANDSHAKES=target/release/tls-handshakes
+H3LOAD=target/release/h3-load
 mkdir -p "$OUT"
 TICKS=$(getconf CLK_TCK)
 # One certificate (ECDSA P-256) for every TLS server.
@@ -65,7 +71,7 @@ trap cleanup EXIT
 start() {
   local log="$OUT/$1.log" scheme=$2 kite_tls=() hyper_tls=()
   if [ "$scheme" = https ]; then
-    kite_tls=(--certificate "$CERT" --certificate-key "$KEY")
+    kite_tls=(--certificate "$CERT" --certificate-key "$KEY" --protocols Http1AndHttp2AndHttp3)
     hyper_tls=("$CERT" "$KEY")
   fi
   case $1 in
@@ -91,13 +97,24 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # measure NAME WORKLOAD: prints "requests_per_second cpu_us_per_request".
 measure() {
   local name=$1 workload=$2 scheme=http
-  case $workload in https | handshake) scheme=https ;; esac
+  case $workload in https | handshake | h2tls | h3 | h3-handshake) scheme=https ;; esac
   start "$name" "$scheme"
   local url="$scheme://127.0.0.1:$port/plaintext" h2data=()
   case $workload in post | post-h2c) url="$scheme://127.0.0.1:$port/echo" ;; esac
   [ "$workload" = post-h2c ] && h2data=(-d "$BODY" -H "content-type: application/octet-stream")
   local before after out requests
-  if [ "$workload" = h2c ] || [ "$workload" = post-h2c ]; then
+  if [ "$workload" = h3 ] || [ "$workload" = h3-handshake ]; then
+    local mode=32 concurrency=16
+    [ "$workload" = h3-handshake ] && mode=handshake
+    taskset -c "$CLIENT_CPU" "$H3LOAD" "127.0.0.1:$port" 2 "$concurrency" "$mode" >/dev/null   # warm-up
+    before=$(cpu_ticks "$server_pid")
+    out=$(taskset -c "$CLIENT_CPU" "$H3LOAD" "127.0.0.1:$port" "$DURATION" "$concurrency" "$mode")
+    after=$(cpu_ticks "$server_pid")
+    requests=$(echo "$out" | awk '/^requests:/ {print $2}')
+    if ! echo "$out" | grep -q '^errors: 0$'; then
+      echo "bench: $name/$workload reported errors: $out" >&2
+    fi
+  elif [ "$workload" = h2c ] || [ "$workload" = post-h2c ] || [ "$workload" = h2tls ]; then
     # 16 connections x 32 concurrent streams, prior knowledge.
     taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D2 "${h2data[@]}" "$url" >/dev/null   # warm-up
     before=$(cpu_ticks "$server_pid")
@@ -143,10 +160,19 @@ ratio() {
   paste -d' ' "$OUT/$3.$1" "$OUT/$3.$2" | awk '{print $2 / $4}' | median
 }
 
+# The servers a workload runs on: HTTP/3 is Kite's alone, and QUIC runs
+# on its own UDP socket whatever the TCP transport.
+servers_for() {
+  case $1 in
+    h3 | h3-handshake) for s in $SERVERS; do [ "$s" = kite ] && echo kite; done ;;
+    *) echo $SERVERS ;;
+  esac
+}
+
 for workload in $WORKLOADS; do
-  for server in $SERVERS; do : >"$OUT/$workload.$server"; done
+  for server in $(servers_for "$workload"); do : >"$OUT/$workload.$server"; done
   for round in $(seq 1 "$ROUNDS"); do
-    for server in $SERVERS; do
+    for server in $(servers_for "$workload"); do
       measure "$server" "$workload" >>"$OUT/$workload.$server"
     done
   done
@@ -154,7 +180,7 @@ done
 
 printf '%-10s %-9s %12s %12s\n' workload server req/s cpu_us/req
 for workload in $WORKLOADS; do
-  for server in $SERVERS; do
+  for server in $(servers_for "$workload"); do
     printf '%-10s %-9s %12s %12s\n' "$workload" "$server" \
       "$(cut -d' ' -f1 "$OUT/$workload.$server" | median)" "$(cut -d' ' -f2 "$OUT/$workload.$server" | median)"
   done
@@ -169,5 +195,13 @@ for workload in $WORKLOADS; do
       printf '%-10s %-22s %8.3f\n' "$workload" "$1/$2" "$(ratio "$1" "$2" "$workload")"
     fi
   done
+done
+# Kite's HTTP/3 against its own TCP figure on the same route.
+for pair in "h3 h2tls" "h3-handshake handshake"; do
+  set -- $pair
+  if [[ " $WORKLOADS " == *" $1 "* && " $WORKLOADS " == *" $2 "* && -s "$OUT/$1.kite" && -s "$OUT/$2.kite" ]]; then
+    printf '%-10s %-22s %8.3f\n' "$1" "kite $1/$2" \
+      "$(paste -d' ' "$OUT/$1.kite" "$OUT/$2.kite" | awk '{print $2 / $4}' | median)"
+  fi
 done
 echo "(server CPU per request; medians of $ROUNDS alternating rounds of ${DURATION}s; lower is better)"
