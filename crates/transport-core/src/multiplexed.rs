@@ -97,6 +97,24 @@ pub trait RecvStream: AsyncRead + Send + Unpin + 'static {
     /// The stream's id on its connection.
     fn id(&self) -> u64;
 
+    /// The next bytes of the stream as one chunk, `None` at its clean end.
+    /// A transport that holds received data in reference-counted buffers
+    /// hands them over without a copy. Default: reads up to 16 KB through
+    /// `AsyncRead` into a new buffer.
+    ///
+    /// # Errors
+    ///
+    /// As for `poll_read`: a [`StreamError`] for a reset or a lost
+    /// connection.
+    fn poll_read_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<bytes::Bytes>>> {
+        let mut buf = vec![0; 16 * 1024];
+        let mut read = ReadBuf::new(&mut buf);
+        std::task::ready!(Pin::new(&mut *self).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        buf.truncate(n);
+        Poll::Ready(Ok((n > 0).then(|| bytes::Bytes::from(buf))))
+    }
+
     /// Tells the peer to stop sending, with `code`; what it sent is dropped.
     fn stop_sending(&mut self, code: u64);
 }

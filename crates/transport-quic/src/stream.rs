@@ -107,6 +107,14 @@ impl RecvStream for QuicRecv {
         self.0.id().into()
     }
 
+    fn poll_read_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<bytes::Bytes>>> {
+        // quinn's chunk read is cancel-safe: a future made for this poll
+        // and dropped after it loses nothing.
+        let read = self.0.read_chunk(usize::MAX, true);
+        let chunk = std::task::ready!(std::pin::pin!(read).poll(cx)).map_err(read_error)?;
+        Poll::Ready(Ok(chunk.map(|chunk| chunk.bytes)))
+    }
+
     fn stop_sending(&mut self, stop_code: u64) {
         let _ = self.0.stop(code(stop_code));
     }

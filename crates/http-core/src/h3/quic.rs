@@ -8,13 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
 use kite_transport_core::multiplexed::{BidiStream, MultiplexedIo, RecvStream, SendStream, StreamError, StreamOpener};
-use tokio::io::ReadBuf;
-
-/// How much a receive half reads at once.
-const READ_CHUNK: usize = 16 * 1024;
 
 fn connection_error(error: io::Error) -> ConnectionErrorIncoming {
     match StreamError::of(&error) {
@@ -68,7 +64,6 @@ pub(crate) struct H3Send {
 /// The receiving half of a stream.
 pub(crate) struct H3Recv {
     recv: Box<dyn RecvStream>,
-    buf: BytesMut,
 }
 
 /// Both halves.
@@ -85,7 +80,7 @@ impl H3Send {
 
 impl H3Recv {
     fn new(recv: Box<dyn RecvStream>) -> Self {
-        Self { recv, buf: BytesMut::new() }
+        Self { recv }
     }
 }
 
@@ -199,16 +194,7 @@ impl quic::RecvStream for H3Recv {
     type Buf = Bytes;
 
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        if self.buf.len() < READ_CHUNK / 4 {
-            self.buf = BytesMut::zeroed(READ_CHUNK);
-        }
-        let mut read = ReadBuf::new(&mut self.buf);
-        ready!(Pin::new(&mut *self.recv).poll_read(cx, &mut read)).map_err(stream_error)?;
-        let n = read.filled().len();
-        if n == 0 {
-            return Poll::Ready(Ok(None));
-        }
-        Poll::Ready(Ok(Some(self.buf.split_to(n).freeze())))
+        self.recv.poll_read_chunk(cx).map_err(stream_error)
     }
 
     fn stop_sending(&mut self, error_code: u64) {
