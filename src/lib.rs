@@ -6,8 +6,9 @@
 //! ```
 //!
 //! - [`transport`]: the contracts (`Transport`, `Listener`, `Connection`,
-//!   `Endpoint`, `ConnectionContext`); `sockets` is the default transport,
-//!   `mio` an event-loop one.
+//!   `Endpoint`, `ConnectionContext`, and the multiplexed ones for QUIC);
+//!   `sockets` is the default transport, `mio` an event-loop one, `quic`
+//!   the multiplexed one.
 //! - [`middleware`]: `ConnectionMiddleware` and `ConnectionBuilder`, with
 //!   connection logging built in.
 //! - [`http_core`]: the HTTP core, HTTP/1.1 of its own on `httparse` and
@@ -28,6 +29,8 @@
 //! - `testing`: an in-memory transport and a `TestServer`, for tests
 //!   without sockets.
 //! - `toml`: configuration files in TOML as well as JSON.
+//! - `http3`: HTTP/3 over QUIC (`kite::quic`, on quinn) for endpoints
+//!   whose protocols include it.
 //!
 //! # Example
 //!

@@ -1,14 +1,19 @@
-//! Kite's HTTP core: HTTP/1.1 over any [`Connection`], hosting any
+//! Kite's HTTP core: HTTP/1.1 and HTTP/2 over any [`Connection`], and
+//! HTTP/3 over any multiplexed connection (feature `http3`), hosting any
 //! [`tower_service::Service`].
 //!
-//! [`serve_connection`] is the one entry point: give it a connection from
+//! [`serve_connection`] is the entry point for byte streams: give it a connection from
 //! any transport (after any middleware), a service, and [`HttpOptions`], and
 //! it serves requests until the peer closes, a timeout passes, or the
 //! connection's [`CloseSignal`](kite_transport_core::CloseSignal) asks it to
 //! stop. The HTTP/1.1 connection is Kite's own, on `httparse`: keep-alive,
 //! pipelining with batched writes, chunked bodies both ways, lazy
 //! `100 Continue`, request draining, and Kestrel's limits, each answered
-//! with Kestrel's status ([`RequestRejection`]).
+//! with Kestrel's status ([`RequestRejection`]). HTTP/2 runs on the `h2`
+//! crate, chosen by ALPN or the h2c preface. `serve_multiplexed` serves
+//! HTTP/3 on the `h3` crate over a
+//! [`MultiplexedConnection`](kite_transport_core::MultiplexedConnection)
+//! (QUIC), with the same application contract.
 //!
 //! The application is any `Service<http::Request<RequestBody>>` whose
 //! response body implements [`http_body::Body`]; an axum `Router` is one.
