@@ -4,12 +4,12 @@
 //! `Alt-Svc` on the TCP side, and the startup errors.
 
 mod common;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
+#[path = "common/h3.rs"]
+mod h3_client;
 
 use bytes::{Buf, Bytes};
 use common::{digest, pattern, start_with, TestServer, WAIT};
+use h3_client::connect;
 use http::{HeaderMap, Request, StatusCode};
 use kite::{Protocols, ServerOptions};
 
@@ -30,98 +30,6 @@ async fn start_h3(transport: &str, options: ServerOptions) -> (TestServer, rustl
     })
     .await;
     (server, der)
-}
-
-/// An HTTP/3 client connection: its request sender and the task that
-/// drives it.
-struct H3Client {
-    send: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
-    driver: tokio::task::JoinHandle<h3::error::ConnectionError>,
-    endpoint: quinn::Endpoint,
-}
-
-async fn connect(addr: SocketAddr, certificate: rustls::pki_types::CertificateDer<'static>) -> H3Client {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certificate).unwrap();
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let connection = tokio::time::timeout(WAIT, endpoint.connect(addr, "localhost").unwrap())
-        .await
-        .expect("QUIC handshake in time")
-        .expect("QUIC handshake");
-    let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(connection)).await.expect("h3 client");
-    let driver = tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
-    H3Client { send, driver, endpoint }
-}
-
-/// What came back for one request.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-    trailers: Option<HeaderMap>,
-}
-
-impl H3Client {
-    /// Sends `request` with `body` (in 64 KB DATA frames) and `trailers`,
-    /// and reads the whole answer.
-    async fn send(&mut self, request: Request<()>, body: &[u8], trailers: Option<HeaderMap>) -> Answer {
-        let mut stream = self.send.send_request(request).await.expect("request head sent");
-        // A server that answers without the rest of the body may ask the
-        // client to stop sending with H3_NO_ERROR (RFC 9114 §4.1.2); the
-        // response still comes.
-        let sent = async {
-            for chunk in body.chunks(64 * 1024) {
-                stream.send_data(Bytes::copy_from_slice(chunk)).await?;
-            }
-            if let Some(trailers) = trailers {
-                stream.send_trailers(trailers).await?;
-            }
-            stream.finish().await
-        };
-        if let Err(e) = sent.await {
-            let stopped = matches!(&e, h3::error::StreamError::RemoteTerminate { code, .. } if *code == h3::error::Code::H3_NO_ERROR);
-            assert!(stopped || e.is_h3_no_error(), "sending the request failed: {e:?}");
-        }
-        let response = tokio::time::timeout(WAIT, stream.recv_response()).await.expect("response in time");
-        let response = response.expect("response head");
-        let mut received = Vec::new();
-        while let Some(mut chunk) = stream.recv_data().await.expect("response body") {
-            while chunk.has_remaining() {
-                let piece = chunk.chunk();
-                received.extend_from_slice(piece);
-                let n = piece.len();
-                chunk.advance(n);
-            }
-        }
-        let trailers = stream.recv_trailers().await.expect("response trailers");
-        Answer { status: response.status(), headers: response.headers().clone(), body: received, trailers }
-    }
-
-    async fn get(&mut self, path: &str) -> Answer {
-        self.send(Request::get(format!("https://localhost{path}")).body(()).unwrap(), &[], None).await
-    }
-
-    async fn post(&mut self, path: &str, body: &[u8], length: bool) -> Answer {
-        let mut request = Request::post(format!("https://localhost{path}"));
-        if length {
-            request = request.header("content-length", body.len());
-        }
-        self.send(request.body(()).unwrap(), body, None).await
-    }
-
-    async fn close(self) {
-        drop(self.send);
-        self.endpoint.close(0u32.into(), b"done");
-        self.driver.abort();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,4 +362,37 @@ async fn oversized_heads_are_refused_and_the_connection_goes_on() {
     assert_eq!(client.get("/plaintext").await.body, b"Hello, World!", "the connection goes on");
     client.close().await;
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_file_turns_http3_on_per_endpoint() {
+    let dir = std::env::temp_dir().join(format!("kite-h3-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    let json = format!(
+        r#"{{ "Kestrel": {{ "Endpoints": {{ "Quic": {{ "Url": "https://127.0.0.1:0", "Protocols": "Http1AndHttp2AndHttp3",
+             "Certificate": {{ "Path": "{0}/cert.pem", "KeyPath": "{0}/key.pem" }} }} }} }} }}"#,
+        dir.display()
+    );
+    let config = kite::config::Config::from_json_str(&json, Vec::<(String, String)>::new()).unwrap();
+    let server = kite::Server::builder().handle_signals(false).configuration(&config).unwrap().bind().await.unwrap();
+    let endpoints = server.endpoints();
+    assert_eq!(endpoints.len(), 2, "TCP and QUIC: {endpoints:?}");
+    assert_eq!(endpoints[0].protocols, Protocols::Http1AndHttp2AndHttp3);
+    assert_eq!(endpoints[1].protocols, Protocols::Http3);
+    assert_eq!(endpoints[0].url, endpoints[1].url, "one port for both");
+    assert_eq!(server.addresses().len(), 1, "one address: {:?}", server.addresses());
+    let addr = server.local_endpoints()[1].as_tcp().unwrap();
+    let shutdown = server.shutdown_handle();
+    let done = tokio::spawn(server.serve(kite::service_fn(|_req: Request<kite::RequestBody>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::from("configured")))
+    })));
+    let mut client = connect(addr, certified.cert.der().clone()).await;
+    assert_eq!(client.get("/").await.body, b"configured");
+    client.close().await;
+    shutdown.shutdown();
+    tokio::time::timeout(WAIT, done).await.expect("stops").unwrap().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
 }

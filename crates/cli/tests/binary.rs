@@ -9,6 +9,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 #[path = "../../../tests/common/tools.rs"]
 mod tools;
 
+#[path = "../../../tests/common/h3.rs"]
+mod h3_client;
+
 /// A `kite` command whose process is killed if the test drops it, so a
 /// failing test cannot leave a server holding the test's output pipes.
 fn kite() -> tokio::process::Command {
@@ -243,7 +246,7 @@ async fn kite_serves_https_with_the_given_certificate() {
 
 /// Runs `tests/clients/h3_client.py` (aioquic) with `args`; `None` when
 /// the interpreter lacks aioquic and missing tools may be skipped.
-async fn h3_client(args: &[&str]) -> Option<serde_json::Value> {
+async fn aioquic_client(args: &[&str]) -> Option<serde_json::Value> {
     let python = std::env::var("KITE_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let usable = Command::new(&python).args(["-c", "import aioquic"]).output().is_ok_and(|o| o.status.success());
     if !usable
@@ -271,13 +274,26 @@ async fn kite_serves_http3_beside_http1_and_http2() {
     let line = first_line(&mut child).await;
     let url = line.trim().strip_prefix("Now listening on: ").unwrap_or_else(|| panic!("{line:?}")).to_string();
     let port = url.rsplit(':').next().unwrap().to_string();
-    if let Some(info) = h3_client(&[&port, "/info"]).await {
+    // The h3 crate's client.
+    let certified_pem = std::fs::read(&cert).unwrap();
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(&certified_pem).expect("the certificate's DER");
+    let mut client = h3_client::connect(format!("127.0.0.1:{port}").parse().unwrap(), der).await;
+    let info = client.get("/info").await;
+    assert_eq!(info.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(body["protocol"], "HTTP/3", "{body}");
+    let sent: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let echo = client.post("/echo", &sent, true).await;
+    assert!(echo.status == 200 && echo.body == sent, "the demo echoes 2 MB over HTTP/3");
+    client.close().await;
+    // An outside client: aioquic.
+    if let Some(info) = aioquic_client(&[&port, "/info"]).await {
         assert_eq!(info["status"], 200, "{info}");
         let body: serde_json::Value = serde_json::from_str(info["body"].as_str().unwrap()).unwrap();
         assert_eq!(body["protocol"], "HTTP/3", "{body}");
         assert_eq!(body["transport"], "quic", "{body}");
         assert_eq!(body["tls"]["alpn"], "h3", "{body}");
-        let echo = h3_client(&[&port, "/echo", "200000"]).await.unwrap();
+        let echo = aioquic_client(&[&port, "/echo", "200000"]).await.unwrap();
         assert_eq!(echo["status"], 200, "{echo}");
         assert_eq!(echo["body_matches"], true, "{echo}");
     }

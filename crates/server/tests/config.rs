@@ -171,7 +171,7 @@ async fn every_error_names_the_file_the_key_and_the_fix() {
         (
             r#"{ "Kestrel": { "Endpoints": { "Web": { "Url": "http://127.0.0.1:0", "Protocols": "Http9" } } } }"#,
             "Kestrel:Endpoints:Web:Protocols",
-            "use Http1, Http2 or Http1AndHttp2",
+            "use Http1, Http2, Http1AndHttp2, Http3 or Http1AndHttp2AndHttp3",
         ),
         (
             r#"{ "Kestrel": { "Endpoints": { "Tls": { "Url": "https://127.0.0.1:0",

@@ -228,10 +228,14 @@ where
         );
         let mut response = Response::new(());
         *response.status_mut() = rejection.status();
+        let mut recv = recv;
         return Either::Left(async move {
             if send.send_response(response).await.is_ok() {
                 let _ = send.finish().await;
             }
+            // The request is not read: the client stops sending, told so
+            // after the answer (a dropped stream would say code 0).
+            recv.stop_sending(h3::error::Code::H3_NO_ERROR);
         });
     }
     let content_length =
