@@ -16,11 +16,7 @@ use kite::{Protocols, ServerOptions};
 /// A server whose HTTPS endpoint speaks HTTP/1.1, HTTP/2 and HTTP/3, and
 /// its certificate.
 async fn start_h3(transport: &str, options: ServerOptions) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let der = certified.cert.der().clone();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
+    let (certificate, der) = common::self_signed();
     let server = start_with(transport, options, move |builder| {
         builder.listen_with(([127, 0, 0, 1], 0), move |listen| {
             listen
@@ -234,11 +230,7 @@ impl Sender {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_application_or_the_endpoint_can_leave_alt_svc_out() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let der = certified.cert.der().clone();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
+    let (certificate, der) = common::self_signed();
     let server = start_with("sockets", ServerOptions::default(), move |builder| {
         builder.listen_with(([127, 0, 0, 1], 0), move |listen| {
             listen
@@ -276,11 +268,7 @@ async fn http3_alone_on_an_http_endpoint_fails_at_startup_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http3_only_binds_udp_alone_and_all_three_share_one_port() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let der = certified.cert.der().clone();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
+    let (certificate, der) = common::self_signed();
     let server = kite::Server::builder()
         .handle_signals(false)
         .listen_with(([127, 0, 0, 1], 0), move |listen| {

@@ -536,16 +536,22 @@ pub async fn start_https_with(
     transport: &str,
     options: ServerOptions,
 ) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let der = certified.cert.der().clone();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
+    let (certificate, der) = self_signed();
     let server = start_with(transport, options, move |builder| {
         builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
     })
     .await;
     (server, der)
+}
+
+/// A fresh self-signed certificate for `localhost`, and its DER to trust.
+pub fn self_signed() -> (kite::Certificate, rustls::pki_types::CertificateDer<'static>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let der = certified.cert.der().clone();
+    let certificate =
+        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
+            .unwrap();
+    (certificate, der)
 }
 
 /// A TLS connection to `server` (trusting `certificate`) that offers

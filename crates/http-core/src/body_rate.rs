@@ -145,6 +145,22 @@ impl BodyRate {
         true
     }
 
+    /// The reader found no bytes and waits at `now`: whether the stream's
+    /// body has fallen below its rate (the heartbeat decides), logged under
+    /// `kite::bad_requests` with the bytes `received` so far.
+    pub fn poll_too_slow(&self, now: u64, received: u64, cx: &mut Context<'_>) -> bool {
+        self.waiting(now);
+        if self.poll_expired(cx).is_pending() {
+            return false;
+        }
+        tracing::debug!(
+            target: "kite::bad_requests",
+            received,
+            "request body slower than MinRequestBodyDataRate"
+        );
+        true
+    }
+
     /// Ready once the body was found too slow.
     pub fn poll_expired(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.expired.load(Ordering::Acquire) {

@@ -442,42 +442,20 @@ async fn accept_loop(
                 continue;
             }
         };
-        let id = connection.context().id();
-        let labels = endpoint_labels.clone();
-        let mut metrics = ConnectionMetrics::accepted(labels.clone());
-        let Some(permit) = limit.try_acquire() else {
-            // Kestrel's ConnectionLimitMiddleware: close at once, warn, count.
-            tracing::warn!(
-                connection_id = %id,
-                limit = limit.max,
-                "Connection processing ended abnormally: MaxConcurrentConnections reached; the connection is closed"
-            );
-            crate::metrics::rejected_connection(labels);
+        let Some(admitted) = admit(connection.context(), &endpoint_labels, &limit) else {
             drop(connection);
             continue;
         };
-        let close = connection.context().close_signal().clone();
-        let span = tracing::debug_span!("connection", connection_id = %id, remote = %connection.context().remote());
         let pipeline = pipeline.clone();
         // A transport with threads of its own (mio) runs the task there.
         let executor = connection.context().features().get::<ConnectionExecutor>().cloned();
-        tracker.spawn(
-            id,
-            close,
-            executor,
-            tracing::Instrument::instrument(
-                async move {
-                    let _permit = permit;
-                    metrics.started();
-                    tracing::debug!("connection started");
-                    match pipeline.handle(connection).await {
-                        Ok(()) => tracing::debug!("connection closed"),
-                        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
-                    }
-                },
-                span,
-            ),
-        );
+        admitted.run(&tracker, executor, async move {
+            tracing::debug!("connection started");
+            match pipeline.handle(connection).await {
+                Ok(()) => tracing::debug!("connection closed"),
+                Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+            }
+        });
     }
 }
 
@@ -509,37 +487,66 @@ async fn accept_multiplexed(
                 continue;
             }
         };
-        let id = connection.context().id();
-        let labels = endpoint_labels.clone();
-        let mut metrics = ConnectionMetrics::accepted(labels.clone());
-        let Some(permit) = limit.try_acquire() else {
-            tracing::warn!(
-                connection_id = %id,
-                limit = limit.max,
-                "Connection processing ended abnormally: MaxConcurrentConnections reached; the connection is closed"
-            );
-            crate::metrics::rejected_connection(labels);
+        let Some(admitted) = admit(connection.context(), &endpoint_labels, &limit) else {
             drop(connection);
             continue;
         };
-        let close = connection.context().close_signal().clone();
-        let span = tracing::debug_span!("connection", connection_id = %id, remote = %connection.context().remote());
         let serving = serve(connection);
-        tracker.spawn(
-            id,
-            close,
-            None,
-            tracing::Instrument::instrument(
-                async move {
-                    let _permit = permit;
-                    metrics.started();
-                    tracing::debug!("HTTP/3 connection started");
-                    serving.await;
-                    tracing::debug!("HTTP/3 connection closed");
-                },
-                span,
-            ),
+        admitted.run(&tracker, None, async move {
+            tracing::debug!("HTTP/3 connection started");
+            serving.await;
+            tracing::debug!("HTTP/3 connection closed");
+        });
+    }
+}
+
+/// An accepted connection let in under MaxConcurrentConnections.
+struct Admitted {
+    id: kite_transport_core::ConnectionId,
+    close: kite_transport_core::CloseSignal,
+    span: tracing::Span,
+    permit: ConnectionPermit,
+    metrics: ConnectionMetrics,
+}
+
+/// Lets an accepted connection in: counts it (queued until it starts), and
+/// holds it to MaxConcurrentConnections. Past the limit it is refused as
+/// Kestrel's ConnectionLimitMiddleware does (a warning and
+/// `kite.rejected_connections`), and the caller closes it.
+fn admit(
+    context: &kite_transport_core::ConnectionContext,
+    labels: &[metrics::Label],
+    limit: &ConnectionLimit,
+) -> Option<Admitted> {
+    let id = context.id();
+    let metrics = ConnectionMetrics::accepted(labels.to_vec());
+    let Some(permit) = limit.try_acquire() else {
+        tracing::warn!(
+            connection_id = %id,
+            limit = limit.max,
+            "Connection processing ended abnormally: MaxConcurrentConnections reached; the connection is closed"
         );
+        crate::metrics::rejected_connection(labels.to_vec());
+        return None;
+    };
+    let span = tracing::debug_span!("connection", connection_id = %id, remote = %context.remote());
+    Some(Admitted { id, close: context.close_signal().clone(), span, permit, metrics })
+}
+
+impl Admitted {
+    /// Runs `serve` in the connection's span, on `executor` if the
+    /// transport names one, tracked for graceful shutdown.
+    fn run<F>(self, tracker: &Arc<Tracker>, executor: Option<ConnectionExecutor>, serve: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Admitted { id, close, span, permit, mut metrics } = self;
+        let task = async move {
+            let _permit = permit;
+            metrics.started();
+            serve.await;
+        };
+        tracker.spawn(id, close, executor, tracing::Instrument::instrument(task, span));
     }
 }
 

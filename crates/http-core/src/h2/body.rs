@@ -72,16 +72,12 @@ impl H2Body {
                 }
                 Poll::Pending => {
                     // The application waits for bytes: the rate counts.
-                    if let Some((rate, clock)) = &self.rate {
-                        rate.waiting(clock.now_ms());
-                        if rate.poll_expired(cx).is_ready() {
-                            tracing::debug!(
-                                target: "kite::bad_requests",
-                                received = self.received,
-                                "HTTP/2 request body slower than MinRequestBodyDataRate"
-                            );
-                            return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTimeout));
-                        }
+                    let slow = self
+                        .rate
+                        .as_ref()
+                        .is_some_and(|(rate, clock)| rate.poll_too_slow(clock.now_ms(), self.received, cx));
+                    if slow {
+                        return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTimeout));
                     }
                     return Poll::Pending;
                 }

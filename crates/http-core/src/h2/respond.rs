@@ -84,21 +84,7 @@ pub(super) async fn answer<B>(
         }
     }
 
-    // A refused request body, or a response body that failed before its
-    // head, gets a status of its own.
-    let refused = match &shared.lock().error {
-        Some(BodyError::Rejected(rejection)) => Some(rejection.status()),
-        _ => None,
-    };
-    let failed = match (refused, &first) {
-        (Some(status), _) => Some(status),
-        (None, Some(Some(Err(error)))) => {
-            tracing::error!(%error, "the response body failed before its head was sent; sending 500");
-            Some(StatusCode::INTERNAL_SERVER_ERROR)
-        }
-        _ => None,
-    };
-    if let Some(status) = failed {
+    if let Some(status) = status_instead(shared, &first) {
         parts = status_parts(status);
         body.set(None);
         first = None;
@@ -125,6 +111,20 @@ pub(super) async fn answer<B>(
             send.send_reset(Reason::INTERNAL_ERROR);
         }
     }
+}
+
+/// The status a response gets instead of the application's: a refused
+/// request body's (413, 408), or 500 for a response body that failed
+/// before its head left. `first` is the body's first frame, if taken.
+pub(crate) fn status_instead<D>(shared: &Shared, first: &Option<Polled<D>>) -> Option<StatusCode> {
+    if let Some(BodyError::Rejected(rejection)) = &shared.lock().error {
+        return Some(rejection.status());
+    }
+    if let Some(Some(Err(error))) = first {
+        tracing::error!(%error, "the response body failed before its head was sent; sending 500");
+        return Some(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    None
 }
 
 pub(crate) fn status_parts(status: StatusCode) -> http::response::Parts {

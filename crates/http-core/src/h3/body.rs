@@ -96,16 +96,12 @@ impl H3Body {
                 }
                 Poll::Ready(Err(e)) => return self.fail(body_error(e)),
                 Poll::Pending => {
-                    if let Some((rate, clock)) = &self.rate {
-                        rate.waiting(clock.now_ms());
-                        if rate.poll_expired(cx).is_ready() {
-                            tracing::debug!(
-                                target: "kite::bad_requests",
-                                received = self.received,
-                                "HTTP/3 request body slower than MinRequestBodyDataRate"
-                            );
-                            return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTimeout));
-                        }
+                    let slow = self
+                        .rate
+                        .as_ref()
+                        .is_some_and(|(rate, clock)| rate.poll_too_slow(clock.now_ms(), self.received, cx));
+                    if slow {
+                        return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTimeout));
                     }
                     return Poll::Pending;
                 }

@@ -13,8 +13,8 @@ use http_body::Body;
 
 use super::quic::H3Send;
 use crate::body::shared::Shared;
-use crate::h2::respond::{poll_body, prepare_headers, status_parts, Polled};
-use crate::{BodyError, BoxError};
+use crate::h2::respond::{poll_body, prepare_headers, status_instead, status_parts, Polled};
+use crate::BoxError;
 
 /// What an HTTP/3 response carries beyond the application's own headers.
 #[derive(Clone, Copy)]
@@ -65,19 +65,7 @@ pub(super) async fn answer<B>(
         })
         .await;
     }
-    let refused = match &shared.lock().error {
-        Some(BodyError::Rejected(rejection)) => Some(rejection.status()),
-        _ => None,
-    };
-    let failed = match (refused, &first) {
-        (Some(status), _) => Some(status),
-        (None, Some(Some(Err(error)))) => {
-            tracing::error!(%error, "the response body failed before its head was sent; sending 500");
-            Some(StatusCode::INTERNAL_SERVER_ERROR)
-        }
-        _ => None,
-    };
-    if let Some(status) = failed {
+    if let Some(status) = status_instead(shared, &first) {
         parts = status_parts(status);
         body.set(None);
         first = None;
