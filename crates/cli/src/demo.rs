@@ -134,6 +134,7 @@ fn info(request: &Request<RequestBody>) -> String {
     });
     serde_json::json!({
         "protocol": protocol,
+        "pid": std::process::id(),
         "transport": connection.map(|c| c.transport()),
         "local": connection.map(|c| c.local().to_string()),
         "remote": connection.map(|c| c.remote().to_string()),

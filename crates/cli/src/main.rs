@@ -14,6 +14,8 @@
 
 mod demo;
 mod metrics;
+mod upgrade;
+mod workers;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,11 +24,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kite_server::config::Config;
 use kite_server::dev_certs::DevCertificate;
-use kite_server::{Certificate, Server, ServerBuilder, TlsOptions};
+use kite_server::{handover, Certificate, Server, ServerBuilder, TlsOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Runs the Kite HTTP server with its demo application.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(name = "kite", version, about)]
 struct Cli {
     #[command(subcommand)]
@@ -79,13 +81,31 @@ struct Cli {
     #[arg(long, env = "KITE_CONFIG")]
     config: Option<PathBuf>,
 
+    /// Run this many worker processes, each binding the endpoints with
+    /// SO_REUSEPORT so the kernel spreads connections across them; the
+    /// first process supervises them (restarts one that dies, stops all on
+    /// SIGTERM). TCP endpoints only. Default: 1 (no workers).
+    #[arg(long, env = "KITE_WORKERS", default_value_t = 1)]
+    workers: usize,
+
+    /// Answer a readiness probe at this path (for example /healthz): 200
+    /// while accepting, 503 from the moment a drain (a shutdown or an
+    /// upgrade) starts. Default: none.
+    #[arg(long, env = "KITE_HEALTH_PATH")]
+    health_path: Option<String>,
+
+    /// Seconds to go on accepting after a drain starts, with the probe
+    /// already answering 503, so a load balancer stops sending work first.
+    #[arg(long, env = "KITE_DRAIN_DELAY", default_value_t = 0)]
+    drain_delay: u64,
+
     /// Serve the `kite.*` metrics in Prometheus text at this URL's
     /// `/metrics` (for example http://127.0.0.1:9090). Default: off.
     #[arg(long, env = "KITE_METRICS_ADDR")]
     metrics_addr: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 enum Command {
     /// Creates (if missing) and shows the development certificate for
     /// localhost, or removes it.
@@ -116,7 +136,9 @@ fn main() -> ExitCode {
     // thread starts, so that the variables can go: children must not take
     // them too, and the environment cannot change soundly later.
     let activated = kite_server::systemd::listen_fds();
-    for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+    // Sockets a predecessor handed over in an upgrade, taken the same way.
+    let inherited = kite_server::handover::inherited();
+    for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", handover::FDS_VAR, handover::READY_VAR] {
         if std::env::var_os(name).is_some() {
             std::env::remove_var(name);
         }
@@ -129,11 +151,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli, activated))
+    runtime.block_on(run(cli, activated, inherited))
 }
 
-/// Serves until a signal; `activated` are the sockets systemd passed.
-async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>) -> ExitCode {
+/// Serves until a signal; `activated` are the sockets systemd passed,
+/// `inherited` those a predecessor handed over.
+async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>, mut inherited: handover::Inherited) -> ExitCode {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -141,27 +164,22 @@ async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let builder = match Server::builder().configuration(&config) {
-        Ok(builder) => builder,
-        Err(e) => {
-            eprintln!("kite: {e}");
+    if cli.workers > 1 && !workers::is_worker() {
+        if !activated.is_empty() {
+            eprintln!("kite: --workers cannot share sockets from systemd socket activation; run one process");
             return ExitCode::from(2);
         }
-    };
-    // Sockets from systemd socket activation are endpoints of their own.
-    let socket_activated = !activated.is_empty();
-    let builder = activated.into_iter().fold(builder, ServerBuilder::listen_fd);
-    // Addresses from the configuration or systemd replace the default URLs.
-    let configured = socket_activated
-        || config.root().get("Urls").exists()
-        || !config.kestrel().get("Endpoints").entries().is_empty();
-    let builder = match configure(builder, &cli, configured) {
+        return workers::supervise(&cli, &config).await;
+    }
+    let builder = match prepare(&cli, &config, activated) {
         Ok(builder) => builder,
         Err(message) => {
             eprintln!("kite: {message}");
             return ExitCode::from(2);
         }
     };
+    let ready = inherited.take_ready();
+    let builder = if !inherited.is_empty() { builder.inherit(inherited) } else { builder };
     let server = match builder.bind().await {
         Ok(server) => server,
         Err(e) => {
@@ -169,6 +187,7 @@ async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+
     let metrics = match &cli.metrics_addr {
         Some(url) => match metrics::serve(url).await {
             Ok(metrics) => Some(metrics),
@@ -195,6 +214,19 @@ async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>) -> ExitCode {
         let _ = writeln!(stdout, "Application started. Press Ctrl+C to shut down.");
         let _ = stdout.flush();
     }
+    // A successor tells its predecessor it serves; under systemd, READY.
+    // A worker's supervisor speaks for it.
+    if !workers::is_worker() {
+        notify_ready(ready);
+    }
+    if !workers::is_worker() {
+        match server.handover() {
+            Ok(sockets) => {
+                tokio::spawn(upgrade::on_sigusr2(sockets, server.shutdown_handle()));
+            }
+            Err(e) => tracing::info!(reason = %e, "upgrades on SIGUSR2 are off"),
+        }
+    }
     let served = server.serve(demo::Demo).await;
     if let Some(metrics) = metrics {
         metrics.stop().await;
@@ -206,6 +238,38 @@ async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Tells a predecessor (and systemd) that this process serves.
+fn notify_ready(mut ready: handover::Inherited) {
+    if !ready.is_empty() {
+        match ready.notify_ready() {
+            Ok(()) => tracing::info!("serving on the sockets handed over; the previous process drains"),
+            Err(e) => tracing::warn!(error = %e, "the previous process did not hear that this one is ready"),
+        }
+    }
+    let pid = std::process::id();
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::MainPid(pid), sd_notify::NotifyState::Ready]);
+}
+
+/// The builder the command line and the configuration describe, with
+/// `activated` (systemd's sockets) as endpoints of their own.
+fn prepare(cli: &Cli, config: &Config, activated: Vec<std::os::fd::OwnedFd>) -> Result<ServerBuilder, String> {
+    let builder = Server::builder().configuration(config).map_err(|e| e.to_string())?;
+    // Sockets from systemd socket activation are endpoints of their own.
+    let socket_activated = !activated.is_empty();
+    let builder = activated.into_iter().fold(builder, ServerBuilder::listen_fd);
+    // Addresses from the configuration or systemd replace the default URLs.
+    let configured = socket_activated || workers::configured(config);
+    let mut builder = configure(builder, cli, configured)?;
+    // A worker shares its ports with the others.
+    builder = builder.reuse_port(cli.workers > 1 || workers::is_worker());
+    if let Some(path) = &cli.health_path {
+        builder = builder.health_check(path.as_str());
+    }
+    let mut options = builder.get_options().clone();
+    options.drain_delay = std::time::Duration::from_secs(cli.drain_delay);
+    Ok(builder.options(options))
 }
 
 /// Applies the command line to a builder: transport, URLs and certificates.

@@ -40,6 +40,8 @@ pub struct ServerBuilder {
     /// The configuration file, watched for changes when `reload_on_change`.
     pub(crate) config_file: Option<std::path::PathBuf>,
     reload_on_change: bool,
+    reuse_port: bool,
+    inherited: Option<crate::handover::Pool>,
 }
 
 impl Server {
@@ -65,6 +67,8 @@ impl ServerBuilder {
             allowed_hosts: None,
             config_file: None,
             reload_on_change: true,
+            reuse_port: false,
+            inherited: None,
         }
     }
 
@@ -277,6 +281,35 @@ impl ServerBuilder {
         self
     }
 
+    /// Binds each endpoint to the socket a predecessor handed over for its
+    /// address (a zero-downtime upgrade; see [`crate::handover`]), and
+    /// anew where none was handed. Handed sockets no endpoint takes are
+    /// closed. Default: none.
+    pub fn inherit(mut self, inherited: crate::handover::Inherited) -> Self {
+        self.inherited = Some(inherited.into_pool());
+        self
+    }
+
+    /// Serves a readiness probe at `path` (`/healthz`, say): `200` while
+    /// the server accepts, `503` once a drain starts. See
+    /// [`ServerOptions::health_path`] and [`ServerOptions::drain_delay`].
+    /// Default: none.
+    pub fn health_check(mut self, path: impl Into<String>) -> Self {
+        self.options.health_path = Some(path.into());
+        self
+    }
+
+    /// Binds every TCP and UDP endpoint with `SO_REUSEPORT`, so several
+    /// processes can listen on one port and the kernel spreads
+    /// connections across them (`kite --workers N`). It applies to the
+    /// default transports; a transport given with [`transport`](Self::transport)
+    /// or [`multiplexed_transport`](Self::multiplexed_transport) keeps its own
+    /// socket options. Default: `false`.
+    pub fn reuse_port(mut self, enabled: bool) -> Self {
+        self.reuse_port = enabled;
+        self
+    }
+
     /// Uses `transport` for the HTTP/3 (QUIC) listeners of endpoints that
     /// speak HTTP/3. Default: `kite_transport_quic::QuicTransport` with its
     /// default options (100 bidirectional and 10 unidirectional streams)
@@ -325,18 +358,27 @@ impl ServerBuilder {
         self.options.http.http3.validate().map_err(ServerError::InvalidOptions)?;
         let transport = match self.transport.clone() {
             Some(transport) => transport,
-            None => default_transport()?,
+            None => default_transport(self.reuse_port)?,
         };
-        let transports = endpoint::Transports {
+        let mut transports = endpoint::Transports {
             stream: Arc::clone(&transport),
-            multiplexed: self.multiplexed.clone().or_else(default_multiplexed),
+            multiplexed: self.multiplexed.clone().or_else(|| default_multiplexed(self.reuse_port)),
         };
+        if let Some(pool) = &self.inherited {
+            transports.stream = pool.stream(Arc::clone(&transports.stream));
+            transports.multiplexed = transports.multiplexed.map(|m| pool.multiplexed(m));
+        }
         let endpoints = self.effective_endpoints()?;
         check_shared_ports(&endpoints)?;
 
         let mut listeners = Vec::new();
         for endpoint in &endpoints {
             listeners.extend(endpoint::bind(&transports, endpoint, self.options.http.protocols).await?);
+        }
+        if let Some(pool) = &self.inherited {
+            for address in pool.close_unused() {
+                tracing::warn!(?address, "a socket handed over by the previous process matches no endpoint; closed");
+            }
         }
         // With a configuration file, its endpoints follow its changes.
         let reload = self.config_file.clone().filter(|_| self.reload_on_change).map(|file| {
@@ -413,21 +455,23 @@ fn check_shared_ports(endpoints: &[ListenOptions]) -> Result<(), ServerError> {
 }
 
 #[cfg(feature = "http3")]
-fn default_multiplexed() -> Option<Arc<dyn MultiplexedTransport>> {
-    Some(Arc::new(kite_transport_quic::QuicTransport::default()))
+fn default_multiplexed(reuse_port: bool) -> Option<Arc<dyn MultiplexedTransport>> {
+    let socket = kite_socket::SocketOptions::default().reuse_port(reuse_port);
+    Some(Arc::new(kite_transport_quic::QuicTransport::new(kite_transport_quic::QuicOptions::default().socket(socket))))
 }
 
 #[cfg(not(feature = "http3"))]
-fn default_multiplexed() -> Option<Arc<dyn MultiplexedTransport>> {
+fn default_multiplexed(_reuse_port: bool) -> Option<Arc<dyn MultiplexedTransport>> {
     None
 }
 
 #[cfg(feature = "sockets")]
-fn default_transport() -> Result<Arc<dyn Transport>, ServerError> {
-    Ok(Arc::new(kite_transport_sockets::SocketTransport::default()))
+fn default_transport(reuse_port: bool) -> Result<Arc<dyn Transport>, ServerError> {
+    let socket = kite_socket::SocketOptions::default().reuse_port(reuse_port);
+    Ok(Arc::new(kite_transport_sockets::SocketTransport::new(socket)))
 }
 
 #[cfg(not(feature = "sockets"))]
-fn default_transport() -> Result<Arc<dyn Transport>, ServerError> {
+fn default_transport(_reuse_port: bool) -> Result<Arc<dyn Transport>, ServerError> {
     Err(ServerError::NoTransport)
 }

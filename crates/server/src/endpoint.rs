@@ -267,6 +267,8 @@ pub(crate) struct PipelineParts {
     pub after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
     /// AllowedHosts, when set.
     pub allowed_hosts: Option<Arc<AllowedHosts>>,
+    /// The readiness probe, when set.
+    pub readiness: Option<Arc<crate::readiness::Readiness>>,
     /// MaxConcurrentConnections across the server's endpoints.
     pub max_connections: Option<u64>,
 }
@@ -336,10 +338,11 @@ impl Launcher {
         S::Body: Send + 'static,
         <S::Body as Body>::Data: Send,
     {
-        // The application, behind the host filter when AllowedHosts is set.
-        let (finish, multiplexed) = match parts.allowed_hosts {
-            Some(allowed) => serving(HostFilter { inner: service, allowed: Some(allowed) }, http),
-            None => serving(service, http),
+        // The application, behind the readiness probe and the host filter
+        // when either is set.
+        let (finish, multiplexed) = match (parts.allowed_hosts, parts.readiness) {
+            (None, None) => serving(service, http),
+            (allowed, readiness) => serving(HostFilter { inner: service, allowed, readiness }, http),
         };
         let (middleware, after_tls) = (parts.middleware, parts.after_tls);
         let pipeline_for = move |steps: &[Step], tls: Option<&TlsMiddleware>, protocols, alt_svc| {

@@ -64,12 +64,14 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-/// The application behind the host filter. With no filter it passes every
-/// request through.
+/// The application behind what the server answers itself: the readiness
+/// probe, then the host filter. With neither it passes every request
+/// through.
 #[derive(Clone)]
 pub(crate) struct HostFilter<S> {
     pub inner: S,
     pub allowed: Option<Arc<AllowedHosts>>,
+    pub readiness: Option<Arc<crate::readiness::Readiness>>,
 }
 
 const REJECTED: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\"><HTML><HEAD><TITLE>Bad Request</TITLE><META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></ HEAD ><BODY><h2>Bad Request - Invalid Hostname</h2><hr><p>HTTP Error 400. The request hostname is invalid.</p></BODY></HTML>";
@@ -88,6 +90,9 @@ where
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+        if let Some((status, text)) = self.readiness.as_ref().and_then(|r| r.answer(request.uri().path())) {
+            return FilterFuture::Answered { status, content_type: "text/plain", page: text };
+        }
         if let Some(allowed) = &self.allowed {
             let host = request
                 .headers()
@@ -97,7 +102,8 @@ where
                 .unwrap_or_default();
             if !allowed.allows(host) {
                 tracing::debug!(target: "kite::host_filtering", host, "the request's host is not allowed; 400");
-                return FilterFuture::Rejected;
+                let page = Bytes::from_static(REJECTED.as_bytes());
+                return FilterFuture::Answered { status: StatusCode::BAD_REQUEST, content_type: "text/html", page };
             }
         }
         FilterFuture::Inner(self.inner.call(request))
@@ -105,11 +111,12 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The application's answer, or the filter's 400.
+    /// The application's answer, or the server's own (the probe's, the
+    /// filter's 400).
     #[project = FilterFutureProj]
     pub(crate) enum FilterFuture<F> {
         Inner { #[pin] future: F },
-        Rejected,
+        Answered { status: StatusCode, content_type: &'static str, page: Bytes },
     }
 }
 
@@ -131,13 +138,13 @@ where
             FilterFutureProj::Inner { future } => {
                 future.poll(cx).map(|result| result.map(|response| response.map(|body| Filtered::Inner { body })))
             }
-            FilterFutureProj::Rejected => {
-                let mut response =
-                    Response::new(Filtered::Rejected { page: Some(Bytes::from_static(REJECTED.as_bytes())) });
-                *response.status_mut() = StatusCode::BAD_REQUEST;
+            FilterFutureProj::Answered { status, content_type, page } => {
+                let length = page.len();
+                let mut response = Response::new(Filtered::Rejected { page: Some(std::mem::take(page)) });
+                *response.status_mut() = *status;
                 let headers = response.headers_mut();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(REJECTED.len()));
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
                 Poll::Ready(Ok(response))
             }
         }

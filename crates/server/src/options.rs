@@ -29,10 +29,25 @@ pub struct ServerOptions {
     pub shutdown_timeout: Duration,
     /// Whether SIGINT and SIGTERM start a graceful shutdown. Default: `true`.
     pub handle_signals: bool,
+    /// The readiness probe's path (`/healthz`, say): the server answers it
+    /// itself, `200 Healthy` while it accepts connections and
+    /// `503 Draining` from the moment a graceful shutdown starts.
+    /// Default: `None` (no probe).
+    pub health_path: Option<String>,
+    /// How long the server goes on accepting after a graceful shutdown
+    /// starts, with the probe already answering `503`, so a load balancer
+    /// that polls it stops sending work first. Default: zero.
+    pub drain_delay: Duration,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { http: HttpOptions::default(), shutdown_timeout: Duration::from_secs(30), handle_signals: true }
+        Self {
+            http: HttpOptions::default(),
+            shutdown_timeout: Duration::from_secs(30),
+            handle_signals: true,
+            health_path: None,
+            drain_delay: Duration::ZERO,
+        }
     }
 }

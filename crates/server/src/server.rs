@@ -10,6 +10,7 @@ use kite_transport_core::Endpoint;
 
 use crate::endpoint::{BoundListener, Launcher, PipelineParts, RunningSet};
 use crate::host_filter::AllowedHosts;
+use crate::readiness::Readiness;
 use crate::reload::ReloadSource;
 use crate::tracker::Tracker;
 use crate::{ServerError, ServerOptions, ShutdownHandle};
@@ -116,6 +117,29 @@ impl Server {
         self.transport_name
     }
 
+    /// Duplicates of every listening socket, for a successor process that
+    /// adopts them ([`handover::spawn_successor`](crate::handover::spawn_successor)).
+    /// Call it before [`serve`](Self::serve); the server keeps accepting on
+    /// its own copies until it is shut down.
+    ///
+    /// # Errors
+    ///
+    /// [`std::io::ErrorKind::Unsupported`] for a Unix socket endpoint (its
+    /// file goes with this process); whatever duplicating reports.
+    pub fn handover(&self) -> std::io::Result<Vec<crate::handover::HandedSocket>> {
+        let mut handed = Vec::new();
+        for bound in &self.listeners {
+            let socket = match &bound.listener {
+                crate::endpoint::Bound::Stream(listener) => crate::handover::hand_stream(listener.as_ref()),
+                crate::endpoint::Bound::Multiplexed(listener) => crate::handover::hand_multiplexed(listener.as_ref()),
+            };
+            if let Some(socket) = socket {
+                handed.push(socket?);
+            }
+        }
+        Ok(handed)
+    }
+
     /// A handle that starts graceful shutdown.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
@@ -139,10 +163,12 @@ impl Server {
         <S::Body as Body>::Data: Send,
     {
         let upgrades = self.options.http.clone();
+        let readiness = self.options.health_path.clone().map(|path| Arc::new(Readiness::new(path)));
         let parts = PipelineParts {
             middleware: self.middleware,
             after_tls: self.after_tls,
             allowed_hosts: self.allowed_hosts,
+            readiness: readiness.clone(),
             max_connections: self.options.http.limits.max_concurrent_connections,
         };
         let launcher = Launcher::new(service, self.options.http.clone(), parts);
@@ -175,6 +201,15 @@ impl Server {
             }
         });
         self.shutdown.wait().await;
+        // The drain starts: the probe says so at once; accepting stops
+        // after the drain delay.
+        if let Some(readiness) = &readiness {
+            readiness.drain();
+        }
+        if !self.options.drain_delay.is_zero() {
+            tracing::info!(delay = ?self.options.drain_delay, "draining: still accepting for the drain delay");
+            tokio::time::sleep(self.options.drain_delay).await;
+        }
         sampler.abort();
         if let Some(watcher) = watcher {
             let _ = watcher.await;

@@ -294,6 +294,12 @@ pub trait MultiplexedListener: Send + 'static {
     /// A failed handshake is returned as an error; the listener stays
     /// usable. [`io::ErrorKind::NotConnected`] when the listener is closed.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<MultiplexedConnection>>;
+
+    /// The listening (UDP) socket, for handing it to another process that
+    /// adopts it as an [`Endpoint::Inherited`]. Default: `None`.
+    fn listening_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
 }
 
 impl dyn MultiplexedListener {

@@ -50,6 +50,14 @@ pub trait Listener: Send + 'static {
     /// that reset before accept); the listener stays usable and the caller
     /// decides whether to back off.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>>;
+
+    /// The listening socket, for handing it to another process (a
+    /// zero-downtime upgrade) that adopts it as an
+    /// [`Endpoint::Inherited`]. Default: `None` (a listener with no OS
+    /// socket, such as an in-memory one).
+    fn listening_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
 }
 
 impl dyn Listener {

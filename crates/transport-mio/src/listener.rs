@@ -72,6 +72,14 @@ impl Listener for MioListener {
         &self.local
     }
 
+    fn listening_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(match &self.kind {
+            Kind::Tcp(listener) => listener.io().as_fd(),
+            Kind::Unix(listener, _) => listener.io().as_fd(),
+        })
+    }
+
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>> {
         // At the connection limit, leave new connections in the backlog.
         ready!(self.loops.admission.poll_room(cx));

@@ -152,14 +152,22 @@ impl MultiplexedTransport for QuicTransport {
     }
 
     async fn bind(&self, endpoint: &Endpoint, features: &Features) -> io::Result<Box<dyn MultiplexedListener>> {
-        let Endpoint::Tcp(addr) = endpoint else {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, format!("QUIC cannot listen on {endpoint}")));
-        };
         let tls = features.get::<Arc<rustls::ServerConfig>>().cloned().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "QUIC needs a TLS configuration (Arc<rustls::ServerConfig>)")
         })?;
         let config = self.server_config(tls)?;
-        let socket = kite_socket::bind_udp(*addr, &self.options.socket)?;
+        let socket = match endpoint {
+            Endpoint::Tcp(addr) => kite_socket::bind_udp(*addr, &self.options.socket)?,
+            // A UDP socket handed over by the process this one replaces.
+            Endpoint::Inherited(fd) => {
+                let socket = std::net::UdpSocket::from(fd.take()?);
+                socket.set_nonblocking(true)?;
+                socket
+            }
+            other => {
+                return Err(io::Error::new(io::ErrorKind::Unsupported, format!("QUIC cannot listen on {other}")));
+            }
+        };
         QuicListener::new(socket, config).map(|l| Box::new(l) as Box<dyn MultiplexedListener>)
     }
 }

@@ -18,6 +18,8 @@ const BACKLOG: usize = 128;
 /// connections already accepted live on until they close.
 pub struct QuicListener {
     endpoint: quinn::Endpoint,
+    /// The UDP socket quinn reads, for a hand-over to another process.
+    socket: std::os::fd::OwnedFd,
     local: Endpoint,
     accepted: mpsc::Receiver<io::Result<MultiplexedConnection>>,
     acceptor: tokio::task::JoinHandle<()>,
@@ -27,11 +29,12 @@ impl QuicListener {
     pub(crate) fn new(socket: std::net::UdpSocket, config: quinn::ServerConfig) -> io::Result<Self> {
         let runtime = quinn::default_runtime()
             .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "QUIC needs a tokio runtime"))?;
+        let handover = std::os::fd::OwnedFd::from(socket.try_clone()?);
         let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime)?;
         let local_addr = endpoint.local_addr()?;
         let (sender, accepted) = mpsc::channel(BACKLOG);
         let acceptor = tokio::spawn(accept_loop(endpoint.clone(), local_addr, sender));
-        Ok(Self { endpoint, local: Endpoint::Tcp(local_addr), accepted, acceptor })
+        Ok(Self { endpoint, socket: handover, local: Endpoint::Tcp(local_addr), accepted, acceptor })
     }
 }
 
@@ -63,6 +66,11 @@ async fn accept_loop(
 impl MultiplexedListener for QuicListener {
     fn local_endpoint(&self) -> &Endpoint {
         &self.local
+    }
+
+    fn listening_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(self.socket.as_fd())
     }
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<MultiplexedConnection>> {

@@ -95,6 +95,14 @@ impl Listener for SocketListener {
         &self.local
     }
 
+    fn listening_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(match &self.kind {
+            Kind::Tcp(listener) => listener.as_fd(),
+            Kind::Unix(listener, _) => listener.as_fd(),
+        })
+    }
+
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>> {
         let (io, remote) = match &self.kind {
             Kind::Tcp(listener) => {

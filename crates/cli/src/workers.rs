@@ -1,0 +1,177 @@
+//! `kite --workers N`: a supervisor runs N worker processes of this binary
+//! on the same endpoints. Each worker has listening sockets of its own,
+//! bound with `SO_REUSEPORT`, so the kernel spreads connections across
+//! them. The supervisor binds them (port 0 resolved once for all) and keeps
+//! a copy of each worker's, so a worker that dies leaves its accept queue
+//! open: its replacement inherits the same sockets and accepts what waited
+//! there, and no queued connection is reset. SIGTERM and SIGINT are
+//! forwarded for a graceful stop of all.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use kite_server::config::Config;
+use kite_server::handover::{spawn_successor, HandedSocket};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::Cli;
+
+/// The variable that marks a worker, and holds its index.
+pub const WORKER_VAR: &str = "KITE_WORKER";
+
+/// A worker that dies sooner than this after its start is restarted after
+/// a pause, so a worker that cannot start does not spin.
+const QUICK_DEATH: Duration = Duration::from_secs(1);
+
+/// Whether this process is a worker of a supervisor.
+pub fn is_worker() -> bool {
+    std::env::var_os(WORKER_VAR).is_some()
+}
+
+/// Whether the configuration names the endpoints (they replace the URLs).
+pub fn configured(config: &Config) -> bool {
+    config.root().get("Urls").exists() || !config.kestrel().get("Endpoints").entries().is_empty()
+}
+
+/// The command line for the workers: this one without `--workers` (a
+/// worker binds the same endpoints, adopting the sockets it is given).
+fn worker_args() -> Vec<OsString> {
+    let mut args = Vec::new();
+    let mut skip = false;
+    for arg in std::env::args_os().skip(1) {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        let text = arg.to_string_lossy();
+        if text == "--workers" {
+            skip = true;
+        } else if !text.starts_with("--workers=") {
+            args.push(arg);
+        }
+    }
+    args
+}
+
+/// Starts worker `index` with its sockets.
+fn start(index: usize, args: &[OsString], sockets: &[HandedSocket]) -> std::io::Result<Child> {
+    let program = std::env::current_exe()?;
+    let mut command = Command::new(program);
+    // The supervisor prints the addresses; workers log to stderr.
+    command.args(args).env(WORKER_VAR, index.to_string()).stdout(Stdio::null());
+    Ok(spawn_successor(&mut command, sockets)?.child)
+}
+
+/// Binds one worker's sockets: the endpoints the command line and the
+/// configuration name, with `urls` (port 0 resolved) in place of the
+/// command line's when given. Its addresses and its sockets.
+async fn bind_slot(cli: &Cli, config: &Config, urls: Option<&str>) -> Result<(Vec<String>, Vec<HandedSocket>), String> {
+    let mut cli = cli.clone();
+    if let Some(urls) = urls {
+        cli.urls = Some(urls.to_string());
+    }
+    let server = crate::prepare(&cli, config, Vec::new())?.bind().await.map_err(|e| e.to_string())?;
+    let addresses = server.addresses();
+    if let Some(unix) = addresses.iter().find(|a| a.contains("://unix:")) {
+        return Err(format!("--workers needs TCP endpoints: {unix} cannot be shared; run one process for it"));
+    }
+    let sockets = server.handover().map_err(|e| e.to_string())?;
+    // The server's own copies close here; the handed ones stay open.
+    drop(server);
+    Ok((addresses, sockets))
+}
+
+/// Runs `cli.workers` workers until SIGTERM or SIGINT, then stops them
+/// gracefully (within the shutdown timeout and 5 s more, then kills them).
+pub async fn supervise(cli: &Cli, config: &Config) -> ExitCode {
+    let count = cli.workers;
+    // Port 0 is resolved by the first worker's sockets; the others bind the
+    // same ports. Ports in a configuration file must be fixed.
+    let mut slots = Vec::new();
+    let mut resolved = None;
+    for index in 0..count {
+        let urls = resolved.as_deref().filter(|_| !configured(config));
+        match bind_slot(cli, config, urls).await {
+            Ok((addresses, sockets)) => {
+                let joined = addresses.join(";");
+                if resolved.as_ref().is_some_and(|first| *first != joined) {
+                    eprintln!("kite: --workers needs fixed ports in the configuration file ({joined} differs)");
+                    return ExitCode::from(2);
+                }
+                resolved.get_or_insert(joined);
+                slots.push(sockets);
+            }
+            Err(message) => {
+                eprintln!("kite: {message}");
+                return ExitCode::from(if index == 0 { 2 } else { 1 });
+            }
+        }
+    }
+    let args = worker_args();
+    {
+        let mut stdout = std::io::stdout().lock();
+        for address in resolved.iter().flat_map(|r| r.split(';')) {
+            let _ = writeln!(stdout, "Now listening on: {address}");
+        }
+        let _ = writeln!(stdout, "Workers: {count} (supervisor pid {})", std::process::id());
+        let _ = stdout.flush();
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    run_workers(&args, &slots, Duration::from_secs(35)).await
+}
+
+/// Runs a worker per slot, restarting any that exits, until a signal.
+async fn run_workers(args: &[OsString], slots: &[Vec<HandedSocket>], grace: Duration) -> ExitCode {
+    let mut workers: Vec<(Child, Instant)> = Vec::new();
+    for (index, sockets) in slots.iter().enumerate() {
+        match start(index, args, sockets) {
+            Ok(child) => workers.push((child, Instant::now())),
+            Err(e) => {
+                eprintln!("kite: cannot start worker {index}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        eprintln!("kite: cannot handle signals");
+        return ExitCode::FAILURE;
+    };
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = every.tick() => {}
+        }
+        for (index, (child, started)) in workers.iter_mut().enumerate() {
+            let Ok(Some(status)) = child.try_wait() else { continue };
+            tracing::warn!(worker = index, %status, "a worker exited; starting another on its sockets");
+            if started.elapsed() < QUICK_DEATH {
+                tokio::time::sleep(QUICK_DEATH).await;
+            }
+            match start(index, args, &slots[index]) {
+                Ok(replacement) => (*child, *started) = (replacement, Instant::now()),
+                Err(e) => tracing::error!(worker = index, error = %e, "cannot restart the worker"),
+            }
+        }
+    }
+    tracing::info!("stopping the workers");
+    for (child, _) in &workers {
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    for (child, _) in &mut workers {
+        while matches!(child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.wait();
+    }
+    ExitCode::SUCCESS
+}
