@@ -144,7 +144,12 @@ fn main() -> ExitCode {
         }
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // A worker runs its share of the cores.
+    if let Some(threads) = std::env::var(workers::THREADS_VAR).ok().and_then(|n| n.parse::<usize>().ok()) {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("kite: cannot start the runtime: {e}");

@@ -23,6 +23,11 @@ use crate::Cli;
 /// The variable that marks a worker, and holds its index.
 pub const WORKER_VAR: &str = "KITE_WORKER";
 
+/// The variable that gives a worker its runtime's thread count: the cores
+/// shared out among the workers, so N workers do not run N times as many
+/// threads as there are cores.
+pub const THREADS_VAR: &str = "KITE_WORKER_THREADS";
+
 /// A worker that dies sooner than this after its start is restarted after
 /// a pause, so a worker that cannot start does not spin.
 const QUICK_DEATH: Duration = Duration::from_secs(1);
@@ -57,11 +62,13 @@ fn worker_args() -> Vec<OsString> {
 }
 
 /// Starts worker `index` with its sockets.
-fn start(index: usize, args: &[OsString], sockets: &[HandedSocket]) -> std::io::Result<Child> {
+fn start(index: usize, count: usize, args: &[OsString], sockets: &[HandedSocket]) -> std::io::Result<Child> {
     let program = std::env::current_exe()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / count).max(1);
     let mut command = Command::new(program);
     // The supervisor prints the addresses; workers log to stderr.
-    command.args(args).env(WORKER_VAR, index.to_string()).stdout(Stdio::null());
+    command.args(args).env(WORKER_VAR, index.to_string()).env(THREADS_VAR, threads.to_string()).stdout(Stdio::null());
     Ok(spawn_successor(&mut command, sockets)?.child)
 }
 
@@ -127,7 +134,7 @@ pub async fn supervise(cli: &Cli, config: &Config) -> ExitCode {
 async fn run_workers(args: &[OsString], slots: &[Vec<HandedSocket>], grace: Duration) -> ExitCode {
     let mut workers: Vec<(Child, Instant)> = Vec::new();
     for (index, sockets) in slots.iter().enumerate() {
-        match start(index, args, sockets) {
+        match start(index, slots.len(), args, sockets) {
             Ok(child) => workers.push((child, Instant::now())),
             Err(e) => {
                 eprintln!("kite: cannot start worker {index}: {e}");
@@ -152,7 +159,7 @@ async fn run_workers(args: &[OsString], slots: &[Vec<HandedSocket>], grace: Dura
             if started.elapsed() < QUICK_DEATH {
                 tokio::time::sleep(QUICK_DEATH).await;
             }
-            match start(index, args, &slots[index]) {
+            match start(index, slots.len(), args, &slots[index]) {
                 Ok(replacement) => (*child, *started) = (replacement, Instant::now()),
                 Err(e) => tracing::error!(worker = index, error = %e, "cannot restart the worker"),
             }

@@ -6,25 +6,26 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use http_body::Body;
 use kite_connection_middleware::tls::TlsMiddleware;
 use kite_connection_middleware::{ConnectionBuilder, ConnectionMiddleware, ConnectionPipeline};
 use kite_http_core::{HttpOptions, HttpService, Protocols};
 use kite_transport_core::{
-    ConnectionExecutor, Endpoint, Listener, MultiplexedConnection, MultiplexedListener, MultiplexedTransport, Transport,
+    Endpoint, Listener, MultiplexedConnection, MultiplexedListener, MultiplexedTransport, Transport,
 };
 
+mod accept;
+
+use self::accept::{accept_loop, accept_multiplexed, ConnectionLimit};
 use crate::address::{self, endpoint_url};
 use crate::alt_svc::AltSvc;
 use crate::config::ConfigError;
 use crate::handler::HttpHandler;
 use crate::host_filter::{AllowedHosts, HostFilter};
 use crate::listen::{ListenOptions, Step};
-use crate::metrics::{ConnectionMetrics, HandshakeCompleted, HandshakeStarted};
+use crate::metrics::{HandshakeCompleted, HandshakeStarted};
 use crate::tracker::Tracker;
 use crate::ListenAddress;
 use crate::{ServerError, ShutdownHandle};
@@ -408,184 +409,3 @@ impl Running {
 
 /// Every running endpoint.
 pub(crate) type RunningSet = Arc<std::sync::Mutex<Vec<Running>>>;
-
-async fn accept_loop(
-    mut listener: Box<dyn Listener>,
-    pipeline: ConnectionPipeline,
-    tracker: Arc<Tracker>,
-    limit: ConnectionLimit,
-    shutdown: ShutdownHandle,
-) {
-    let mut backoff = Duration::from_millis(5);
-    // The endpoint's metric tags, made once.
-    let endpoint_labels = crate::metrics::endpoint_labels(listener.local_endpoint());
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.wait() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let connection = match accepted {
-            Ok(connection) => {
-                backoff = Duration::from_millis(5);
-                connection
-            }
-            Err(e) if is_transient(&e) => {
-                tracing::debug!(error = %e, "accept failed for one connection");
-                continue;
-            }
-            Err(e) => {
-                // A full file table and the like: back off instead of spinning.
-                tracing::error!(error = %e, ?backoff, endpoint = %listener.local_endpoint(), "accept failed; backing off");
-                tokio::select! {
-                    _ = shutdown.wait() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let Some(admitted) = admit(connection.context(), &endpoint_labels, &limit) else {
-            drop(connection);
-            continue;
-        };
-        let pipeline = pipeline.clone();
-        // A transport with threads of its own (mio) runs the task there.
-        let executor = connection.context().features().get::<ConnectionExecutor>().cloned();
-        admitted.run(&tracker, executor, async move {
-            tracing::debug!("connection started");
-            match pipeline.handle(connection).await {
-                Ok(()) => tracing::debug!("connection closed"),
-                Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
-            }
-        });
-    }
-}
-
-/// Accepts QUIC connections and serves each with HTTP/3, within the
-/// server's connection limit, tracked for graceful shutdown.
-async fn accept_multiplexed(
-    mut listener: Box<dyn MultiplexedListener>,
-    serve: ServeMultiplexed,
-    tracker: Arc<Tracker>,
-    limit: ConnectionLimit,
-    shutdown: ShutdownHandle,
-) {
-    // Kestrel's tags for QUIC: network.transport is udp.
-    let mut endpoint_labels = crate::metrics::endpoint_labels(listener.local_endpoint());
-    endpoint_labels.retain(|label| label.key() != "network.transport");
-    endpoint_labels.push(metrics::Label::new("network.transport", "udp"));
-    endpoint_labels.push(metrics::Label::new("network.protocol.version", "3"));
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.wait() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let connection = match accepted {
-            Ok(connection) => connection,
-            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "a QUIC connection failed before it was accepted");
-                continue;
-            }
-        };
-        let Some(admitted) = admit(connection.context(), &endpoint_labels, &limit) else {
-            drop(connection);
-            continue;
-        };
-        let serving = serve(connection);
-        admitted.run(&tracker, None, async move {
-            tracing::debug!("HTTP/3 connection started");
-            serving.await;
-            tracing::debug!("HTTP/3 connection closed");
-        });
-    }
-}
-
-/// An accepted connection let in under MaxConcurrentConnections.
-struct Admitted {
-    id: kite_transport_core::ConnectionId,
-    close: kite_transport_core::CloseSignal,
-    span: tracing::Span,
-    permit: ConnectionPermit,
-    metrics: ConnectionMetrics,
-}
-
-/// Lets an accepted connection in: counts it (queued until it starts), and
-/// holds it to MaxConcurrentConnections. Past the limit it is refused as
-/// Kestrel's ConnectionLimitMiddleware does (a warning and
-/// `kite.rejected_connections`), and the caller closes it.
-fn admit(
-    context: &kite_transport_core::ConnectionContext,
-    labels: &[metrics::Label],
-    limit: &ConnectionLimit,
-) -> Option<Admitted> {
-    let id = context.id();
-    let metrics = ConnectionMetrics::accepted(labels.to_vec());
-    let Some(permit) = limit.try_acquire() else {
-        tracing::warn!(
-            connection_id = %id,
-            limit = limit.max,
-            "Connection processing ended abnormally: MaxConcurrentConnections reached; the connection is closed"
-        );
-        crate::metrics::rejected_connection(labels.to_vec());
-        return None;
-    };
-    let span = tracing::debug_span!("connection", connection_id = %id, remote = %context.remote());
-    Some(Admitted { id, close: context.close_signal().clone(), span, permit, metrics })
-}
-
-impl Admitted {
-    /// Runs `serve` in the connection's span, on `executor` if the
-    /// transport names one, tracked for graceful shutdown.
-    fn run<F>(self, tracker: &Arc<Tracker>, executor: Option<ConnectionExecutor>, serve: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let Admitted { id, close, span, permit, mut metrics } = self;
-        let task = async move {
-            let _permit = permit;
-            metrics.started();
-            serve.await;
-        };
-        tracker.spawn(id, close, executor, tracing::Instrument::instrument(task, span));
-    }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
-}
-
-/// MaxConcurrentConnections across a server's endpoints. A connection
-/// holds its permit for as long as its task runs; an upgraded connection's
-/// task ends at the upgrade, so it leaves this count.
-#[derive(Clone, Debug)]
-struct ConnectionLimit {
-    active: Arc<AtomicU64>,
-    max: Option<u64>,
-}
-
-impl ConnectionLimit {
-    fn new(max: Option<u64>) -> Self {
-        Self { active: Arc::default(), max }
-    }
-
-    fn try_acquire(&self) -> Option<ConnectionPermit> {
-        let max = self.max.unwrap_or(u64::MAX);
-        self.active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
-        Some(ConnectionPermit { active: Arc::clone(&self.active) })
-    }
-}
-
-/// One connection's place in the count.
-struct ConnectionPermit {
-    active: Arc<AtomicU64>,
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        self.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
