@@ -270,6 +270,14 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
                 Err(e) => full(e.to_string()),
             }
         }
+        "/proxy" => {
+            // The PROXY protocol's view: the client, the proxy, v2's authority.
+            use kite::middleware::proxy_protocol::{ProxyPeer, ProxyTlvs};
+            let info = req.extensions().get::<ConnectionInfo>().expect("connection info");
+            let peer = info.features().get::<ProxyPeer>().map_or("-".to_string(), |p| p.0.to_string());
+            let authority = info.features().get::<ProxyTlvs>().and_then(|t| t.authority()).unwrap_or("-").to_string();
+            full(format!("client={} proxy={peer} authority={authority}", info.remote()))
+        }
         "/headers" => {
             // The request's headers, one `name: value` a line.
             let lines: String = req

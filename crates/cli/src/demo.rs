@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use kite_server::proxy_protocol::ProxyPeer;
 use kite_server::websocket::{WebSocket, WebSocketUpgrade};
 use kite_server::{ConnectionInfo, RequestBody, TlsHandshake};
 
@@ -132,8 +133,10 @@ fn info(request: &Request<RequestBody>) -> String {
             "alpn": tls.alpn_str(),
         })
     });
+    let proxy = connection.and_then(|c| c.features().get::<ProxyPeer>()).map(|peer| peer.0.to_string());
     serde_json::json!({
         "protocol": protocol,
+        "proxy": proxy,
         "pid": std::process::id(),
         "transport": connection.map(|c| c.transport()),
         "local": connection.map(|c| c.local().to_string()),

@@ -12,6 +12,9 @@ mod tools;
 #[path = "../../../tests/common/h3.rs"]
 mod h3_client;
 
+#[path = "../../../tests/common/haproxy.rs"]
+mod haproxy;
+
 /// A `kite` command whose process is killed if the test drops it, so a
 /// failing test cannot leave a server holding the test's output pipes.
 fn kite() -> tokio::process::Command {
@@ -545,6 +548,57 @@ async fn kite_serves_every_endpoint_a_config_file_names() {
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("kite.json: Kestrel:Limits:MaxRequestLineSize: is -1"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn haproxy_in_front_of_kite_shows_the_client_address_in_info() {
+    let dir = std::env::temp_dir().join(format!("kite-bin-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("kite.json");
+    std::fs::write(
+        &config,
+        r#"{ "Kestrel": { "Endpoints": { "Behind": { "Url": "http://127.0.0.1:0",
+              "ProxyProtocol": { "Mode": "Required", "TrustedProxies": [ "127.0.0.1" ] } } } } }"#,
+    )
+    .unwrap();
+    let mut child = kite().arg("--config").arg(&config).args(["--log", "warn"]).spawn().expect("kite starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = line_starting(&mut lines, "Now listening on: http://").await;
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    for send in ["send-proxy", "send-proxy-v2"] {
+        let front = haproxy::free_port();
+        let proxy = match haproxy::Haproxy::start(front, port, send).await {
+            Ok(proxy) => proxy,
+            Err(message) => {
+                tools::missing(&message);
+                break;
+            }
+        };
+        let mut stream = haproxy::from_127_0_0_2(front).await;
+        stream.write_all(b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
+        let raw = String::from_utf8_lossy(&raw).to_string();
+        let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let info: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"));
+        assert!(info["remote"].as_str().unwrap().starts_with("127.0.0.2:"), "{send}: {info}");
+        assert!(info["proxy"].as_str().unwrap().starts_with("127.0.0.1:"), "{send}: {info}");
+        proxy.stop().await;
+    }
+    // Without the header, the endpoint refuses the connection.
+    let (head, _) = get_or_closed(&address).await;
+    assert!(head.is_empty(), "closed without a header: {head}");
+    terminate(&mut child).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Like [`get`], but a connection closed without a response gives an empty head.
+async fn get_or_closed(addr: &str) -> (String, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = stream.write_all(b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await.unwrap();
+    (String::from_utf8_lossy(&raw).to_string(), raw)
 }
 
 #[tokio::test]

@@ -42,6 +42,7 @@
 mod error;
 mod logging;
 mod pipeline;
+pub mod proxy_protocol;
 pub mod tls;
 
 pub use error::{BoxError, ConnectionError};

@@ -89,7 +89,6 @@ mod options;
 mod panic;
 mod protocol;
 mod rejection;
-mod rewind;
 mod service;
 pub mod upgrade;
 

@@ -15,8 +15,8 @@ use tower_service::Service;
 use crate::h1::buffers;
 use crate::h1::conn::H1Connection;
 use crate::heartbeat::{ConnectionTimer, Timeout};
-use crate::rewind::Rewind;
 use crate::{h2, BoxError, ConnectionInfo, Error, HttpOptions, Protocols, RequestBody};
+use kite_transport_core::Rewind;
 
 pub(crate) async fn serve<S, B>(connection: Connection, service: S, options: &HttpOptions) -> Result<(), Error>
 where

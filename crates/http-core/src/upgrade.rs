@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use crate::h2::tunnel::H2Tunnel;
-use crate::rewind::Rewind;
 use crate::ConnectionInfo;
+use kite_transport_core::Rewind;
 
 /// Takes the pending upgrade out of a request, as hyper's
 /// `hyper::upgrade::on` does.

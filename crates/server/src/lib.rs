@@ -65,6 +65,9 @@ pub mod websocket;
 pub use address::{ListenAddress, ListenUrl};
 pub use builder::{ServerBuilder, DEFAULT_URL};
 pub use error::ServerError;
+/// The PROXY protocol middleware and its features (`ProxyPeer`,
+/// `ProxyTlvs`), from `kite-connection-middleware`.
+pub use kite_connection_middleware::proxy_protocol;
 pub use kite_connection_middleware::tls::{
     Certificate, ClientCertificateMode, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
 };

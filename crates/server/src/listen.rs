@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use kite_connection_middleware::proxy_protocol::ProxyProtocol;
 use kite_connection_middleware::tls::TlsOptions;
 use kite_connection_middleware::{ConnectionLogging, ConnectionMiddleware};
 use kite_http_core::Protocols;
@@ -49,6 +50,8 @@ pub struct ListenOptions {
     pub(crate) unix_permissions: Option<u32>,
     /// No `Alt-Svc` header on HTTP/1.1 and HTTP/2 responses.
     pub(crate) disable_alt_svc: bool,
+    /// The PROXY protocol, first in the whole chain.
+    pub(crate) proxy_protocol: Option<ProxyProtocol>,
     /// The configuration's name for the endpoint (`Endpoints:{Name}`).
     pub(crate) name: Option<String>,
     /// Where in the configuration it came from, for bind errors.
@@ -80,6 +83,7 @@ impl ListenOptions {
             steps: Vec::new(),
             unix_permissions: None,
             disable_alt_svc: false,
+            proxy_protocol: None,
             name: None,
             origin: None,
             definition: None,
@@ -120,6 +124,15 @@ impl ListenOptions {
             None => TlsOptions::new(),
         };
         self.use_https(configure(base))
+    }
+
+    /// Reads the PROXY protocol header (v1 or v2) a load balancer in front
+    /// sends, before anything else on the connection (the server's
+    /// middleware, TLS), so every later step sees the client's address.
+    /// Default: off.
+    pub fn use_proxy_protocol(mut self, proxy_protocol: ProxyProtocol) -> Self {
+        self.proxy_protocol = Some(proxy_protocol);
+        self
     }
 
     /// Appends a connection middleware to this endpoint's chain. Default:

@@ -195,6 +195,16 @@ async fn every_error_names_the_file_the_key_and_the_fix() {
             "GracePeriod",
         ),
         (r#"{ "Kestrel": { "Endpoints": { "Web": { "Protocols": "Http1" } } } }"#, "Kestrel:Endpoints:Web", "Url"),
+        (
+            r#"{ "Kestrel": { "Endpoints": { "Web": { "Url": "http://127.0.0.1:0", "ProxyProtocol": "Sometimes" } } } }"#,
+            "Kestrel:Endpoints:Web:ProxyProtocol",
+            "\"Required\" or \"Optional\"",
+        ),
+        (
+            r#"{ "Kestrel": { "Endpoints": { "Web": { "Url": "http://127.0.0.1:0", "ProxyProtocol": { "TrustedProxies": ["10.0.0.0/99"] } } } } }"#,
+            "Kestrel:Endpoints:Web:ProxyProtocol:TrustedProxies",
+            "CIDR",
+        ),
     ];
     for (json, key, fix) in cases {
         let message = error_of(&scratch, json).await;

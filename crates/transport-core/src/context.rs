@@ -88,6 +88,13 @@ impl ConnectionContext {
         &self.remote
     }
 
+    /// Replaces the addresses, for middleware that learns the real ones (the
+    /// PROXY protocol: the client's address as a proxy in front saw it).
+    pub fn set_addresses(&mut self, local: Endpoint, remote: Endpoint) {
+        self.local = local;
+        self.remote = remote;
+    }
+
     /// The name of the transport that accepted the connection.
     pub fn transport(&self) -> &'static str {
         self.transport

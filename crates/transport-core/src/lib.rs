@@ -36,6 +36,7 @@ mod executor;
 mod features;
 mod lifetime;
 pub mod multiplexed;
+mod rewind;
 pub mod tls;
 mod transport;
 
@@ -46,6 +47,7 @@ pub use executor::{AbortTask, BoxTask, ConnectionExecutor, TaskSpawner};
 pub use features::Features;
 pub use lifetime::{CloseSignal, CloseWatch};
 pub use multiplexed::{MultiplexedConnection, MultiplexedListener, MultiplexedTransport};
+pub use rewind::Rewind;
 
 /// tokio, for [`delegate_async_write!`]'s expansion in other crates.
 #[doc(hidden)]

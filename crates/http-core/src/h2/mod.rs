@@ -32,11 +32,11 @@ use self::tunnel::Switch;
 use crate::body::shared::Shared;
 use crate::body_rate::StreamRates;
 use crate::heartbeat::{ConnectionTimer, Timeout};
-use crate::rewind::Rewind;
 use crate::upgrade::OnUpgrade;
 use crate::{
     BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody, RequestRejection,
 };
+use kite_transport_core::Rewind;
 
 /// The HTTP/2 connection preface a client sends first.
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -2,7 +2,7 @@
 
 use kite_connection_middleware::tls::{Certificate, TlsOptions};
 
-use super::values::{client_certificate_mode, data_rate, duration, protocols, tls_versions};
+use super::values::{self, client_certificate_mode, data_rate, duration, protocols, tls_versions};
 use super::{Config, ConfigError, Node};
 use crate::dev_certs::DevCertificate;
 use crate::{ListenUrl, ServerBuilder, ServerError};
@@ -100,6 +100,7 @@ impl ServerBuilder {
         }
         let parsed: ListenUrl = url.parse().map_err(|e: ServerError| url_node.error(e.to_string(), "fix the URL"))?;
         let protocols = protocols(&endpoint.get("Protocols"))?;
+        let proxy_protocol = values::proxy_protocol(&endpoint.get("ProxyProtocol"))?;
         let https_only = ["Certificate", "Sni", "SslProtocols", "ClientCertificateMode"];
         let tls = if parsed.https {
             Some(self.configured_tls(config, endpoint, defaults)?)
@@ -129,6 +130,9 @@ impl ServerBuilder {
             }
             if let Some(tls) = tls {
                 listen = listen.use_https(tls);
+            }
+            if let Some(proxy_protocol) = proxy_protocol {
+                listen = listen.use_proxy_protocol(proxy_protocol);
             }
             listen.name = Some(name);
             listen.origin = Some(origin);

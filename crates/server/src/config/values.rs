@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kite_connection_middleware::proxy_protocol::{ProxyMode, ProxyProtocol};
 use kite_connection_middleware::tls::{ClientCertificateMode, TlsVersion};
 use kite_http_core::{MinDataRate, Protocols};
 
@@ -99,6 +100,35 @@ pub fn data_rate(node: &Node<'_>) -> Result<Option<Option<MinDataRate>>, ConfigE
             Ok(Some(Some(MinDataRate::new(bytes, grace))))
         }
     }
+}
+
+/// An endpoint's `ProxyProtocol`: `"Required"` or `"Optional"`, or
+/// `{ "Mode": …, "TrustedProxies": ["10.0.0.0/8", …], "Timeout": "00:00:05" }`.
+pub fn proxy_protocol(node: &Node<'_>) -> Result<Option<ProxyProtocol>, ConfigError> {
+    if !node.exists() {
+        return Ok(None);
+    }
+    let object = matches!(node.value(), Some(serde_json::Value::Object(_)));
+    let mode_node = if object { node.get("Mode") } else { node.clone() };
+    let fix = "use \"Required\" or \"Optional\"";
+    let mode = match mode_node.string()?.unwrap_or_else(|| "Required".into()).to_ascii_lowercase().as_str() {
+        "required" => ProxyMode::Required,
+        "optional" => ProxyMode::Optional,
+        other => return Err(mode_node.error(format!("is \"{other}\", not a PROXY protocol mode"), fix)),
+    };
+    let mut proxy = ProxyProtocol::new(mode);
+    if object {
+        let trusted = node.get("TrustedProxies");
+        if let Some(list) = trusted.list()? {
+            proxy = proxy
+                .trusted_proxies(list)
+                .map_err(|e| trusted.error(e, "give addresses or CIDR ranges such as \"10.0.0.0/8\""))?;
+        }
+        if let Some(timeout) = duration(&node.get("Timeout"))? {
+            proxy = proxy.timeout(timeout);
+        }
+    }
+    Ok(Some(proxy))
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ pub(crate) struct BoundListener {
     /// The HTTP/3 port advertised in `Alt-Svc` on HTTP/1.1 and HTTP/2
     /// responses, for an endpoint that speaks all three.
     pub alt_svc: Option<u16>,
+    /// The PROXY protocol, first in the chain.
+    pub proxy_protocol: Option<kite_connection_middleware::proxy_protocol::ProxyProtocol>,
 }
 
 impl BoundListener {
@@ -155,6 +157,7 @@ pub(crate) async fn bind(
             name: endpoint.name.clone(),
             definition: endpoint.definition.clone(),
             alt_svc: if is_quic { None } else { alt_svc },
+            proxy_protocol: endpoint.proxy_protocol.clone(),
         });
     }
     Ok(listeners)
@@ -280,7 +283,16 @@ type Finish = Box<dyn Fn(ConnectionBuilder, Protocols, Option<u16>) -> Connectio
 
 /// Builds an endpoint's pipeline from its chain, TLS, protocols and
 /// `Alt-Svc` port.
-type Pipelines = dyn Fn(&[Step], Option<&TlsMiddleware>, Protocols, Option<u16>) -> ConnectionPipeline + Send + Sync;
+type Pipelines = dyn Fn(&BoundSteps<'_>) -> ConnectionPipeline + Send + Sync;
+
+/// What of a bound listener shapes its pipeline.
+pub(crate) struct BoundSteps<'a> {
+    steps: &'a [Step],
+    tls: Option<&'a TlsMiddleware>,
+    protocols: Protocols,
+    alt_svc: Option<u16>,
+    proxy_protocol: Option<&'a kite_connection_middleware::proxy_protocol::ProxyProtocol>,
+}
 
 /// Serves one HTTP/3 connection.
 type ServeMultiplexed = Arc<dyn Fn(MultiplexedConnection) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -346,13 +358,16 @@ impl Launcher {
             (allowed, readiness) => serving(HostFilter { inner: service, allowed, readiness }, http),
         };
         let (middleware, after_tls) = (parts.middleware, parts.after_tls);
-        let pipeline_for = move |steps: &[Step], tls: Option<&TlsMiddleware>, protocols, alt_svc| {
+        let pipeline_for = move |bound: &BoundSteps<'_>| {
             let mut builder = ConnectionBuilder::new();
+            if let Some(proxy_protocol) = bound.proxy_protocol {
+                builder = builder.use_(proxy_protocol.clone());
+            }
             for middleware in &middleware {
                 builder = builder.use_arc(Arc::clone(middleware));
             }
-            for step in steps {
-                builder = match (step, tls) {
+            for step in bound.steps {
+                builder = match (step, bound.tls) {
                     (Step::Middleware(middleware), _) => builder.use_arc(Arc::clone(middleware)),
                     (Step::Tls, Some(tls)) => builder.use_(HandshakeStarted).use_(tls.clone()).use_(HandshakeCompleted),
                     (Step::Tls, None) => builder,
@@ -361,7 +376,7 @@ impl Launcher {
             for middleware in &after_tls {
                 builder = builder.use_arc(Arc::clone(middleware));
             }
-            finish(builder, protocols, alt_svc)
+            finish(builder, bound.protocols, bound.alt_svc)
         };
         Self { pipelines: Arc::new(pipeline_for), multiplexed, limit: ConnectionLimit::new(parts.max_connections) }
     }
@@ -371,11 +386,18 @@ impl Launcher {
         let tracker = Arc::new(Tracker::default());
         let stop = ShutdownHandle::new();
         let url = bound.url();
-        let BoundListener { listener, tls, protocols, steps, name, definition, alt_svc } = bound;
+        let BoundListener { listener, tls, protocols, steps, name, definition, alt_svc, proxy_protocol } = bound;
         let (limit, tracked) = (self.limit.clone(), Arc::clone(&tracker));
         let task = match listener {
             Bound::Stream(listener) => {
-                let pipeline = (self.pipelines)(&steps, tls.as_ref(), protocols, alt_svc);
+                let shape = BoundSteps {
+                    steps: &steps,
+                    tls: tls.as_ref(),
+                    protocols,
+                    alt_svc,
+                    proxy_protocol: proxy_protocol.as_ref(),
+                };
+                let pipeline = (self.pipelines)(&shape);
                 tokio::spawn(accept_loop(listener, pipeline, tracked, limit, stop.clone()))
             }
             Bound::Multiplexed(listener) => {

@@ -7,21 +7,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::ConnectionIo;
 use bytes::{Buf, Bytes};
-use kite_transport_core::ConnectionIo;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Yields `prefix` first, then reads from `io`: after sniffing the first
-/// bytes of a connection, the protocol that serves it sees them again.
-/// With a counter, each read that brings bytes adds one to it, so the
-/// HTTP/2 pinger knows whether the client sent anything.
-pub(crate) struct Rewind {
+/// bytes of a connection (the HTTP/2 preface, a PROXY protocol signature),
+/// the next step sees them again. With a counter, each read that brings
+/// bytes adds one to it, so the HTTP/2 pinger knows whether the client
+/// sent anything.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use kite_transport_core::{PlainIo, Rewind};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let (io, mut peer) = tokio::io::duplex(64);
+/// peer.write_all(b" world").await.unwrap();
+/// drop(peer);
+/// let mut rewound = Rewind::new(bytes::Bytes::from_static(b"hello"), Box::new(PlainIo(io)));
+/// let mut all = String::new();
+/// rewound.read_to_string(&mut all).await.unwrap();
+/// assert_eq!(all, "hello world");
+/// # });
+/// ```
+pub struct Rewind {
     prefix: Bytes,
     io: Box<dyn ConnectionIo>,
     reads: Option<Arc<AtomicU64>>,
 }
 
 impl Rewind {
+    /// A stream that yields `prefix`, then what `io` reads.
     pub fn new(prefix: Bytes, io: Box<dyn ConnectionIo>) -> Self {
         Self { prefix, io, reads: None }
     }
@@ -54,7 +71,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-kite_transport_core::delegate_async_write!(Rewind, io);
+crate::delegate_async_write!(Rewind, io);
 
 impl ConnectionIo for Rewind {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
