@@ -270,6 +270,18 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
                 Err(e) => full(e.to_string()),
             }
         }
+        "/fingerprint" => {
+            // The client's JA4 as Kite computed it, and the ClientHello it
+            // came from, in hex.
+            use kite::middleware::client_hello::TlsFingerprint;
+            let info = req.extensions().get::<ConnectionInfo>().expect("connection info");
+            let ja4 = info.features().get::<TlsFingerprint>().map_or("-".to_string(), |f| f.ja4.clone());
+            let hello = info
+                .features()
+                .get::<RawHello>()
+                .map_or(String::new(), |h| h.0.iter().map(|b| format!("{b:02x}")).collect());
+            full(format!("{ja4} {hello}"))
+        }
         "/proxy" => {
             // The PROXY protocol's view: the client, the proxy, v2's authority.
             use kite::middleware::proxy_protocol::{ProxyPeer, ProxyTlvs};
@@ -533,6 +545,16 @@ pub async fn python_client(python: &str, script: &str, args: &[&str]) -> serde_j
         .unwrap_or_else(|e| panic!("{script} {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Runs `script` of `tests/clients/` with `args` under `python`, bounded
+/// in time, and returns what it printed.
+pub async fn python_client_text(python: &str, script: &str, args: &[&str]) -> String {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let run = tokio::process::Command::new(python).arg(path).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the client finishes").unwrap();
+    assert!(out.status.success(), "{script} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// A server on an HTTPS endpoint with a fresh self-signed certificate for
 /// `localhost`, and that certificate, to trust it.
 pub async fn start_https(transport: &str) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
@@ -551,6 +573,9 @@ pub async fn start_https_with(
     .await;
     (server, der)
 }
+
+/// A ClientHello's bytes, kept by the tests' listener for `/fingerprint`.
+pub struct RawHello(pub Vec<u8>);
 
 /// A fresh self-signed certificate for `localhost`, and its DER to trust.
 pub fn self_signed() -> (kite::Certificate, rustls::pki_types::CertificateDer<'static>) {

@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use kite_server::client_hello::TlsFingerprint;
 use kite_server::proxy_protocol::ProxyPeer;
 use kite_server::websocket::{WebSocket, WebSocketUpgrade};
 use kite_server::{ConnectionInfo, RequestBody, TlsHandshake};
@@ -134,9 +135,12 @@ fn info(request: &Request<RequestBody>) -> String {
         })
     });
     let proxy = connection.and_then(|c| c.features().get::<ProxyPeer>()).map(|peer| peer.0.to_string());
+    let fingerprint = connection.and_then(|c| c.features().get::<TlsFingerprint>());
     serde_json::json!({
         "protocol": protocol,
         "proxy": proxy,
+        "ja4": fingerprint.map(|f| f.ja4.as_str()),
+        "ja3": fingerprint.map(|f| f.ja3.as_str()),
         "pid": std::process::id(),
         "transport": connection.map(|c| c.transport()),
         "local": connection.map(|c| c.local().to_string()),

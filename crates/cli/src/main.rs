@@ -99,6 +99,11 @@ struct Cli {
     #[arg(long, env = "KITE_DRAIN_DELAY", default_value_t = 0)]
     drain_delay: u64,
 
+    /// Fingerprint every TLS client (JA4 and the JA3 string, from its
+    /// ClientHello) for /info to show. Default: off.
+    #[arg(long, env = "KITE_JA4")]
+    ja4: bool,
+
     /// Serve the `kite.*` metrics in Prometheus text at this URL's
     /// `/metrics` (for example http://127.0.0.1:9090). Default: off.
     #[arg(long, env = "KITE_METRICS_ADDR")]
@@ -267,6 +272,10 @@ fn prepare(cli: &Cli, config: &Config, activated: Vec<std::os::fd::OwnedFd>) -> 
     // Addresses from the configuration or systemd replace the default URLs.
     let configured = socket_activated || workers::configured(config);
     let mut builder = configure(builder, cli, configured)?;
+    if cli.ja4 {
+        // First in every chain: a plain connection passes it untouched.
+        builder = builder.connection_middleware(kite_server::client_hello::ClientHelloListener::ja4());
+    }
     // A worker shares its ports with the others.
     builder = builder.reuse_port(cli.workers > 1 || workers::is_worker());
     if let Some(path) = &cli.health_path {

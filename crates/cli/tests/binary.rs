@@ -325,6 +325,81 @@ async fn tls_get(port: &str) -> (String, Vec<u8>) {
     (String::from_utf8_lossy(&raw[..split]).to_string(), raw[split..].to_vec())
 }
 
+/// The ClientHello handshake message curl sends to 127.0.0.1:`port` as
+/// `localhost`, caught by a bare listener (curl then fails, unanswered).
+async fn curl_client_hello() -> Vec<u8> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut curl = tokio::process::Command::new("curl")
+        .args(["-sSk", "--max-time", "5", "--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}/"))
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let mut handshake = Vec::new();
+    loop {
+        let mut header = [0u8; 5];
+        stream.read_exact(&mut header).await.unwrap();
+        let mut record = vec![0u8; usize::from(u16::from_be_bytes([header[3], header[4]]))];
+        stream.read_exact(&mut record).await.unwrap();
+        handshake.extend_from_slice(&record);
+        let whole = 4 + (usize::from(handshake[1]) << 16 | usize::from(handshake[2]) << 8 | usize::from(handshake[3]));
+        if handshake.len() >= whole {
+            handshake.truncate(whole);
+            let _ = curl.kill().await;
+            return handshake;
+        }
+    }
+}
+
+#[tokio::test]
+async fn info_shows_the_ja4_of_curl_computed_apart() {
+    if !tools::require_tool("curl") {
+        return;
+    }
+    let python = std::env::var("KITE_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    // JA4 of curl's ClientHello, computed from FoxIO's specification by
+    // tests/clients/ja4.py, which shares nothing with Kite.
+    let hello: String = curl_client_hello().await.iter().map(|b| format!("{b:02x}")).collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/ja4.py");
+    let out = tokio::process::Command::new(&python).arg(script).arg(&hello).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let dir = temp_dir("ja4");
+    let (cert, key) = write_certificate(&dir);
+    let mut child = kite()
+        .args([
+            "--urls",
+            "https://127.0.0.1:0",
+            "--ja4",
+            "--log",
+            "warn",
+            "--certificate",
+            &cert,
+            "--certificate-key",
+            &key,
+        ])
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child).await;
+    let port = line.trim().rsplit(':').next().unwrap().to_string();
+    let out = tokio::process::Command::new("curl")
+        .args(["-sSk", "--max-time", "10", "--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}/info"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["ja4"], expected.as_str(), "{info}");
+    assert!(info["ja3"].as_str().unwrap().starts_with("771,"), "{info}");
+    terminate(&mut child).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn kite_dev_certs_creates_shows_and_cleans() {
     let dir = temp_dir("dev-certs");

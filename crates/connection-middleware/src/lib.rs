@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod client_hello;
 mod error;
 mod logging;
 mod pipeline;

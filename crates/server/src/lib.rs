@@ -65,6 +65,9 @@ pub mod websocket;
 pub use address::{ListenAddress, ListenUrl};
 pub use builder::{ServerBuilder, DEFAULT_URL};
 pub use error::ServerError;
+/// The ClientHello listener and the JA4 fingerprint, from
+/// `kite-connection-middleware`.
+pub use kite_connection_middleware::client_hello;
 /// The PROXY protocol middleware and its features (`ProxyPeer`,
 /// `ProxyTlvs`), from `kite-connection-middleware`.
 pub use kite_connection_middleware::proxy_protocol;
