@@ -38,6 +38,23 @@ fn keeping() -> ClientHelloListener {
     })
 }
 
+/// A rustls client configuration trusting `certificate` (or nothing).
+fn client_config(certificate: Option<rustls::pki_types::CertificateDer<'static>>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(certificate) = certificate {
+        roots.add(certificate).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+fn connector(certificate: Option<rustls::pki_types::CertificateDer<'static>>) -> tokio_rustls::TlsConnector {
+    tokio_rustls::TlsConnector::from(Arc::new(client_config(certificate)))
+}
+
 /// JA4 from the independent script, for a ClientHello in hex.
 async fn ja4_apart(python: &str, hello_hex: &str) -> String {
     let script = format!("{}/tests/clients/ja4.py", env!("CARGO_MANIFEST_DIR"));
@@ -159,31 +176,15 @@ fn split_record(record: &[u8]) -> Vec<u8> {
 async fn a_client_hello_split_across_reads_and_records_is_read_whole() {
     let (server, der) = start("sockets", keeping()).await;
     // Across reads: 7 bytes at a time; the handshake still completes.
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(der).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector(Some(der));
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let tls = connector.connect("localhost".try_into().unwrap(), Trickle { inner: tcp, size: 7 }).await.unwrap();
     let answer = get_over(tls, "/fingerprint").await;
     assert!(answer.starts_with("t13d"), "{answer}");
     // Across records: a ClientHello in two handshake records parses the
     // same, and every byte reaches TLS (its alert or ServerHello comes).
-    let mut client = rustls::ClientConnection::new(
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-        ),
-        "localhost".try_into().unwrap(),
-    )
-    .unwrap();
+    let mut client =
+        rustls::ClientConnection::new(Arc::new(client_config(None)), "localhost".try_into().unwrap()).unwrap();
     let mut record = Vec::new();
     client.write_tls(&mut record).unwrap();
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
@@ -203,14 +204,7 @@ async fn a_refusal_and_bad_input_close_the_connection() {
     })
     .timeout(Duration::from_millis(300));
     let (server, der) = start("sockets", refusing).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(der).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector(Some(der));
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let refused = connector.connect("blocked.example".try_into().unwrap(), tcp).await;
     assert!(refused.is_err(), "the callback refused the connection");
