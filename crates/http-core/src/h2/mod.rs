@@ -222,14 +222,8 @@ where
     B::Error: Into<BoxError>,
 {
     let (mut parts, recv) = request.into_parts();
-    if let Some(rejection) = check_head(&parts, options) {
-        tracing::debug!(
-            target: "kite::bad_requests",
-            connection_id = %info.id(),
-            status = rejection.status().as_u16(),
-            reason = %rejection,
-            "bad HTTP/2 request rejected"
-        );
+    let max_field = Some(options.http2.max_request_header_field_size as usize);
+    if let Some(rejection) = check_head(&parts, options, max_field, info, "HTTP/2") {
         let mut response = Response::new(());
         *response.status_mut() = rejection.status();
         let _ = respond.send_response(response, true);
@@ -300,19 +294,34 @@ where
     })
 }
 
-/// Kestrel's head limits on HTTP/2: the pseudo-headers against the request
-/// line limit, each field against MaxRequestHeaderFieldSize, the count.
-fn check_head(parts: &http::request::Parts, options: &HttpOptions) -> Option<RequestRejection> {
+/// Kestrel's head limits on HTTP/2 and HTTP/3: the pseudo-headers against
+/// the request line limit, the header count, and each field against
+/// `max_field` where the protocol has one (HTTP/2's
+/// MaxRequestHeaderFieldSize; h3 bounds HTTP/3's field section itself).
+/// A refusal is logged here, under `kite::bad_requests`.
+pub(crate) fn check_head(
+    parts: &http::request::Parts,
+    options: &HttpOptions,
+    max_field: Option<usize>,
+    info: &ConnectionInfo,
+    protocol: &str,
+) -> Option<RequestRejection> {
     let line = parts.method.as_str().len() + parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
-    if line > options.limits.max_request_line_size {
-        return Some(RequestRejection::RequestLineTooLong);
-    }
-    if parts.headers.len() > options.limits.max_request_header_count {
-        return Some(RequestRejection::TooManyHeaders);
-    }
-    let max_field = options.http2.max_request_header_field_size as usize;
-    if parts.headers.iter().any(|(name, value)| name.as_str().len() + value.len() > max_field) {
-        return Some(RequestRejection::HeadersExceedMaxTotalSize);
-    }
-    None
+    let rejection = if line > options.limits.max_request_line_size {
+        RequestRejection::RequestLineTooLong
+    } else if parts.headers.len() > options.limits.max_request_header_count {
+        RequestRejection::TooManyHeaders
+    } else if max_field.is_some_and(|max| parts.headers.iter().any(|(n, v)| n.as_str().len() + v.len() > max)) {
+        RequestRejection::HeadersExceedMaxTotalSize
+    } else {
+        return None;
+    };
+    tracing::debug!(
+        target: "kite::bad_requests",
+        connection_id = %info.id(),
+        status = rejection.status().as_u16(),
+        reason = %rejection,
+        "bad {protocol} request rejected"
+    );
+    Some(rejection)
 }

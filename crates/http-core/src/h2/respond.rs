@@ -42,21 +42,8 @@ pub(super) async fn answer<B>(
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (mut parts, body) = match outcome {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            (parts, Some(body))
-        }
-        Err(error) => {
-            tracing::error!(%error, "the application failed; sending 500");
-            (status_parts(StatusCode::INTERNAL_SERVER_ERROR), None)
-        }
-    };
-    let no_body = is_head
-        || parts.status == StatusCode::NO_CONTENT
-        || parts.status == StatusCode::NOT_MODIFIED
-        || body.as_ref().is_none_or(Body::is_end_stream);
-    let mut body = pin!(body.filter(|_| !no_body));
+    let (mut parts, body) = response_parts(outcome, is_head);
+    let mut body = pin!(body);
 
     // `None`: no frame taken yet; `Some(None)`: the body ended.
     let mut first: Option<Polled<B::Data>> = None;
@@ -111,6 +98,30 @@ pub(super) async fn answer<B>(
             send.send_reset(Reason::INTERNAL_ERROR);
         }
     }
+}
+
+/// The head and, when it has one, the body of the application's answer:
+/// a failed application becomes a 500 without a body, and a HEAD, 204 or
+/// 304 response, or one whose body is already over, has none.
+pub(crate) fn response_parts<B: Body>(
+    outcome: Result<Response<B>, BoxError>,
+    is_head: bool,
+) -> (http::response::Parts, Option<B>) {
+    let (parts, body) = match outcome {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            (parts, Some(body))
+        }
+        Err(error) => {
+            tracing::error!(%error, "the application failed; sending 500");
+            (status_parts(StatusCode::INTERNAL_SERVER_ERROR), None)
+        }
+    };
+    let no_body = is_head
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED
+        || body.as_ref().is_none_or(Body::is_end_stream);
+    (parts, body.filter(|_| !no_body))
 }
 
 /// The status a response gets instead of the application's: a refused

@@ -218,14 +218,8 @@ where
     use futures_util::future::Either;
     let (mut parts, ()) = request.into_parts();
     let (mut send, recv) = stream.split();
-    if let Some(rejection) = check_head(&parts, options) {
-        tracing::debug!(
-            target: "kite::bad_requests",
-            connection_id = %info.id(),
-            status = rejection.status().as_u16(),
-            reason = %rejection,
-            "bad HTTP/3 request rejected"
-        );
+    // h3 bounds the field section itself (Http3Limits).
+    if let Some(rejection) = crate::h2::check_head(&parts, options, None, info, "HTTP/3") {
         let mut response = Response::new(());
         *response.status_mut() = rejection.status();
         let mut recv = recv;
@@ -268,18 +262,4 @@ where
         answer(outcome, send, &shared, extras).await;
         stop_parked(&parked);
     })
-}
-
-/// Kestrel's head limits on HTTP/3: the pseudo-headers against the request
-/// line limit, and the header count. The field section's size is
-/// enforced by h3 from `Http3Limits::max_request_header_field_size`.
-fn check_head(parts: &http::request::Parts, options: &HttpOptions) -> Option<crate::RequestRejection> {
-    let line = parts.method.as_str().len() + parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
-    if line > options.limits.max_request_line_size {
-        return Some(crate::RequestRejection::RequestLineTooLong);
-    }
-    if parts.headers.len() > options.limits.max_request_header_count {
-        return Some(crate::RequestRejection::TooManyHeaders);
-    }
-    None
 }

@@ -8,12 +8,12 @@ use std::task::Poll;
 use bytes::{Buf, Bytes};
 use h3::error::Code;
 use h3::server::RequestStream;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response};
 use http_body::Body;
 
 use super::quic::H3Send;
 use crate::body::shared::Shared;
-use crate::h2::respond::{poll_body, prepare_headers, status_instead, status_parts, Polled};
+use crate::h2::respond::{poll_body, prepare_headers, response_parts, status_instead, status_parts, Polled};
 use crate::BoxError;
 
 /// What an HTTP/3 response carries beyond the application's own headers.
@@ -39,21 +39,8 @@ pub(super) async fn answer<B>(
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (mut parts, body) = match outcome {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            (parts, Some(body))
-        }
-        Err(error) => {
-            tracing::error!(%error, "the application failed; sending 500");
-            (status_parts(StatusCode::INTERNAL_SERVER_ERROR), None)
-        }
-    };
-    let no_body = extras.is_head
-        || parts.status == StatusCode::NO_CONTENT
-        || parts.status == StatusCode::NOT_MODIFIED
-        || body.as_ref().is_none_or(Body::is_end_stream);
-    let mut body = pin!(body.filter(|_| !no_body));
+    let (mut parts, body) = response_parts(outcome, extras.is_head);
+    let mut body = pin!(body);
 
     // `None`: no frame taken yet; `Some(None)`: the body ended.
     let mut first: Option<Polled<B::Data>> = None;
