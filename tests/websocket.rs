@@ -3,16 +3,15 @@
 //! upgraded-connection limit.
 
 mod common;
-
-use std::pin::Pin;
-use std::task::{Context, Poll};
+#[path = "common/h2_tunnel.rs"]
+mod h2_tunnel;
 
 use bytes::Bytes;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use kite::ServerOptions;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
@@ -149,80 +148,12 @@ async fn websocket_over_tls() {
     server.stop().await;
 }
 
-/// An HTTP/2 stream as a byte stream, for tungstenite on the client side.
-struct H2Stream {
-    send: h2::SendStream<Bytes>,
-    recv: h2::RecvStream,
-    pending: Bytes,
-}
-
-impl AsyncRead for H2Stream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        if self.pending.is_empty() {
-            match self.recv.poll_data(cx) {
-                Poll::Ready(Some(Ok(data))) => {
-                    let _ = self.recv.flow_control().release_capacity(data.len());
-                    self.pending = data;
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(std::io::Error::other(e))),
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        let n = self.pending.len().min(buf.remaining());
-        let chunk = self.pending.split_to(n);
-        buf.put_slice(&chunk);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for H2Stream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.send.reserve_capacity(buf.len());
-        match self.send.poll_capacity(cx) {
-            Poll::Ready(Some(Ok(n))) if n > 0 => {
-                let n = n.min(buf.len());
-                self.send.send_data(Bytes::copy_from_slice(&buf[..n]), false).map_err(std::io::Error::other)?;
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Err(std::io::Error::other(e))),
-            Poll::Ready(None) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
-            _ => Poll::Pending,
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let _ = self.send.send_data(Bytes::new(), true);
-        Poll::Ready(Ok(()))
-    }
-}
-
 #[tokio::test]
 async fn websocket_over_http2_extended_connect() {
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
-        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(connection);
-        // One ordinary stream first, so the server's SETTINGS have arrived.
-        let request = http::Request::get(server.url("/plaintext")).body(()).unwrap();
-        let (response, _) = client.clone().ready().await.unwrap().send_request(request, true).unwrap();
-        assert_eq!(response.await.unwrap().status(), StatusCode::OK);
-        let mut client = client.ready().await.unwrap();
-        assert!(client.is_extended_connect_protocol_enabled(), "{transport}: SETTINGS_ENABLE_CONNECT_PROTOCOL");
-        let mut request = http::Request::builder()
-            .method(http::Method::CONNECT)
-            .uri(format!("http://{}/ws", server.addr))
-            .header("sec-websocket-version", "13")
-            .body(())
-            .unwrap();
-        request.extensions_mut().insert(h2::ext::Protocol::from_static("websocket"));
-        let (response, send) = client.send_request(request, false).unwrap();
-        let response = tokio::time::timeout(WAIT, response).await.unwrap().unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{transport}");
-        let stream = H2Stream { send, recv: response.into_body(), pending: Bytes::new() };
+        let (client, response, stream) = h2_tunnel::open(server.addr, "/ws", &[]).await;
+        assert_eq!(response.status, StatusCode::OK, "{transport}");
         let mut socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
         exercise(&mut socket, transport).await;
 

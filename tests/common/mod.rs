@@ -144,12 +144,22 @@ impl Body for ResetAfterFirstChunk {
     }
 }
 
-/// A WebSocket echo; `?protocols` offers the `chat` subprotocol and
-/// `?origin` allows only `https://good.example`.
+/// A WebSocket echo; `?protocols` offers the `chat` subprotocol,
+/// `?origin` allows only `https://good.example`, `?small` compresses with
+/// a 1 KiB window, `?context` carries the server's compression context
+/// across messages, and `?plain` turns permessage-deflate off.
 fn websocket_echo(mut req: Request<RequestBody>) -> Response<TestBody> {
     use futures_util::{SinkExt, StreamExt};
-    use kite::websocket::WebSocketUpgrade;
+    use kite::websocket::{DeflateOptions, WebSocketUpgrade};
     let query = req.uri().query().unwrap_or_default().to_string();
+    let mut deflate = DeflateOptions::default();
+    if query.contains("small") {
+        deflate.server_max_window_bits = 10;
+    }
+    if query.contains("context") {
+        deflate.server_no_context_takeover = false;
+    }
+    let deflate = (!query.contains("plain")).then_some(deflate);
     let upgrade = WebSocketUpgrade::from_request(&mut req).and_then(|upgrade| {
         if query.contains("origin") {
             upgrade.check_origin(|origin| origin == Some("https://good.example"))
@@ -158,7 +168,7 @@ fn websocket_echo(mut req: Request<RequestBody>) -> Response<TestBody> {
         }
     });
     match upgrade {
-        Ok(upgrade) => upgrade.protocols(&["chat"]).on_upgrade(|mut socket| async move {
+        Ok(upgrade) => upgrade.protocols(&["chat"]).deflate(deflate).on_upgrade(|mut socket| async move {
             while let Some(Ok(message)) = socket.next().await {
                 if (message.is_text() || message.is_binary()) && socket.send(message).await.is_err() {
                     break;

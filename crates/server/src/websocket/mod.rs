@@ -31,15 +31,21 @@
 //! }
 //! ```
 //!
-//! permessage-deflate is not offered: tungstenite does not implement it.
+//! permessage-deflate (RFC 7692) is on by default: a client that offers
+//! it gets compressed messages, within a bounded memory per connection
+//! ([`DeflateOptions`]; [`WebSocketUpgrade::deflate`] to tune or turn it
+//! off).
+
+mod deflate;
+mod io;
+mod rejection;
 
 use std::future::Future;
 
 use http::header::{CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
-use http::header::{SEC_WEBSOCKET_VERSION, UPGRADE};
+use http::header::{SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_VERSION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use kite_http_core::upgrade::{self, OnUpgrade};
-use kite_http_core::Upgraded;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
@@ -52,10 +58,15 @@ pub use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message};
 /// (`next`, `send`), so a handler needs no `futures` dependency of its own.
 pub use futures_util::{SinkExt, StreamExt};
 
+pub use deflate::DeflateOptions;
+pub use io::WebSocketIo;
+pub use rejection::WebSocketRejection;
+
 /// An accepted WebSocket: a `Stream` of [`Message`]s and a `Sink` for
 /// them (futures' `StreamExt`/`SinkExt`). Pings are answered and close
-/// handshakes completed by tungstenite.
-pub type WebSocket = WebSocketStream<Upgraded>;
+/// handshakes completed by tungstenite; with permessage-deflate agreed,
+/// messages are compressed and inflated beneath it ([`WebSocketIo`]).
+pub type WebSocket = WebSocketStream<WebSocketIo>;
 
 /// A checked WebSocket handshake, ready to be accepted.
 #[derive(Debug)]
@@ -66,6 +77,9 @@ pub struct WebSocketUpgrade {
     origin: Option<HeaderValue>,
     offered_protocols: Option<HeaderValue>,
     protocol: Option<HeaderValue>,
+    /// The `Sec-WebSocket-Extensions` values the client sent.
+    extensions: Vec<HeaderValue>,
+    deflate: Option<DeflateOptions>,
     config: WebSocketConfig,
 }
 
@@ -116,12 +130,15 @@ impl WebSocketUpgrade {
         }
         let origin = headers.get(ORIGIN).cloned();
         let offered_protocols = headers.get(SEC_WEBSOCKET_PROTOCOL).cloned();
+        let extensions = headers.get_all(SEC_WEBSOCKET_EXTENSIONS).iter().cloned().collect();
         Ok(Self {
             on_upgrade: upgrade::on(request),
             accept,
             origin,
             offered_protocols,
             protocol: None,
+            extensions,
+            deflate: Some(DeflateOptions::default()),
             config: WebSocketConfig::default(),
         })
     }
@@ -162,6 +179,14 @@ impl WebSocketUpgrade {
         self
     }
 
+    /// permessage-deflate's settings, or `None` to run uncompressed even
+    /// when the client offers it. Default:
+    /// `Some(DeflateOptions::default())`, on whenever the client offers it.
+    pub fn deflate(mut self, options: Option<DeflateOptions>) -> Self {
+        self.deflate = options;
+        self
+    }
+
     /// The answer that switches protocols (`101` on HTTP/1.1, `200` on
     /// HTTP/2); once it is sent, `callback` runs on a new task with the
     /// WebSocket. If the switch fails (the upgraded-connection limit, the
@@ -173,7 +198,8 @@ impl WebSocketUpgrade {
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let Self { on_upgrade, accept, protocol, config, .. } = self;
+        let Self { on_upgrade, accept, protocol, config, extensions, deflate, .. } = self;
+        let agreed = deflate.as_ref().and_then(|options| deflate::negotiate(&extensions, options));
         let mut response = Response::new(B::default());
         let headers = response.headers_mut();
         if let Some(accept) = accept {
@@ -185,10 +211,15 @@ impl WebSocketUpgrade {
         if let Some(protocol) = protocol {
             response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol);
         }
+        if let Some(agreed) = &agreed {
+            response.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, agreed.response.clone());
+        }
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let socket = WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
+                    let options = deflate.unwrap_or_default();
+                    let io = WebSocketIo::new(upgraded, agreed.as_ref().map(|a| (a, &options)), config.max_frame_size);
+                    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     callback(socket).await;
                 }
                 Err(error) => tracing::debug!(%error, "the WebSocket upgrade did not happen"),
@@ -211,63 +242,6 @@ fn is_valid_key(key: &[u8]) -> bool {
     key.len() == 24
         && key.ends_with(b"==")
         && key[..22].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-}
-
-/// Why a request could not open a WebSocket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WebSocketRejection {
-    /// An HTTP/1.1 WebSocket handshake must be a `GET`: `405`.
-    #[error("a WebSocket handshake must be a GET request")]
-    MethodNotGet,
-    /// The request does not ask for a WebSocket (no `Upgrade: websocket`,
-    /// `Connection: upgrade` or `:protocol`), or cannot be upgraded:
-    /// `426 Upgrade Required`.
-    #[error("the request does not ask to upgrade to a WebSocket")]
-    NotWebSocket,
-    /// `Sec-WebSocket-Version` is missing or not 13: `426`, with
-    /// `Sec-WebSocket-Version: 13` in the answer.
-    #[error("unsupported WebSocket version; 13 is supported")]
-    UnsupportedVersion,
-    /// `Sec-WebSocket-Key` is missing or not 16 bytes of base64: `400`.
-    #[error("missing or malformed Sec-WebSocket-Key")]
-    InvalidKey,
-    /// The origin policy refused the `Origin`: `403`.
-    #[error("the WebSocket's origin is not allowed")]
-    OriginNotAllowed,
-}
-
-impl WebSocketRejection {
-    /// The status to answer with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotWebSocket | Self::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
-            Self::InvalidKey => StatusCode::BAD_REQUEST,
-            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
-        }
-    }
-
-    /// The answer: the status, with the headers RFC 6455 asks for
-    /// (`Upgrade`, `Sec-WebSocket-Version`, `Allow`), and an empty body.
-    pub fn into_response<B: Default>(self) -> Response<B> {
-        tracing::debug!(reason = %self, "WebSocket handshake refused");
-        let mut response = Response::new(B::default());
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        match self {
-            Self::MethodNotGet => {
-                headers.insert(http::header::ALLOW, HeaderValue::from_static("GET"));
-            }
-            Self::NotWebSocket | Self::UnsupportedVersion => {
-                headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-                headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-                headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-            }
-            _ => {}
-        }
-        response
-    }
 }
 
 #[cfg(test)]
