@@ -12,6 +12,8 @@
 
 mod compress;
 mod inflate;
+#[cfg(test)]
+mod properties;
 
 pub(crate) use compress::Deflater;
 pub(crate) use inflate::Inflater;
