@@ -97,10 +97,12 @@ for scheme in $SCHEMES; do
     before=$(rss "$server_pid")
     coproc client { "$IDLE" "127.0.0.1:$port" "$COUNT" $mode; }
     read -r idle_line <&"${client[0]}"; read -r errors_line <&"${client[0]}"
-    sleep 1
+    # A few quiet seconds for every server (the kite binary gives freed
+    # memory back after its first quiet second).
+    sleep 3
     during=$(rss "$server_pid")
     echo >&"${client[1]}"; read -r _ <&"${client[0]}"; wait "$client_PID" 2>/dev/null || true
-    sleep 2
+    sleep 3
     after=$(rss "$server_pid")
     held=${idle_line#idle: }
     printf '%-7s %-6s %10s %12.2f %14s %12s\n' "$name" "$scheme" "$held" \

@@ -14,6 +14,7 @@
 
 mod demo;
 mod metrics;
+mod trim;
 mod upgrade;
 mod workers;
 
@@ -148,6 +149,9 @@ fn main() -> ExitCode {
             std::env::remove_var(name);
         }
     }
+
+    // Freed memory goes back to the system once the server is quiet.
+    trim::spawn();
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     // A worker runs its share of the cores.

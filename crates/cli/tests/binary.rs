@@ -687,10 +687,13 @@ async fn kite_serves_a_socket_passed_by_systemd_socket_activation() {
         let fd = listener.as_raw_fd();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kite"));
         command.args(["--log", "warn", "--transport", transport]).env("LISTEN_FDS", "1").stdout(Stdio::piped());
-        // SAFETY: only dup2, which is async-signal-safe, runs in the child.
+        // SAFETY: only dup2 and fcntl, which are async-signal-safe, run in
+        // the child. When the listener already is fd 3, dup2 would leave its
+        // close-on-exec flag set, so the flag is cleared instead.
         unsafe {
             command.pre_exec(move || {
-                if libc::dup2(fd, 3) < 0 {
+                let done = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+                if done < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
