@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Kite (on the sockets and on the mio transport) against hyper 1.x +
-# hyper-util (with tokio-rustls for HTTPS), side by side in one run.
+# hyper-util (with tokio-rustls for HTTPS) and actix-web 4 (rustls 0.23),
+# side by side in one run, with the machine's floor beside them: `canned`,
+# a server that parses nothing and answers each request head with the same
+# canned bytes (HTTP/1.1 keep-alive and pipelining only).
 #
 # Workloads: keepalive (HTTP/1.1, 50 connections), pipelined (x16), h2c
 # (h2load: 16 connections x 32 streams, prior knowledge),
@@ -20,7 +23,8 @@
 # ROUNDS times per workload. For each run it reads the server's user+sys CPU
 # time from /proc/PID/stat and divides by the requests wrk completed: server
 # CPU microseconds per request. It prints medians and ratios: each Kite
-# transport against hyper, and mio against sockets.
+# transport against hyper, actix and the canned floor, and mio against
+# sockets. actix has no h2c (HTTP/2 only over TLS), and no HTTP/3.
 #
 #   bench/run.sh                 # 3 rounds of 10 s per server and workload
 #   ROUNDS=5 DURATION=15 bench/run.sh
@@ -38,7 +42,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
-SERVERS=${SERVERS:-kite kite-mio hyper}
+SERVERS=${SERVERS:-kite kite-mio hyper actix canned}
 WORKLOADS=${WORKLOADS:-keepalive pipelined h2c https handshake post post-h2c h2tls h3 h3-handshake}
 BODY_BYTES=${BODY_BYTES:-4096}
 
@@ -50,6 +54,8 @@ cargo build --release -q -p kite-cli
 cargo build --release -q -p kite-bench
 KITE=target/release/kite
 HYPER=target/release/hyper-peer
+ACTIX=target/release/actix-peer
+CANNED=target/release/canned
 HANDSHAKES=target/release/tls-handshakes
 H3LOAD=target/release/h3-load
 mkdir -p "$OUT"
@@ -78,6 +84,8 @@ start() {
     kite) taskset -c "$SERVER_CPU" "$KITE" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     kite-mio) taskset -c "$SERVER_CPU" "$KITE" --transport mio --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     hyper) taskset -c "$SERVER_CPU" "$HYPER" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
+    actix) taskset -c "$SERVER_CPU" "$ACTIX" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
+    canned) taskset -c "$SERVER_CPU" "$CANNED" 127.0.0.1:0 >"$log" 2>&1 & ;;
     # Kite built with the aws-lc-rs provider, when KITE_AWSLC names that binary.
     kite-awslc) taskset -c "$SERVER_CPU" "$KITE_AWSLC" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     *) echo "bench: unknown server $1" >&2; exit 1 ;;
@@ -161,12 +169,21 @@ ratio() {
 }
 
 # The servers a workload runs on: HTTP/3 is Kite's alone, and QUIC runs
-# on its own UDP socket whatever the TCP transport.
+# on its own UDP socket whatever the TCP transport; actix speaks no h2c
+# (and the peers' TLS endpoints offer HTTP/1.1 alone); the canned floor
+# answers only HTTP/1.1 GETs.
 servers_for() {
-  case $1 in
-    h3 | h3-handshake) for s in $SERVERS; do [ "$s" = kite ] && echo kite; done ;;
-    *) echo $SERVERS ;;
-  esac
+  local s
+  for s in $SERVERS; do
+    case "$1:$s" in
+      h3:kite | h3-handshake:kite) echo "$s" ;;
+      h3:* | h3-handshake:*) ;;
+      h2c:actix | post-h2c:actix | h2tls:actix) ;;
+      keepalive:canned | pipelined:canned) echo "$s" ;;
+      *:canned) ;;
+      *) echo "$s" ;;
+    esac
+  done
 }
 
 for workload in $WORKLOADS; do
@@ -188,10 +205,12 @@ done
 echo
 printf '%-10s %-22s %8s\n' workload ratio value
 for workload in $WORKLOADS; do
-  for pair in "kite hyper" "kite-mio hyper" "kite-mio kite" "kite-awslc kite"; do
+  for pair in "kite hyper" "kite actix" "kite canned" "hyper canned" "actix canned" \
+    "kite-mio hyper" "kite-mio kite" "kite-awslc kite"; do
     set -- $pair
-    # Only servers measured in this run; result files of earlier runs stay.
-    if [[ " $SERVERS " == *" $1 "* && " $SERVERS " == *" $2 "* ]]; then
+    # Only servers measured in this workload; result files of earlier runs stay.
+    ran=" $(servers_for "$workload" | tr '\n' ' ') "
+    if [[ "$ran" == *" $1 "* && "$ran" == *" $2 "* ]]; then
       printf '%-10s %-22s %8.3f\n' "$workload" "$1/$2" "$(ratio "$1" "$2" "$workload")"
     fi
   done
