@@ -13,7 +13,6 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
@@ -40,28 +39,11 @@ async fn echo(request: HttpRequest, body: web::Bytes) -> HttpResponse {
     response.insert_header(("server", "actix")).body(body)
 }
 
-fn tls_config(cert: &str, key: &str) -> rustls::ServerConfig {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let chain =
-        CertificateDer::pem_file_iter(cert).expect("certificate file").collect::<Result<Vec<_>, _>>().expect("PEM");
-    let key = PrivateKeyDer::from_pem_file(key).expect("key file");
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("certificate");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config
-}
-
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let addr: SocketAddr = args.get(1).map_or("127.0.0.1:8080", String::as_str).parse().expect("address");
     let tls = match (args.get(2), args.get(3)) {
-        (Some(cert), Some(key)) => Some(tls_config(cert, key)),
+        (Some(cert), Some(key)) => Some(kite_bench::server_config(cert, key)),
         _ => None,
     };
     actix_web::rt::System::new().block_on(async move {

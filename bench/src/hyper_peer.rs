@@ -53,30 +53,13 @@ async fn handle(request: Request<Incoming>) -> Result<Response<PeerBody>, Infall
     Ok(response)
 }
 
-/// A TLS acceptor for the certificate and key files, like Kite's: aws-lc-rs,
-/// TLS 1.2 and 1.3, ALPN http/1.1.
-fn acceptor(cert: &str, key: &str) -> tokio_rustls::TlsAcceptor {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let chain =
-        CertificateDer::pem_file_iter(cert).expect("certificate file").collect::<Result<Vec<_>, _>>().expect("PEM");
-    let key = PrivateKeyDer::from_pem_file(key).expect("key file");
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("certificate");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let addr: SocketAddr = args.get(1).map_or("127.0.0.1:8080", String::as_str).parse().expect("address");
     let tls = match (args.get(2), args.get(3)) {
-        (Some(cert), Some(key)) => Some(acceptor(cert, key)),
+        (Some(cert), Some(key)) => {
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(kite_bench::server_config(cert, key))))
+        }
         _ => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");

@@ -1,5 +1,6 @@
-//! What the bench's load clients share: a TLS client configuration that
-//! trusts any certificate (the benchmark measures servers, not trust).
+//! What the bench's programs share: a TLS client configuration that
+//! trusts any certificate (the benchmark measures servers, not trust), and
+//! the peers' TLS server configuration.
 
 use std::sync::Arc;
 
@@ -57,5 +58,24 @@ pub fn client_config(versions: &[&'static rustls::SupportedProtocolVersion], alp
         .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
     config.alpn_protocols = vec![alpn.to_vec()];
+    config
+}
+
+/// The peers' TLS server configuration for the certificate and key files,
+/// like Kite's: aws-lc-rs, TLS 1.2 and 1.3, ALPN http/1.1.
+pub fn server_config(cert: &str, key: &str) -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    let chain =
+        CertificateDer::pem_file_iter(cert).expect("certificate file").collect::<Result<Vec<_>, _>>().expect("PEM");
+    let key = PrivateKeyDer::from_pem_file(key).expect("key file");
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("certificate");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config
 }
