@@ -4,6 +4,8 @@ use std::fmt;
 
 use http::StatusCode;
 
+use crate::ConnectionInfo;
+
 /// Why the HTTP core refused a request (Kestrel's `RequestRejectionReason`).
 ///
 /// A rejected request never reaches the application: the client gets
@@ -85,6 +87,19 @@ impl RequestRejection {
             OptionsMethodRequired | ConnectMethodRequired => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
         }
+    }
+
+    /// Writes the `tracing` event of a refusal under `kite::bad_requests`:
+    /// the connection, the status and the reason. The one place a
+    /// rejected request is logged, for every protocol.
+    pub(crate) fn log(self, info: &ConnectionInfo, protocol: &str) {
+        tracing::debug!(
+            target: "kite::bad_requests",
+            connection_id = %info.id(),
+            status = self.status().as_u16(),
+            reason = %self,
+            "bad {protocol} request rejected"
+        );
     }
 
     /// The `Allow` header value that goes with a `405`, if any.

@@ -456,7 +456,7 @@ where
 
     /// Answers a rejected request and closes the connection.
     async fn reject(&mut self, rejection: RequestRejection) -> Error {
-        log_rejection(&self.info, rejection);
+        rejection.log(&self.info, "HTTP/1.x");
         self.write_empty(rejection.status(), rejection.allow(), false);
         if let Err(e) = self.flush().await {
             return Error::Io(e);
@@ -571,14 +571,4 @@ where
         }
         poll_fn(|cx| self.poll_flush(cx)).await
     }
-}
-
-fn log_rejection(info: &ConnectionInfo, rejection: RequestRejection) {
-    tracing::debug!(
-        target: "kite::bad_requests",
-        connection_id = %info.id(),
-        status = rejection.status().as_u16(),
-        reason = %rejection,
-        "bad request rejected"
-    );
 }

@@ -316,12 +316,6 @@ pub(crate) fn check_head(
     } else {
         return None;
     };
-    tracing::debug!(
-        target: "kite::bad_requests",
-        connection_id = %info.id(),
-        status = rejection.status().as_u16(),
-        reason = %rejection,
-        "bad {protocol} request rejected"
-    );
+    rejection.log(info, protocol);
     Some(rejection)
 }

@@ -9,7 +9,7 @@ use std::task::{ready, Poll};
 use http::{Response, StatusCode, Version};
 use http_body::Body;
 
-use super::{log_rejection, H1Connection};
+use super::H1Connection;
 use crate::h1::encode::{self, Framing, HeadOptions};
 use crate::h1::feed::BodyFeeder;
 use crate::panic;
@@ -154,7 +154,7 @@ where
             }
             // After the head, a failure can only abort the connection.
             Err(Stop::Rejected(rejection)) => {
-                log_rejection(&self.info, rejection);
+                rejection.log(&self.info, "HTTP/1.x");
                 return Err(Error::ResponseBody(rejection.to_string().into()));
             }
             Err(Stop::Failed(error)) => return Err(Error::ResponseBody(error)),
