@@ -152,7 +152,8 @@ async fn websocket_over_tls() {
 async fn websocket_over_http2_extended_connect() {
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
-        let (client, response, stream) = h2_tunnel::open(server.addr, "/ws", &[]).await;
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (client, response, stream) = h2_tunnel::open(tcp, &server.url(""), "/ws", &[]).await;
         assert_eq!(response.status, StatusCode::OK, "{transport}");
         let mut socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
         exercise(&mut socket, transport).await;

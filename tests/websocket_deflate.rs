@@ -183,18 +183,28 @@ async fn compressed_messages_over_tls() {
 
 #[tokio::test]
 async fn compressed_messages_over_http2_extended_connect() {
+    let extensions = [("sec-websocket-extensions", "permessage-deflate")];
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
-        let extensions = [("sec-websocket-extensions", "permessage-deflate")];
-        let (_client, response, mut stream) = h2_tunnel::open(server.addr, "/ws", &extensions).await;
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (_client, response, mut stream) = h2_tunnel::open(tcp, &server.url(""), "/ws", &extensions).await;
         assert_eq!(response.status, StatusCode::OK, "{transport}");
         assert_eq!(
             response.headers["sec-websocket-extensions"], "permessage-deflate; server_no_context_takeover",
             "{transport}"
         );
-        exchange(&mut stream, &format!("h2 on {transport}"), false).await;
+        exchange(&mut stream, &format!("h2c on {transport}"), false).await;
         server.stop().await;
     }
+    // HTTP/2 over TLS.
+    let (server, certificate) = start_https("sockets").await;
+    let tls = connect_tls(&server, certificate, b"h2").await;
+    let origin = format!("https://localhost:{}", server.addr.port());
+    let (_client, response, mut stream) = h2_tunnel::open(tls, &origin, "/ws?context", &extensions).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.headers["sec-websocket-extensions"], "permessage-deflate");
+    exchange(&mut stream, "h2 over TLS", true).await;
+    server.stop().await;
 }
 
 #[tokio::test]

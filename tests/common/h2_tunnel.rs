@@ -57,28 +57,32 @@ impl AsyncWrite for H2Stream {
     }
 }
 
-/// Connects to `addr` over h2c and opens a WebSocket tunnel to `path` by
-/// extended CONNECT, with `headers` beside `sec-websocket-version: 13`.
-/// An ordinary `GET /plaintext` goes first, so the server's SETTINGS
-/// (SETTINGS_ENABLE_CONNECT_PROTOCOL) have arrived. Returns the client,
-/// for more streams, the response's head, and the tunnel.
-pub async fn open(
-    addr: std::net::SocketAddr,
+/// Speaks HTTP/2 on `io` (h2c, or TLS that agreed on h2) to the server at
+/// `origin` (`http://ADDR` or `https://localhost:PORT`) and opens a
+/// WebSocket tunnel to `path` by extended CONNECT, with `headers` beside
+/// `sec-websocket-version: 13`. An ordinary `GET /plaintext` goes first,
+/// so the server's SETTINGS (SETTINGS_ENABLE_CONNECT_PROTOCOL) have
+/// arrived. Returns the client, for more streams, the response's head,
+/// and the tunnel.
+pub async fn open<S>(
+    io: S,
+    origin: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> (h2::client::SendRequest<Bytes>, http::response::Parts, H2Stream) {
-    let wait = std::time::Duration::from_secs(10);
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+) -> (h2::client::SendRequest<Bytes>, http::response::Parts, H2Stream)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, connection) = h2::client::handshake(io).await.unwrap();
     tokio::spawn(connection);
-    let request = http::Request::get(format!("http://{addr}/plaintext")).body(()).unwrap();
+    let request = http::Request::get(format!("{origin}/plaintext")).body(()).unwrap();
     let (response, _) = client.clone().ready().await.unwrap().send_request(request, true).unwrap();
     assert_eq!(response.await.unwrap().status(), http::StatusCode::OK);
     let mut client = client.ready().await.unwrap();
     assert!(client.is_extended_connect_protocol_enabled(), "SETTINGS_ENABLE_CONNECT_PROTOCOL");
     let mut request = http::Request::builder()
         .method(http::Method::CONNECT)
-        .uri(format!("http://{addr}{path}"))
+        .uri(format!("{origin}{path}"))
         .header("sec-websocket-version", "13");
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -86,6 +90,6 @@ pub async fn open(
     let mut request = request.body(()).unwrap();
     request.extensions_mut().insert(h2::ext::Protocol::from_static("websocket"));
     let (response, send) = client.send_request(request, false).unwrap();
-    let (parts, recv) = tokio::time::timeout(wait, response).await.unwrap().unwrap().into_parts();
+    let (parts, recv) = tokio::time::timeout(crate::common::WAIT, response).await.unwrap().unwrap().into_parts();
     (client, parts, H2Stream { send, recv, pending: Bytes::new() })
 }

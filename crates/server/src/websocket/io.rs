@@ -11,7 +11,7 @@ use kite_http_core::Upgraded;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::io::poll_read_buf;
 
-use super::deflate::{Agreed, DeflateOptions, Deflater, Inflater};
+use super::deflate::{Agreed, Deflater, Inflater};
 
 /// How much is read from the connection at a time when inflating.
 const READ_SIZE: usize = 16 * 1024;
@@ -47,11 +47,11 @@ impl std::fmt::Debug for WebSocketIo {
 }
 
 impl WebSocketIo {
-    pub(crate) fn new(io: Upgraded, agreed: Option<(&Agreed, &DeflateOptions)>, max_frame_size: Option<usize>) -> Self {
-        let deflate = agreed.map(|(agreed, options)| {
+    pub(crate) fn new(io: Upgraded, agreed: Option<&Agreed>, max_frame_size: Option<usize>) -> Self {
+        let deflate = agreed.map(|agreed| {
             Box::new(Deflate {
                 inflater: Inflater::new(agreed.client_no_context_takeover, max_frame_size),
-                deflater: Deflater::new(agreed, options),
+                deflater: Deflater::new(agreed),
                 read: BytesMut::new(),
                 ready: BytesMut::new(),
                 write: BytesMut::new(),
@@ -113,8 +113,8 @@ impl AsyncRead for WebSocketIo {
             if filled == 0 {
                 // What is left is a cut-off frame: tungstenite reports it.
                 deflate.eof = true;
-                let rest = deflate.read.split();
-                deflate.ready.extend_from_slice(&rest);
+                deflate.ready.extend_from_slice(&deflate.read);
+                deflate.read.clear();
             }
         }
     }

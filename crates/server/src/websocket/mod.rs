@@ -217,8 +217,7 @@ impl WebSocketUpgrade {
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let options = deflate.unwrap_or_default();
-                    let io = WebSocketIo::new(upgraded, agreed.as_ref().map(|a| (a, &options)), config.max_frame_size);
+                    let io = WebSocketIo::new(upgraded, agreed.as_ref(), config.max_frame_size);
                     let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     callback(socket).await;
                 }

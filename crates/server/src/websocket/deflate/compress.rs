@@ -9,11 +9,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
-use super::{Agreed, DeflateOptions};
-
-/// The sync flush's empty stored block, which ends every compressed
-/// message and is left off on the wire (RFC 7692 §7.2.1).
-const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+use super::{put_header, Agreed, TAIL};
 
 /// Collects the frames tungstenite writes and emits each whole frame:
 /// a data message of at least `min_size` bytes compressed (RSV1 on its
@@ -35,14 +31,14 @@ pub(crate) struct Deflater {
 }
 
 impl Deflater {
-    pub(crate) fn new(agreed: &Agreed, options: &DeflateOptions) -> Self {
+    pub(crate) fn new(agreed: &Agreed) -> Self {
         let stored = agreed.server_window_bits < 9;
         Self {
             compress: None,
-            level: if stored { Compression::none() } else { Compression::new(options.level.min(9)) },
+            level: if stored { Compression::none() } else { Compression::new(agreed.level.min(9)) },
             window_bits: agreed.server_window_bits.max(9),
             reset_after_message: agreed.server_no_context_takeover,
-            min_size: options.min_size,
+            min_size: agreed.min_size,
             pending: BytesMut::new(),
             message: None,
             scratch: Vec::new(),
@@ -50,31 +46,50 @@ impl Deflater {
     }
 
     /// Takes bytes tungstenite wrote and appends every frame they complete,
-    /// transformed, to `out`.
+    /// transformed, to `out`. Whole frames go straight from `data`; only a
+    /// frame cut across writes is held.
     ///
     /// # Errors
     ///
     /// Only if the compressor fails, which it does not on valid input.
     pub(crate) fn write(&mut self, data: &[u8], out: &mut BytesMut) -> io::Result<()> {
-        self.pending.extend_from_slice(data);
+        if self.pending.is_empty() {
+            let used = self.frames(data, out)?;
+            self.pending.extend_from_slice(&data[used..]);
+        } else {
+            self.pending.extend_from_slice(data);
+            let pending = std::mem::take(&mut self.pending);
+            let used = self.frames(&pending, out);
+            self.pending = pending;
+            self.pending.advance(used?);
+        }
+        Ok(())
+    }
+
+    /// Emits every whole frame at the start of `data`; returns the bytes
+    /// they took.
+    fn frames(&mut self, data: &[u8], out: &mut BytesMut) -> io::Result<usize> {
+        let mut used = 0;
         loop {
-            let mut cursor = Cursor::new(&self.pending[..]);
-            let Ok(Some((header, length))) = FrameHeader::parse(&mut cursor) else { return Ok(()) };
+            let rest = &data[used..];
+            let mut cursor = Cursor::new(rest);
+            let Ok(Some((header, length))) = FrameHeader::parse(&mut cursor) else { return Ok(used) };
             let header_len = cursor.position() as usize;
             let Some(total) = usize::try_from(length).ok().and_then(|n| n.checked_add(header_len)) else {
                 return Err(io::Error::other("permessage-deflate: a frame too large to hold"));
             };
-            if self.pending.len() < total {
-                return Ok(());
+            if rest.len() < total {
+                return Ok(used);
             }
-            self.frame(header, header_len, total, out)?;
-            self.pending.advance(total);
+            self.frame(header, &rest[..total], header_len, out)?;
+            used += total;
         }
     }
 
-    /// Emits the whole frame at the start of `pending`.
-    fn frame(&mut self, header: FrameHeader, header_len: usize, total: usize, out: &mut BytesMut) -> io::Result<()> {
-        let payload = &self.pending[header_len..total];
+    /// Emits one whole `frame` whose header, `header`, takes its first
+    /// `header_len` bytes.
+    fn frame(&mut self, header: FrameHeader, frame: &[u8], header_len: usize, out: &mut BytesMut) -> io::Result<()> {
+        let payload = &frame[header_len..];
         let compress = match header.opcode {
             OpCode::Data(Data::Text | Data::Binary) if self.message.is_none() => {
                 !header.is_final || payload.len() >= self.min_size
@@ -86,7 +101,7 @@ impl Deflater {
             self.message = if header.is_final { None } else { Some(compress) };
         }
         if !compress || header.mask.is_some() || header.rsv1 {
-            out.extend_from_slice(&self.pending[..total]);
+            out.extend_from_slice(frame);
             return Ok(());
         }
         let (level, window_bits) = (self.level, self.window_bits);
@@ -96,16 +111,15 @@ impl Deflater {
             // No context to keep: the thread's shared compressor, reset.
             SHARED.with(|shared| {
                 let mut shared = shared.borrow_mut();
-                let compressor = match shared.iter().position(|(key, _)| *key == (level.level(), window_bits)) {
-                    Some(i) => &mut shared[i].1,
+                let key = (level.level(), window_bits);
+                let i = match shared.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
                     None => {
-                        shared.push((
-                            (level.level(), window_bits),
-                            Compress::new_with_window_bits(level, false, window_bits),
-                        ));
-                        &mut shared.last_mut().expect("just pushed").1
+                        shared.push((key, Compress::new_with_window_bits(level, false, window_bits)));
+                        shared.len() - 1
                     }
                 };
+                let compressor = &mut shared[i].1;
                 compressor.reset();
                 compress_into(compressor, payload, &mut self.scratch)
             })?;
@@ -127,9 +141,7 @@ impl Deflater {
             }
         }
         let header = FrameHeader { rsv1: header.opcode != OpCode::Data(Data::Continue), ..header };
-        let mut head = Vec::with_capacity(10);
-        header.format(self.scratch.len() as u64, &mut head).map_err(io::Error::other)?;
-        out.extend_from_slice(&head);
+        put_header(out, &header, self.scratch.len());
         out.extend_from_slice(&self.scratch);
         Ok(())
     }
@@ -161,50 +173,18 @@ fn compress_into(compressor: &mut Compress, mut input: &[u8], out: &mut Vec<u8>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::{Decompress, FlushDecompress};
-
-    fn agreed(window_bits: u8, no_context_takeover: bool) -> Agreed {
-        Agreed {
-            server_window_bits: window_bits,
-            server_no_context_takeover: no_context_takeover,
-            client_no_context_takeover: false,
-            response: http::HeaderValue::from_static("permessage-deflate"),
-        }
-    }
+    use crate::websocket::deflate::testing::{agreed, frame, frames, inflate};
+    use crate::websocket::deflate::DeflateOptions;
+    use flate2::Decompress;
 
     fn server_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
-        let header = FrameHeader { is_final: fin, opcode, ..FrameHeader::default() };
-        let mut frame = Vec::new();
-        header.format(payload.len() as u64, &mut frame).unwrap();
-        frame.extend_from_slice(payload);
-        frame
-    }
-
-    /// Splits `wire` into (header, payload) frames.
-    fn frames(wire: &[u8]) -> Vec<(FrameHeader, Vec<u8>)> {
-        let mut cursor = Cursor::new(wire);
-        let mut frames = Vec::new();
-        while let Some((header, length)) = FrameHeader::parse(&mut cursor).unwrap() {
-            let start = cursor.position() as usize;
-            frames.push((header, wire[start..start + length as usize].to_vec()));
-            cursor.set_position(start as u64 + length);
-        }
-        frames
-    }
-
-    /// Inflates one message's frames the way a client does.
-    fn inflate(decompress: &mut Decompress, payload: &[u8]) -> Vec<u8> {
-        let mut input = payload.to_vec();
-        input.extend_from_slice(&TAIL);
-        let mut out = Vec::with_capacity(1 << 20);
-        decompress.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
-        out
+        frame(opcode, fin, false, None, payload)
     }
 
     #[test]
     fn messages_are_compressed_across_writes_with_the_context_kept() {
         let options = DeflateOptions { min_size: 64, ..DeflateOptions::default() };
-        let mut deflater = Deflater::new(&agreed(15, false), &options);
+        let mut deflater = Deflater::new(&agreed(15, false, &options));
         let text = "the quick brown fox ".repeat(500);
         let mut wire = server_frame(OpCode::Data(Data::Text), true, text.as_bytes());
         wire.extend(server_frame(OpCode::Data(Data::Binary), true, b"tiny"));
@@ -226,7 +206,7 @@ mod tests {
 
     #[test]
     fn without_context_takeover_each_message_stands_alone() {
-        let mut deflater = Deflater::new(&agreed(10, true), &DeflateOptions::default());
+        let mut deflater = Deflater::new(&agreed(10, true, &DeflateOptions::default()));
         let text = "abcdefgh".repeat(100);
         let mut out = BytesMut::new();
         for _ in 0..2 {
@@ -240,7 +220,7 @@ mod tests {
     #[test]
     fn window_8_sends_stored_blocks_and_fragments_keep_rsv1_on_the_first() {
         let options = DeflateOptions { min_size: 64, ..DeflateOptions::default() };
-        let mut deflater = Deflater::new(&agreed(8, false), &options);
+        let mut deflater = Deflater::new(&agreed(8, false, &options));
         let mut out = BytesMut::new();
         deflater.write(&server_frame(OpCode::Data(Data::Binary), false, &[7; 100]), &mut out).unwrap();
         deflater.write(&server_frame(OpCode::Data(Data::Continue), true, &[7; 100]), &mut out).unwrap();

@@ -9,12 +9,10 @@ use flate2::{Decompress, FlushDecompress, Status};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
+use super::{put_header, TAIL};
+
 /// The most inflated bytes handed on per frame (and held at once).
 const CHUNK: usize = 16 * 1024;
-
-/// RFC 7692 §7.2.2: the receiver appends these four octets to a message's
-/// compressed bytes before inflating its end.
-const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Turns the client's frames into frames tungstenite reads: a message
 /// whose first frame carries RSV1 is unmasked and inflated, and its
@@ -245,9 +243,7 @@ fn unmask(data: &mut [u8], mask: [u8; 4], offset: usize) {
 /// Appends a client frame (masked with a zero key) carrying `payload`.
 fn push_frame(out: &mut BytesMut, data: Data, is_final: bool, payload: &[u8]) {
     let header = FrameHeader { is_final, opcode: OpCode::Data(data), mask: Some([0; 4]), ..FrameHeader::default() };
-    let mut head = Vec::with_capacity(14);
-    header.format(payload.len() as u64, &mut head).expect("formatting into a Vec cannot fail");
-    out.extend_from_slice(&head);
+    put_header(out, &header, payload.len());
     out.extend_from_slice(payload);
 }
 
@@ -258,26 +254,13 @@ fn invalid(error: impl std::fmt::Display) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::{Compress, Compression, FlushCompress};
+    use crate::websocket::deflate::testing::{deflate, frame, frames};
+    use flate2::{Compress, Compression};
     use tokio_tungstenite::tungstenite::protocol::frame::coding::Control;
 
-    /// A client frame, masked with `mask`.
+    /// A client frame.
     fn client_frame(opcode: OpCode, rsv1: bool, fin: bool, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        let header = FrameHeader { is_final: fin, rsv1, opcode, mask: Some(mask), ..FrameHeader::default() };
-        let mut frame = Vec::new();
-        header.format(payload.len() as u64, &mut frame).unwrap();
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        frame
-    }
-
-    /// Compresses `message` as RFC 7692 says: a sync flush, tail removed.
-    fn deflate(compress: &mut Compress, message: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(message.len() + 64);
-        compress.compress_vec(message, &mut out, FlushCompress::Sync).unwrap();
-        assert!(out.ends_with(&TAIL));
-        out.truncate(out.len() - 4);
-        out
+        frame(opcode, fin, rsv1, Some([0x12, 0x34, 0x56, 0x78]), payload)
     }
 
     /// Feeds `wire` a byte at a time and reassembles the messages
@@ -291,15 +274,9 @@ mod tests {
         }
         let mut messages = Vec::new();
         let mut current: Option<(OpCode, Vec<u8>)> = None;
-        let mut cursor = Cursor::new(&out[..]);
-        while let Some((header, length)) = FrameHeader::parse(&mut cursor).unwrap() {
-            let start = cursor.position() as usize;
-            let mask = header.mask.unwrap_or_default();
-            let payload: Vec<u8> =
-                out[start..start + length as usize].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
-            cursor.set_position((start + length as usize) as u64);
+        for (header, payload) in frames(&out) {
             assert!(!header.rsv1, "the RSV1 bit is cleared");
-            assert!(length as usize <= CHUNK);
+            assert!(payload.len() <= CHUNK);
             match header.opcode {
                 OpCode::Control(_) => messages.push((header.opcode, payload)),
                 OpCode::Data(Data::Continue) => current.as_mut().unwrap().1.extend(payload),

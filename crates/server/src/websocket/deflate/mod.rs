@@ -14,11 +14,15 @@ mod compress;
 mod inflate;
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod testing;
 
 pub(crate) use compress::Deflater;
 pub(crate) use inflate::Inflater;
 
+use bytes::{BufMut, BytesMut};
 use http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
 /// permessage-deflate settings for WebSocket connections
 /// ([`WebSocketUpgrade::deflate`](super::WebSocketUpgrade::deflate)).
@@ -76,15 +80,29 @@ impl Default for DeflateOptions {
     }
 }
 
-/// The parameters both sides agreed on, and the response's
-/// `Sec-WebSocket-Extensions` value that states them.
+/// What a connection's codecs run with: the parameters both sides agreed
+/// on, the server's own level and threshold, and the response's
+/// `Sec-WebSocket-Extensions` value that states the agreement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Agreed {
     /// The window the server compresses with; 8 means stored blocks.
     pub server_window_bits: u8,
     pub server_no_context_takeover: bool,
     pub client_no_context_takeover: bool,
+    /// [`DeflateOptions::level`].
+    pub level: u32,
+    /// [`DeflateOptions::min_size`].
+    pub min_size: usize,
     pub response: HeaderValue,
+}
+
+/// RFC 7692 §7.2.1: the empty stored block a sync flush ends with, which
+/// the sender leaves off each message and the receiver appends back.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Appends a frame header for a payload of `length` bytes to `out`.
+fn put_header(out: &mut BytesMut, header: &FrameHeader, length: usize) {
+    header.format(length as u64, &mut (&mut *out).writer()).expect("writing into memory cannot fail");
 }
 
 /// One permessage-deflate offer's parameters, each allowed once.
@@ -127,6 +145,8 @@ pub(crate) fn negotiate<'a>(
         server_window_bits,
         server_no_context_takeover,
         client_no_context_takeover,
+        level: options.level,
+        min_size: options.min_size,
         response: HeaderValue::from_str(&response).ok()?,
     })
 }

@@ -3,41 +3,14 @@
 //! across reads, inflates to what it compressed; arbitrary bytes never
 //! panic the inflater or the offer parser.
 
-use std::io::Cursor;
-
 use bytes::BytesMut;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use flate2::{Compress, Compression, Decompress};
 use http::HeaderValue;
 use proptest::prelude::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
-use super::{negotiate, Agreed, DeflateOptions, Deflater, Inflater};
-
-const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-
-/// Splits `wire` into (header, unmasked payload) frames.
-fn frames(wire: &[u8]) -> Vec<(FrameHeader, Vec<u8>)> {
-    let mut cursor = Cursor::new(wire);
-    let mut frames = Vec::new();
-    while let Some((header, length)) = FrameHeader::parse(&mut cursor).unwrap() {
-        let start = cursor.position() as usize;
-        let mask = header.mask.unwrap_or_default();
-        let payload = wire[start..start + length as usize].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
-        frames.push((header, payload));
-        cursor.set_position(start as u64 + length);
-    }
-    frames
-}
-
-fn frame(opcode: OpCode, rsv1: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
-    let header = FrameHeader { is_final: true, rsv1, opcode, mask, ..FrameHeader::default() };
-    let mut out = Vec::new();
-    header.format(payload.len() as u64, &mut out).unwrap();
-    let mask = mask.unwrap_or_default();
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
+use super::testing::{agreed, deflate, frame, frames, inflate};
+use super::{negotiate, DeflateOptions, Deflater, Inflater};
 
 fn message() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -54,14 +27,9 @@ proptest! {
         reset in any::<bool>(),
         step in 1usize..5000,
     ) {
-        let agreed = Agreed {
-            server_window_bits: window,
-            server_no_context_takeover: reset,
-            client_no_context_takeover: false,
-            response: HeaderValue::from_static("permessage-deflate"),
-        };
-        let mut deflater = Deflater::new(&agreed, &DeflateOptions::default());
-        let wire: Vec<u8> = messages.iter().flat_map(|m| frame(OpCode::Data(Data::Binary), false, None, m)).collect();
+        let mut deflater = Deflater::new(&agreed(window, reset, &DeflateOptions::default()));
+        let wire: Vec<u8> =
+            messages.iter().flat_map(|m| frame(OpCode::Data(Data::Binary), true, false, None, m)).collect();
         let mut out = BytesMut::new();
         for piece in wire.chunks(step) {
             deflater.write(piece, &mut out).unwrap();
@@ -71,11 +39,7 @@ proptest! {
         prop_assert_eq!(frames.len(), messages.len());
         for ((header, payload), message) in frames.iter().zip(&messages) {
             prop_assert!(header.rsv1);
-            let mut input = payload.clone();
-            input.extend_from_slice(&TAIL);
-            let mut inflated = Vec::with_capacity(message.len() + 64);
-            decompress.decompress_vec(&input, &mut inflated, FlushDecompress::Sync).unwrap();
-            prop_assert_eq!(&inflated, message);
+            prop_assert_eq!(&inflate(&mut decompress, payload), message);
         }
     }
 
@@ -87,10 +51,8 @@ proptest! {
         let mut compress = Compress::new(Compression::default(), false);
         let mut wire = Vec::new();
         for message in &messages {
-            let mut payload = Vec::with_capacity(message.len() + 64);
-            compress.compress_vec(message, &mut payload, FlushCompress::Sync).unwrap();
-            payload.truncate(payload.len() - TAIL.len());
-            wire.extend(frame(OpCode::Data(Data::Text), true, Some([9, 8, 7, 6]), &payload));
+            let payload = deflate(&mut compress, message);
+            wire.extend(frame(OpCode::Data(Data::Text), true, true, Some([9, 8, 7, 6]), &payload));
         }
         let mut inflater = Inflater::new(false, None);
         let (mut input, mut out) = (BytesMut::new(), BytesMut::new());
