@@ -178,8 +178,11 @@ pub struct ConnectionPipeline {
 
 impl ConnectionPipeline {
     /// Runs `connection` through every middleware and the terminal handler.
-    pub async fn handle(&self, connection: Connection) -> Result<(), ConnectionError> {
-        Next { chain: Arc::clone(&self.chain), index: 0 }.run(connection).await
+    ///
+    /// The future owns what it needs (it does not borrow the pipeline), so
+    /// it can be made before it is spawned.
+    pub fn handle(&self, connection: Connection) -> impl Future<Output = Result<(), ConnectionError>> + Send + 'static {
+        Next { chain: Arc::clone(&self.chain), index: 0 }.run(connection)
     }
 
     /// How many middleware the pipeline has, besides the terminal handler.

@@ -130,12 +130,12 @@ pub mod fuzzing {
 /// [`Error::Io`] when the connection failed; [`Error::ResponseBody`] when a
 /// response body failed after its head was sent (the connection is then
 /// aborted); [`Error::IncompleteHead`] when the peer closed mid-head.
-pub async fn serve_connection<S: HttpService>(
+pub fn serve_connection<S: HttpService>(
     connection: Connection,
     service: S,
     options: &HttpOptions,
-) -> Result<(), Error> {
-    protocol::serve(connection, service, options).await
+) -> impl std::future::Future<Output = Result<(), Error>> + use<'_, S> {
+    protocol::serve(connection, service, options)
 }
 
 /// Serves HTTP/3 on a multiplexed (QUIC) `connection` with `service` until

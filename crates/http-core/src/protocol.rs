@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use http::{Request, Response};
 use http_body::Body;
 use kite_transport_core::tls::TlsHandshake;
-use kite_transport_core::{Connection, ConnectionIo};
+use kite_transport_core::{CloseSignal, Connection, ConnectionIo};
 use tokio::io::AsyncWriteExt;
 use tower_service::Service;
 
@@ -18,18 +18,43 @@ use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::{h2, BoxError, ConnectionInfo, Error, HttpOptions, Protocols, RequestBody};
 use kite_transport_core::Rewind;
 
-pub(crate) async fn serve<S, B>(connection: Connection, service: S, options: &HttpOptions) -> Result<(), Error>
+/// Serves `connection`. The connection is taken apart before the future
+/// is made, so the future, which lives as long as the connection, does not
+/// also keep room for the connection and its context.
+pub(crate) fn serve<S, B>(
+    connection: Connection,
+    service: S,
+    options: &HttpOptions,
+) -> impl Future<Output = Result<(), Error>> + use<'_, S, B>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (mut io, context) = connection.into_parts();
+    let (io, context) = connection.into_parts();
     let close = context.close_signal().clone();
     let alpn = context.features().get::<TlsHandshake>().map(|tls| tls.alpn.as_deref() == Some(b"h2"));
     let info = ConnectionInfo::new(context);
     let timer = options.heartbeat.register();
+    serve_parts(io, alpn, info, close, timer, service, options)
+}
+
+async fn serve_parts<S, B>(
+    mut io: Box<dyn ConnectionIo>,
+    alpn: Option<bool>,
+    info: ConnectionInfo,
+    close: CloseSignal,
+    timer: ConnectionTimer,
+    service: S,
+    options: &HttpOptions,
+) -> Result<(), Error>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     match (alpn, options.protocols) {
         // Over TLS, ALPN alone decides; prior knowledge means HTTP/2 only.
         (Some(true), _) | (None, Protocols::Http2) => {

@@ -1,8 +1,10 @@
 //! The last step of every endpoint's pipeline: HTTP.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 
-use async_trait::async_trait;
 use http_body::Body;
 use kite_connection_middleware::{ConnectionError, ConnectionHandler};
 use kite_http_core::{serve_connection, HttpOptions, HttpService};
@@ -48,7 +50,9 @@ impl<S> HttpHandler<S> {
     }
 }
 
-#[async_trait]
+// Written out rather than with `#[async_trait]`: the macro's future would
+// hold the connection beside the future it is moved into, for the
+// connection's whole life.
 impl<S> ConnectionHandler for HttpHandler<S>
 where
     S: HttpService + Clone + Send + 'static,
@@ -56,14 +60,37 @@ where
     S::Body: Send + 'static,
     <S::Body as Body>::Data: Send,
 {
-    async fn handle(&self, connection: Connection) -> Result<(), ConnectionError> {
+    fn handle<'life0, 'async_trait>(
+        &'life0 self,
+        connection: Connection,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ConnectionError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
         let service = self.service.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        match serve_connection(connection, service, &self.options).await {
+        Box::pin(Served { serving: serve_connection(connection, service, &self.options) })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection being served, its outcome in the pipeline's terms.
+    struct Served<F> {
+        #[pin]
+        serving: F,
+    }
+}
+
+impl<F: Future<Output = Result<(), kite_http_core::Error>>> Future for Served<F> {
+    type Output = Result<(), ConnectionError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(match ready!(self.project().serving.poll(cx)) {
             // Answered with its status and logged under `kite::bad_requests`
             // where it was refused: the connection ended as it should.
             Ok(()) | Err(kite_http_core::Error::Rejected(_)) => Ok(()),
             Err(kite_http_core::Error::Io(e)) => Err(ConnectionError::Io(e)),
             Err(other) => Err(ConnectionError::other(other)),
-        }
+        })
     }
 }

@@ -13,6 +13,7 @@
 //! | `kite.tls_handshake.duration` | histogram, seconds | completed TLS handshakes |
 //! | `kite.active_tls_handshakes` | gauge | TLS handshakes in progress |
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use kite_connection_middleware::{ConnectionError, ConnectionMiddleware, Next};
@@ -35,52 +36,62 @@ pub(crate) fn rejected_connection(labels: Vec<Label>) {
 }
 
 /// Kestrel's tags for an endpoint: `server.address`, `server.port` and
-/// `network.transport` (`tcp` or `unix`).
+/// `network.transport` (`tcp` or `unix`). The values are shared strings,
+/// so a connection's copy of the tags allocates no string.
 pub(crate) fn endpoint_labels(endpoint: &Endpoint) -> Vec<Label> {
+    let shared = |value: String| metrics::SharedString::from(std::sync::Arc::<str>::from(value));
     match endpoint {
         Endpoint::Tcp(addr) => vec![
-            Label::new("server.address", addr.ip().to_string()),
-            Label::new("server.port", addr.port().to_string()),
+            Label::new("server.address", shared(addr.ip().to_string())),
+            Label::new("server.port", shared(addr.port().to_string())),
             Label::new("network.transport", "tcp"),
         ],
         Endpoint::Unix(path) => {
-            vec![Label::new("server.address", path.display().to_string()), Label::new("network.transport", "unix")]
+            vec![
+                Label::new("server.address", shared(path.display().to_string())),
+                Label::new("network.transport", "unix"),
+            ]
         }
-        _ => vec![Label::new("server.address", endpoint.to_string())],
+        _ => vec![Label::new("server.address", shared(endpoint.to_string()))],
     }
 }
 
 /// A connection from accept to its end: queued until it starts, then
-/// active; its duration is recorded when it is dropped.
+/// active; its duration is recorded when it is dropped. It holds the
+/// endpoint's tags, shared, rather than a copy.
 pub(crate) struct ConnectionMetrics {
     accepted: Instant,
     started: bool,
-    labels: Vec<Label>,
+    labels: Arc<[Label]>,
 }
 
 impl ConnectionMetrics {
-    pub fn accepted(labels: Vec<Label>) -> Self {
-        metrics::gauge!("kite.queued_connections", labels.clone()).increment(1.0);
+    pub fn accepted(labels: Arc<[Label]>) -> Self {
+        metrics::gauge!("kite.queued_connections", labels.to_vec()).increment(1.0);
         Self { accepted: Instant::now(), started: false, labels }
     }
 
-    pub fn started(&mut self) {
-        if !self.started {
-            self.started = true;
-            metrics::gauge!("kite.queued_connections", self.labels.clone()).decrement(1.0);
-            metrics::gauge!("kite.active_connections", self.labels.clone()).increment(1.0);
+    /// Counts the connection as started, once; returns whether this call
+    /// did.
+    pub fn started(&mut self) -> bool {
+        if self.started {
+            return false;
         }
+        self.started = true;
+        metrics::gauge!("kite.queued_connections", self.labels.to_vec()).decrement(1.0);
+        metrics::gauge!("kite.active_connections", self.labels.to_vec()).increment(1.0);
+        true
     }
 }
 
 impl Drop for ConnectionMetrics {
     fn drop(&mut self) {
-        let labels = std::mem::take(&mut self.labels);
         if self.started {
-            metrics::gauge!("kite.active_connections", labels.clone()).decrement(1.0);
-            metrics::histogram!("kite.connection.duration", labels).record(self.accepted.elapsed().as_secs_f64());
+            metrics::gauge!("kite.active_connections", self.labels.to_vec()).decrement(1.0);
+            metrics::histogram!("kite.connection.duration", self.labels.to_vec())
+                .record(self.accepted.elapsed().as_secs_f64());
         } else {
-            metrics::gauge!("kite.queued_connections", labels).decrement(1.0);
+            metrics::gauge!("kite.queued_connections", self.labels.to_vec()).decrement(1.0);
         }
     }
 }

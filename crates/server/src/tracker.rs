@@ -39,10 +39,7 @@ impl Tracker {
         if self.closing.load(Ordering::Acquire) {
             close.request_close();
         }
-        let task = async move {
-            let _guard = Deregister { tracker, id };
-            task.await;
-        };
+        let task = Tracked { task, _guard: Deregister { tracker, id } };
         let abort = match executor {
             Some(executor) => executor.spawn(Box::pin(task)),
             None => {
@@ -85,6 +82,26 @@ impl Tracker {
             }
             emptied.await;
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's task, deregistered when it ends or is dropped. A
+    /// struct rather than an `async` block: a block that awaits the task it
+    /// captured holds it twice, and this state lives as long as the
+    /// connection.
+    struct Tracked<F> {
+        #[pin]
+        task: F,
+        _guard: Deregister,
+    }
+}
+
+impl<F: std::future::Future<Output = ()>> std::future::Future for Tracked<F> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.project().task.poll(cx)
     }
 }
 

@@ -67,13 +67,15 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ConnectionIo for PlainI
 /// It reads and writes through its stream.
 pub struct Connection {
     io: Box<dyn ConnectionIo>,
-    context: ConnectionContext,
+    /// Boxed: a connection is moved through every middleware, and each
+    /// one's future keeps room for it as long as the connection lives.
+    context: Box<ConnectionContext>,
 }
 
 impl Connection {
     /// A connection over `io` with `context`.
     pub fn new(io: Box<dyn ConnectionIo>, context: ConnectionContext) -> Self {
-        Self { io, context }
+        Self { io, context: Box::new(context) }
     }
 
     /// The connection's context.
@@ -88,7 +90,7 @@ impl Connection {
 
     /// Splits the connection into its stream and context.
     pub fn into_parts(self) -> (Box<dyn ConnectionIo>, ConnectionContext) {
-        (self.io, self.context)
+        (self.io, *self.context)
     }
 
     /// Replaces the stream with what `wrap` makes of it, keeping the

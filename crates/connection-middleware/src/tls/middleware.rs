@@ -178,6 +178,17 @@ impl ConnectionMiddleware for TlsMiddleware {
         if connection.context().features().get::<TlsHandshake>().is_some() {
             return next.run(connection).await;
         }
+        // Boxed: the handshake's state is gone once it completes, and this
+        // future, which lives as long as the connection, stays small.
+        let connection = Box::pin(self.secure(connection)).await?;
+        next.run(connection).await
+    }
+}
+
+impl TlsMiddleware {
+    /// Runs the handshake under the handshake timeout; the connection over
+    /// the decrypted stream, with its [`TlsHandshake`] feature.
+    async fn secure(&self, connection: Connection) -> Result<Connection, ConnectionError> {
         let (io, mut context) = connection.into_parts();
         let id = context.id();
         let timeout = self.inner.options.handshake_timeout;
@@ -202,7 +213,7 @@ impl ConnectionMiddleware for TlsMiddleware {
             handshake.version
         );
         context.features_mut().insert(handshake);
-        next.run(Connection::new(Box::new(stream), context)).await
+        Ok(Connection::new(Box::new(stream), context))
     }
 }
 

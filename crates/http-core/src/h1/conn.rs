@@ -23,27 +23,28 @@ use super::parse::{parse_head, BodyLength, ParsedHead};
 use crate::body::shared::Want;
 use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::panic;
-use crate::upgrade::{Detached, OnUpgrade, PendingUpgrade, UpgradeCounter, UpgradeError, Upgraded};
-use crate::{BoxError, ConnectionInfo, Error, HttpOptions, Limits, MaxRequestBodySize, RequestBody, RequestRejection};
+use crate::upgrade::{Detached, OnUpgrade, PendingUpgrade, UpgradeError, Upgraded};
+use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, RequestBody, RequestRejection};
 
 /// How long, and how much, a rejected connection is read and discarded
 /// before it is closed, so the client sees the error rather than a reset.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
-pub(crate) struct H1Connection<S> {
+/// One HTTP/1.x connection. It lives as long as the connection, idle or
+/// not, so it stays small: the options are borrowed, the buffers are
+/// pooled while idle, and a request's state lives in a boxed future only
+/// while the request runs.
+pub(crate) struct H1Connection<'o, S> {
     io: Box<dyn ConnectionIo>,
     read_buf: BytesMut,
     write_buf: Vec<u8>,
     write_pos: usize,
-    limits: Limits,
-    server_header: bool,
-    drain_timeout: Duration,
+    options: &'o HttpOptions,
     info: ConnectionInfo,
     close: CloseWatch,
     timer: ConnectionTimer,
     service: S,
-    upgrades: UpgradeCounter,
     /// The connection was handed to the application by an upgrade.
     upgraded: bool,
 }
@@ -54,7 +55,7 @@ enum HeadEvent {
     Close,
 }
 
-impl<S, B> H1Connection<S>
+impl<'o, S, B> H1Connection<'o, S>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
@@ -68,26 +69,25 @@ where
         close: CloseSignal,
         timer: ConnectionTimer,
         service: S,
-        options: &HttpOptions,
+        options: &'o HttpOptions,
     ) -> Self {
         Self {
             io,
             read_buf,
             write_buf: Vec::new(),
             write_pos: 0,
-            limits: options.limits.clone(),
-            server_header: options.add_server_header,
-            drain_timeout: options.request_drain_timeout,
+            options,
             info,
             close: close.watch(),
             timer,
             service,
-            upgrades: options.upgrades.clone(),
             upgraded: false,
         }
     }
 
-    pub async fn run(mut self) -> Result<(), Error> {
+    /// Serves requests until the connection ends. Takes `&mut self`: a
+    /// future that owned the connection would hold it twice.
+    pub async fn run(&mut self) -> Result<(), Error> {
         let result = self.serve().await;
         if self.upgraded {
             return result;
@@ -111,7 +111,10 @@ where
                 return Ok(());
             };
             first = false;
-            if !self.dispatch(head).await? {
+            // Boxed: a request's state (the application's future, the
+            // body feeder, the response) exists only while it runs, and
+            // an idle connection's future stays small.
+            if !Box::pin(self.dispatch(head)).await? {
                 return Ok(());
             }
         }
@@ -121,21 +124,27 @@ where
     /// between requests, the keep-alive timeout passed, or close was
     /// requested while idle.
     async fn read_head(&mut self, first: bool) -> Result<Option<ParsedHead>, Error> {
-        let headers_timeout = self.limits.request_headers_timeout;
+        let limits = &self.options.limits;
+        let headers_timeout = limits.request_headers_timeout;
         // The first request's headers are timed from accept; later ones get
         // the keep-alive timeout until their first byte arrives.
         let mut awaiting_first_byte = !first && self.read_buf.is_empty();
-        let deadline = if awaiting_first_byte { self.limits.keep_alive_timeout } else { headers_timeout };
+        let deadline = if awaiting_first_byte { limits.keep_alive_timeout } else { headers_timeout };
         self.timer.set_deadline(deadline);
         loop {
             if !self.read_buf.is_empty() {
-                match parse_head(&mut self.read_buf, &self.limits) {
+                // The parse result is not held across the rejection's await:
+                // it would sit in every idle connection's future.
+                let rejection = match parse_head(&mut self.read_buf, limits) {
                     Ok(Some(head)) => {
                         self.timer.clear_deadline();
                         return Ok(Some(head));
                     }
-                    Ok(None) => {}
-                    Err(rejection) => return Err(self.reject(rejection).await),
+                    Ok(None) => None,
+                    Err(rejection) => Some(rejection),
+                };
+                if let Some(rejection) = rejection {
+                    return Err(self.reject(rejection).await);
                 }
                 if awaiting_first_byte && !self.read_buf.is_empty() {
                     awaiting_first_byte = false;
@@ -192,12 +201,12 @@ where
         let version = request.version();
         let (mut parts, ()) = request.into_parts();
 
-        let limit = self.limits.max_request_body_size;
+        let limit = self.options.limits.max_request_body_size;
         let mut feeder = match length {
             BodyLength::Empty => None,
             BodyLength::Length(n) => Some(BodyFeeder::new(Decoder::Length(n), Some(n), limit, expect_continue)),
             BodyLength::Chunked => Some(BodyFeeder::new(
-                Decoder::Chunked(ChunkedDecoder::new(self.limits.max_request_headers_total_size)),
+                Decoder::Chunked(ChunkedDecoder::new(self.options.limits.max_request_headers_total_size)),
                 None,
                 limit,
                 expect_continue,
@@ -208,7 +217,8 @@ where
             None => RequestBody::empty(),
         };
         parts.extensions.insert(self.info.clone());
-        self.timer.start_request(self.limits.min_request_body_data_rate, self.limits.min_response_data_rate);
+        self.timer
+            .start_request(self.options.limits.min_request_body_data_rate, self.options.limits.min_response_data_rate);
         parts.extensions.insert(self.timer.rates());
         if let Some(f) = &feeder {
             parts.extensions.insert(MaxRequestBodySize::new(f.shared.clone()));
@@ -288,7 +298,7 @@ where
                 keep_alive = self.drain(f).await?;
             }
         }
-        if keep_alive && self.write_buf.len() >= self.limits.max_response_buffer_size {
+        if keep_alive && self.write_buf.len() >= self.options.limits.max_response_buffer_size {
             self.flush().await?;
         }
         Ok(keep_alive)
@@ -306,10 +316,11 @@ where
             self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, false);
             return Ok(false);
         };
-        let Some(permit) = self.upgrades.try_acquire(self.limits.max_concurrent_upgraded_connections) else {
+        let Some(permit) = self.options.upgrades.try_acquire(self.options.limits.max_concurrent_upgraded_connections)
+        else {
             tracing::warn!(
                 connection_id = %self.info.id(),
-                limit = self.limits.max_concurrent_upgraded_connections,
+                limit = self.options.limits.max_concurrent_upgraded_connections,
                 "MaxConcurrentUpgradedConnections reached; the upgrade is refused with 503"
             );
             self.write_empty(StatusCode::SERVICE_UNAVAILABLE, None, false);
@@ -317,8 +328,11 @@ where
             return Ok(false);
         };
         let (parts, _) = response.into_parts();
-        let options =
-            HeadOptions { keep_alive: true, request_version: Version::HTTP_11, server_header: self.server_header };
+        let options = HeadOptions {
+            keep_alive: true,
+            request_version: Version::HTTP_11,
+            server_header: self.options.add_server_header,
+        };
         encode::write_head(self.write_buf(), parts.status, &parts.headers, None, &options);
         self.flush().await?;
         let io = std::mem::replace(&mut self.io, Box::new(Detached));
@@ -427,7 +441,7 @@ where
     /// body arrived, so the connection can be reused.
     async fn drain(&mut self, f: &mut BodyFeeder) -> Result<bool, Error> {
         self.flush().await?;
-        self.timer.set_deadline(self.drain_timeout);
+        self.timer.set_deadline(self.options.request_drain_timeout);
         let drained = poll_fn(|cx| loop {
             match f.decoder.decode(&mut self.read_buf) {
                 Ok(Decoded::Data(_)) | Ok(Decoded::Trailers(_)) => {}
@@ -492,7 +506,11 @@ where
     }
 
     fn write_empty(&mut self, status: StatusCode, allow: Option<&str>, keep_alive: bool) {
-        let options = HeadOptions { keep_alive, request_version: Version::HTTP_11, server_header: self.server_header };
+        let options = HeadOptions {
+            keep_alive,
+            request_version: Version::HTTP_11,
+            server_header: self.options.add_server_header,
+        };
         encode::write_empty(self.write_buf(), status, allow, &options);
     }
 

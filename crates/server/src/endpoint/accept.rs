@@ -24,7 +24,7 @@ pub(super) async fn accept_loop(
 ) {
     let mut backoff = Duration::from_millis(5);
     // The endpoint's metric tags, made once.
-    let endpoint_labels = crate::metrics::endpoint_labels(listener.local_endpoint());
+    let endpoint_labels: Arc<[metrics::Label]> = crate::metrics::endpoint_labels(listener.local_endpoint()).into();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -55,16 +55,9 @@ pub(super) async fn accept_loop(
             drop(connection);
             continue;
         };
-        let pipeline = pipeline.clone();
         // A transport with threads of its own (mio) runs the task there.
         let executor = connection.context().features().get::<ConnectionExecutor>().cloned();
-        admitted.run(&tracker, executor, async move {
-            tracing::debug!("connection started");
-            match pipeline.handle(connection).await {
-                Ok(()) => tracing::debug!("connection closed"),
-                Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
-            }
-        });
+        admitted.run(&tracker, executor, pipeline.handle(connection));
     }
 }
 
@@ -82,6 +75,7 @@ pub(super) async fn accept_multiplexed(
     endpoint_labels.retain(|label| label.key() != "network.transport");
     endpoint_labels.push(metrics::Label::new("network.transport", "udp"));
     endpoint_labels.push(metrics::Label::new("network.protocol.version", "3"));
+    let endpoint_labels: Arc<[metrics::Label]> = endpoint_labels.into();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -102,9 +96,8 @@ pub(super) async fn accept_multiplexed(
         };
         let serving = serve(connection);
         admitted.run(&tracker, None, async move {
-            tracing::debug!("HTTP/3 connection started");
             serving.await;
-            tracing::debug!("HTTP/3 connection closed");
+            Ok::<(), std::convert::Infallible>(())
         });
     }
 }
@@ -124,11 +117,11 @@ struct Admitted {
 /// `kite.rejected_connections`), and the caller closes it.
 fn admit(
     context: &kite_transport_core::ConnectionContext,
-    labels: &[metrics::Label],
+    labels: &Arc<[metrics::Label]>,
     limit: &ConnectionLimit,
 ) -> Option<Admitted> {
     let id = context.id();
-    let metrics = ConnectionMetrics::accepted(labels.to_vec());
+    let metrics = ConnectionMetrics::accepted(Arc::clone(labels));
     let Some(permit) = limit.try_acquire() else {
         tracing::warn!(
             connection_id = %id,
@@ -145,17 +138,48 @@ fn admit(
 impl Admitted {
     /// Runs `serve` in the connection's span, on `executor` if the
     /// transport names one, tracked for graceful shutdown.
-    fn run<F>(self, tracker: &Arc<Tracker>, executor: Option<ConnectionExecutor>, serve: F)
+    fn run<F, E>(self, tracker: &Arc<Tracker>, executor: Option<ConnectionExecutor>, serve: F)
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
     {
-        let Admitted { id, close, span, permit, mut metrics } = self;
-        let task = async move {
-            let _permit = permit;
-            metrics.started();
-            serve.await;
-        };
+        let Admitted { id, close, span, permit, metrics } = self;
+        let task = Running { serve, metrics, _permit: permit };
         tracker.spawn(id, close, executor, tracing::Instrument::instrument(task, span));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's task while it runs: its place under
+    /// MaxConcurrentConnections and its metrics, which count it as started
+    /// at its first poll, and its start and end in the debug log. A struct
+    /// rather than an `async` block, which would hold the captured future
+    /// twice for the connection's whole life.
+    struct Running<F> {
+        #[pin]
+        serve: F,
+        metrics: ConnectionMetrics,
+        _permit: ConnectionPermit,
+    }
+}
+
+impl<F, E> Future for Running<F>
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let this = self.project();
+        if this.metrics.started() {
+            tracing::debug!("connection started");
+        }
+        match std::task::ready!(this.serve.poll(cx)) {
+            Ok(()) => tracing::debug!("connection closed"),
+            Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+        }
+        std::task::Poll::Ready(())
     }
 }
 

@@ -15,7 +15,7 @@ use crate::h1::feed::BodyFeeder;
 use crate::panic;
 use crate::{BoxError, Error, RequestBody, RequestRejection};
 
-impl<S, B> H1Connection<S>
+impl<S, B> H1Connection<'_, S>
 where
     S: tower_service::Service<http::Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
@@ -60,7 +60,7 @@ where
         let mut body = pin!(body);
         let mut written: u64 = 0;
         let mut trailers = None;
-        let max_buffer = self.limits.max_response_buffer_size;
+        let max_buffer = self.options.limits.max_response_buffer_size;
         let streamed = poll_fn(|cx| loop {
             if let Some(f) = feeder.as_mut() {
                 self.poll_feed(cx, f);
@@ -191,8 +191,11 @@ where
             *keep_alive &= f.continue_settled();
             f.head_written = true;
         }
-        let options =
-            HeadOptions { keep_alive: *keep_alive, request_version: head.version, server_header: self.server_header };
+        let options = HeadOptions {
+            keep_alive: *keep_alive,
+            request_version: head.version,
+            server_header: self.options.add_server_header,
+        };
         encode::write_head(self.write_buf(), parts.status, &parts.headers, head.framing_header, &options);
     }
 }
