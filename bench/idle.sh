@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# What an idle keep-alive connection costs each server: Kite, hyper and
-# nginx (Debian's), plain and TLS. For each, COUNT connections each make
-# one request and stay open; the script reports the server's RSS growth
-# per connection, and its RSS after they all close against before.
+# What an idle keep-alive connection costs each server: Kite, hyper,
+# actix-web and nginx (Debian's), plain and TLS. For each, COUNT
+# connections each make one request and stay open; the script reports the
+# server's RSS growth per connection, and its RSS after they all close
+# against before.
 #
 #   bench/idle.sh                    # 10,000 connections
 #   COUNT=2000 SERVERS="kite hyper" bench/idle.sh
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 COUNT=${COUNT:-10000}
 OUT=${OUT:-bench/results}
-SERVERS=${SERVERS:-kite hyper nginx}
+SERVERS=${SERVERS:-kite hyper actix nginx}
 SCHEMES=${SCHEMES:-http https}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed; COUNT + 1024 are needed
@@ -22,6 +23,7 @@ cargo build --release -q -p kite-cli
 cargo build --release -q -p kite-bench
 KITE=target/release/kite
 HYPER=target/release/hyper-peer
+ACTIX=target/release/actix-peer
 IDLE=target/release/idle
 mkdir -p "$OUT"
 KITE_DEV_CERTS_DIR="$OUT/certs" "$KITE" dev-certs >/dev/null
@@ -51,6 +53,10 @@ start() {
     hyper)
       [ "$scheme" = https ] && tls=("$CERT" "$KEY")
       "$HYPER" 127.0.0.1:0 "${tls[@]}" >"$log" 2>&1 &
+      server_pid=$! ;;
+    actix)
+      [ "$scheme" = https ] && tls=("$CERT" "$KEY")
+      "$ACTIX" 127.0.0.1:0 "${tls[@]}" >"$log" 2>&1 &
       server_pid=$! ;;
     nginx)
       port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Kite (on the sockets and on the mio transport) against hyper 1.x +
-# hyper-util (with tokio-rustls for HTTPS) and actix-web 4 (rustls 0.23),
-# side by side in one run, with the machine's floor beside them: `canned`,
-# a server that parses nothing and answers each request head with the same
-# canned bytes (HTTP/1.1 keep-alive and pipelining only).
+# hyper-util (with tokio-rustls for HTTPS), actix-web 4 (rustls 0.23) and
+# nginx (Debian's, one worker, OpenSSL), side by side in one run, with the
+# machine's floor beside them: `canned`, a server that parses nothing and
+# answers each request head with the same canned bytes (HTTP/1.1
+# keep-alive and pipelining only). nginx answers GET /plaintext from its
+# configuration (`return 200`); it has no echo, so it sits out the POST
+# rows.
 #
 # Workloads: keepalive (HTTP/1.1, 50 connections), pipelined (x16), h2c
 # (h2load: 16 connections x 32 streams, prior knowledge),
@@ -32,7 +35,8 @@
 #   KITE_AWSLC=path/to/kite SERVERS="kite kite-awslc" ...   # a second Kite binary (an older build, or ring), e.g.
 #     cargo build --release -p kite-cli --no-default-features --features ring,mio --target-dir target/ring
 #
-# Needs wrk and taskset (Debian: apt-get install wrk util-linux).
+# Needs wrk, h2load, nginx and taskset (Debian: apt-get install wrk
+# nghttp2-client nginx util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,13 +46,17 @@ CONNECTIONS=${CONNECTIONS:-50}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
-SERVERS=${SERVERS:-kite kite-mio hyper actix canned}
+SERVERS=${SERVERS:-kite kite-mio hyper actix nginx canned}
 WORKLOADS=${WORKLOADS:-keepalive pipelined h2c https handshake post post-h2c h2tls h3 h3-handshake}
 BODY_BYTES=${BODY_BYTES:-4096}
 
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 for tool in wrk h2load taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nghttp2-client util-linux)" >&2; exit 1; }
 done
+if [[ " $SERVERS " == *" nginx "* ]] && [ ! -x "$NGINX" ]; then
+  echo "bench: nginx is required for SERVERS=nginx (apt-get install nginx)" >&2; exit 1
+fi
 
 cargo build --release -q -p kite-cli
 cargo build --release -q -p kite-bench
@@ -62,8 +70,8 @@ mkdir -p "$OUT"
 TICKS=$(getconf CLK_TCK)
 # One certificate (ECDSA P-256) for every TLS server.
 KITE_DEV_CERTS_DIR="$OUT/certs" "$KITE" dev-certs >/dev/null
-CERT="$OUT/certs/localhost.pem"
-KEY="$OUT/certs/localhost.key.pem"
+CERT="$PWD/$OUT/certs/localhost.pem"
+KEY="$PWD/$OUT/certs/localhost.key.pem"
 # The POST body, for h2load -d (wrk's comes from bench/post.lua).
 BODY="$OUT/body.bin"
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'k' >"$BODY"
@@ -86,6 +94,7 @@ start() {
     hyper) taskset -c "$SERVER_CPU" "$HYPER" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
     actix) taskset -c "$SERVER_CPU" "$ACTIX" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
     canned) taskset -c "$SERVER_CPU" "$CANNED" 127.0.0.1:0 >"$log" 2>&1 & ;;
+    nginx) start_nginx "$scheme" "$log"; return 0 ;;
     # Kite built with the aws-lc-rs provider, when KITE_AWSLC names that binary.
     kite-awslc) taskset -c "$SERVER_CPU" "$KITE_AWSLC" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     *) echo "bench: unknown server $1" >&2; exit 1 ;;
@@ -100,7 +109,48 @@ start() {
   echo "bench: $1 did not report its address" >&2; exit 1
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# start_nginx SCHEME LOG: nginx with one worker on a free port, HTTP/1.1
+# and HTTP/2 (h2c by prior knowledge in cleartext, ALPN over TLS).
+start_nginx() {
+  local scheme=$1 log=$2 conf="$PWD/$OUT/nginx.conf" listen
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  listen="127.0.0.1:$port http2"
+  [ "$scheme" = https ] && listen="127.0.0.1:$port ssl http2; ssl_certificate $CERT; ssl_certificate_key $KEY; ssl_protocols TLSv1.2 TLSv1.3"
+  cat >"$conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $PWD/$OUT/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_timeout 600s;
+  keepalive_requests 100000000;
+  http2_max_concurrent_streams 128;
+  server {
+    listen $listen;
+    location /plaintext { default_type text/plain; return 200 "Hello, World!"; }
+  }
+}
+NGINX
+  taskset -c "$SERVER_CPU" "$NGINX" -c "$conf" -e stderr >"$log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "bench: nginx did not start" >&2; cat "$log" >&2; exit 1
+}
+
+# The CPU time of a server and its children (nginx's worker), in ticks.
+cpu_ticks() {
+  local pid total=0
+  for pid in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
 
 # measure NAME WORKLOAD: prints "requests_per_second cpu_us_per_request".
 measure() {
@@ -169,16 +219,16 @@ ratio() {
 }
 
 # The servers a workload runs on: HTTP/3 is Kite's alone, and QUIC runs
-# on its own UDP socket whatever the TCP transport; actix speaks no h2c
-# (and the peers' TLS endpoints offer HTTP/1.1 alone); the canned floor
-# answers only HTTP/1.1 GETs.
+# on its own UDP socket whatever the TCP transport; actix speaks no h2c;
+# nginx has no echo; the canned floor answers only HTTP/1.1 GETs.
 servers_for() {
   local s
   for s in $SERVERS; do
     case "$1:$s" in
       h3:kite | h3-handshake:kite) echo "$s" ;;
       h3:* | h3-handshake:*) ;;
-      h2c:actix | post-h2c:actix | h2tls:actix) ;;
+      h2c:actix | post-h2c:actix) ;;
+      post:nginx | post-h2c:nginx) ;;
       keepalive:canned | pipelined:canned) echo "$s" ;;
       *:canned) ;;
       *) echo "$s" ;;
@@ -205,7 +255,7 @@ done
 echo
 printf '%-10s %-22s %8s\n' workload ratio value
 for workload in $WORKLOADS; do
-  for pair in "kite hyper" "kite actix" "kite canned" "hyper canned" "actix canned" \
+  for pair in "kite hyper" "kite actix" "kite nginx" "kite canned" "hyper canned" "actix canned" "nginx canned" \
     "kite-mio hyper" "kite-mio kite" "kite-awslc kite"; do
     set -- $pair
     # Only servers measured in this workload; result files of earlier runs stay.

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! actix-peer 127.0.0.1:8080                       # HTTP
-//! actix-peer 127.0.0.1:8443 cert.pem key.pem      # HTTPS
+//! actix-peer 127.0.0.1:8443 cert.pem key.pem      # HTTPS, h2 by ALPN
 //! ```
 //!
 //! Prints `Now listening on: http://ADDR` once bound, like `kite`. actix

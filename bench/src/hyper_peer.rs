@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! hyper-peer 127.0.0.1:8080                       # HTTP
-//! hyper-peer 127.0.0.1:8443 cert.pem key.pem      # HTTPS on tokio-rustls (aws-lc-rs, its default)
+//! hyper-peer 127.0.0.1:8443 cert.pem key.pem      # HTTPS on tokio-rustls (aws-lc-rs, its default), h2 by ALPN
 //! ```
 //!
 //! Prints `Now listening on: http://ADDR` once bound, like `kite`.
@@ -20,7 +20,6 @@ use http::header::{CONTENT_TYPE, SERVER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -76,18 +75,22 @@ fn main() {
             let _ = stream.set_nodelay(true);
             let tls = tls.clone();
             tokio::spawn(async move {
+                // HTTP/1.1 and HTTP/2, like Kite's default endpoint: by
+                // prior knowledge in cleartext, by ALPN over TLS.
+                let mut auto = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                auto.http2().timer(hyper_util::rt::TokioTimer::new());
                 match tls {
                     Some(acceptor) => {
                         if let Ok(stream) = acceptor.accept(stream).await {
-                            let _ =
-                                http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+                            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                auto = auto.http2_only();
+                            } else {
+                                auto = auto.http1_only();
+                            }
+                            let _ = auto.serve_connection(TokioIo::new(stream), service_fn(handle)).await;
                         }
                     }
                     None => {
-                        // HTTP/1.1 and prior-knowledge h2c, like Kite's default endpoint.
-                        let mut auto =
-                            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                        auto.http2().timer(hyper_util::rt::TokioTimer::new());
                         let _ = auto.serve_connection(TokioIo::new(stream), service_fn(handle)).await;
                     }
                 }

@@ -62,7 +62,7 @@ pub fn client_config(versions: &[&'static rustls::SupportedProtocolVersion], alp
 }
 
 /// The peers' TLS server configuration for the certificate and key files,
-/// like Kite's: aws-lc-rs, TLS 1.2 and 1.3, ALPN http/1.1.
+/// like Kite's: aws-lc-rs, TLS 1.2 and 1.3, ALPN h2 and http/1.1.
 pub fn server_config(cert: &str, key: &str) -> rustls::ServerConfig {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::PrivateKeyDer;
@@ -76,6 +76,6 @@ pub fn server_config(cert: &str, key: &str) -> rustls::ServerConfig {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .expect("certificate");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config
 }
