@@ -109,12 +109,15 @@ start() {
   echo "bench: $1 did not report its address" >&2; exit 1
 }
 
-# start_nginx SCHEME LOG: nginx with one worker on a free port, HTTP/1.1
-# and HTTP/2 (h2c by prior knowledge in cleartext, ALPN over TLS).
+# start_nginx SCHEME LOG: nginx with one worker on a free port: over TLS
+# HTTP/1.1 and HTTP/2 by ALPN; in cleartext HTTP/1.1, or h2c by prior
+# knowledge alone for the h2c workloads (nginx's cleartext `http2` listener
+# speaks nothing else).
 start_nginx() {
   local scheme=$1 log=$2 conf="$PWD/$OUT/nginx.conf" listen
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  listen="127.0.0.1:$port http2"
+  listen="127.0.0.1:$port"
+  case $WORKLOAD in h2c | post-h2c) listen="127.0.0.1:$port http2" ;; esac
   [ "$scheme" = https ] && listen="127.0.0.1:$port ssl http2; ssl_certificate $CERT; ssl_certificate_key $KEY; ssl_protocols TLSv1.2 TLSv1.3"
   cat >"$conf" <<NGINX
 worker_processes 1;
@@ -155,6 +158,7 @@ cpu_ticks() {
 # measure NAME WORKLOAD: prints "requests_per_second cpu_us_per_request".
 measure() {
   local name=$1 workload=$2 scheme=http
+  WORKLOAD=$workload
   case $workload in https | handshake | h2tls | h3 | h3-handshake) scheme=https ;; esac
   start "$name" "$scheme"
   local url="$scheme://127.0.0.1:$port/plaintext" h2data=()
