@@ -81,6 +81,8 @@ fn roots() -> RootCertStore {
 struct Client {
     versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
     suite: Option<rustls::CipherSuite>,
+    /// The suites offered, in this order of preference.
+    suites: Option<Vec<rustls::CipherSuite>>,
     identity: Option<Issued>,
 }
 
@@ -95,6 +97,11 @@ impl Client {
         let mut provider = rustls::crypto::ring::default_provider();
         if let Some(suite) = self.suite {
             provider.cipher_suites.retain(|s| s.suite() == suite);
+        }
+        if let Some(order) = &self.suites {
+            let all = std::mem::take(&mut provider.cipher_suites);
+            provider.cipher_suites =
+                order.iter().map(|wanted| *all.iter().find(|s| s.suite() == *wanted).expect("a known suite")).collect();
         }
         let versions = self.versions.clone().unwrap_or_else(|| vec![&rustls::version::TLS12, &rustls::version::TLS13]);
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
@@ -274,6 +281,31 @@ async fn the_tls_filter_refuses_a_disallowed_tls12_suite_and_lets_tls13_through(
         };
         let exchange = refused12.get(server.addr, "localhost", "/tls").await.unwrap();
         assert!(exchange.response.is_none(), "{transport}: the filter closes the connection before HTTP");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_servers_cipher_suite_order_decides() {
+    use rustls::CipherSuite::{TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384};
+    for transport in transports() {
+        // By default AES-128-GCM comes first, whatever the client prefers.
+        let server = start_tls(transport, TlsOptions::new().certificate(server_cert("localhost").server()), None).await;
+        let prefers_256 =
+            Client { suites: Some(vec![TLS13_AES_256_GCM_SHA384, TLS13_AES_128_GCM_SHA256]), ..Client::default() };
+        let text = body(&prefers_256.get(server.addr, "localhost", "/tls").await.unwrap());
+        assert!(text.starts_with("TLSv1.3 TLS13_AES_128_GCM_SHA256 "), "{transport}: {text}");
+        server.stop().await;
+
+        // A configured order is the server's preference too.
+        let options = TlsOptions::new()
+            .certificate(server_cert("localhost").server())
+            .cipher_suites(["TLS13_AES_256_GCM_SHA384", "TLS13_AES_128_GCM_SHA256"]);
+        let server = start_tls(transport, options, None).await;
+        let prefers_128 =
+            Client { suites: Some(vec![TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384]), ..Client::default() };
+        let text = body(&prefers_128.get(server.addr, "localhost", "/tls").await.unwrap());
+        assert!(text.starts_with("TLSv1.3 TLS13_AES_256_GCM_SHA384 "), "{transport}: {text}");
         server.stop().await;
     }
 }

@@ -150,7 +150,9 @@ impl TlsOptions {
 
     /// The cipher suites offered, by IANA name
     /// (`TLS13_AES_128_GCM_SHA256`, `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`),
-    /// in order of preference. Default: the crypto provider's list.
+    /// in order of preference: the server's order decides, not the
+    /// client's. Default: the crypto provider's suites, TLS 1.3 first and
+    /// AES-128-GCM first within each version.
     pub fn cipher_suites<I, S>(mut self, suites: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -36,6 +36,7 @@ impl TlsMiddleware {
         };
         let mut config = builder.with_cert_resolver(Arc::new(Selecting(self.clone())));
         config.alpn_protocols = vec![b"h3".to_vec()];
+        config.ignore_client_order = true;
         Ok(Arc::new(config))
     }
 }
