@@ -111,7 +111,9 @@ fn response_len(stream: &mut TcpStream, request: &[u8]) -> usize {
     let mut buf = vec![0u8; 16 * 1024];
     let mut got = 0;
     loop {
-        got += stream.read(&mut buf[got..]).expect("read");
+        let n = stream.read(&mut buf[got..]).expect("read");
+        assert!(n > 0, "the server closed the connection before a whole response");
+        got += n;
         let text = String::from_utf8_lossy(&buf[..got]);
         if let Some(end) = text.find("\r\n\r\n") {
             let length: usize = text[..end]
