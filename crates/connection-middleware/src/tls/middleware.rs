@@ -230,7 +230,7 @@ pub(super) fn preferred_order(suites: &[rustls::SupportedCipherSuite]) -> Vec<ru
     let mut suites = suites.to_vec();
     suites.sort_by_key(|suite| {
         let tls12 = suite.version().version != rustls::ProtocolVersion::TLSv1_3;
-        let aes128 = format!("{:?}", suite.suite()).contains("AES_128");
+        let aes128 = suite.suite().as_str().is_some_and(|name| name.contains("AES_128"));
         (tls12, !aes128)
     });
     suites
