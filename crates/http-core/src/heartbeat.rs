@@ -147,8 +147,9 @@ struct TimerState {
     waker: AtomicWaker,
     /// Whether the connection wants [`Timeout::Tick`] on every beat.
     ticks: AtomicBool,
-    /// The current HTTP/1.x request body's rate.
-    body: Arc<BodyRate>,
+    /// The current HTTP/1.x request body's rate (inline: one allocation
+    /// per connection, not two).
+    body: BodyRate,
     /// MinResponseDataRate in bytes per second (`NONE` is off).
     response: RateSlot,
 }
@@ -161,7 +162,7 @@ impl Default for TimerState {
             expired: AtomicU8::new(0),
             waker: AtomicWaker::new(),
             ticks: AtomicBool::new(false),
-            body: Arc::default(),
+            body: BodyRate::default(),
             response: RateSlot::default(),
         }
     }

@@ -36,7 +36,32 @@ pub struct CloseSignal {
 #[derive(Default)]
 struct Inner {
     requested: AtomicBool,
-    wakers: Mutex<Vec<Waker>>,
+    wakers: Mutex<Wakers>,
+}
+
+/// The tasks to wake on close. Nearly always one (the connection's own), so
+/// the first is kept inline: no allocation per connection.
+#[derive(Default)]
+struct Wakers {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Wakers {
+    fn register(&mut self, waker: &Waker) {
+        match &self.first {
+            None => self.first = Some(waker.clone()),
+            Some(first) if first.will_wake(waker) => {}
+            Some(_) if self.rest.iter().any(|w| w.will_wake(waker)) => {}
+            Some(_) => self.rest.push(waker.clone()),
+        }
+    }
+
+    fn wake_all(&mut self) {
+        let first = self.first.take();
+        let rest = std::mem::take(&mut self.rest);
+        first.into_iter().chain(rest).for_each(Waker::wake);
+    }
 }
 
 impl CloseSignal {
@@ -50,10 +75,8 @@ impl CloseSignal {
         if self.inner.requested.swap(true, Ordering::AcqRel) {
             return;
         }
-        let wakers = std::mem::take(&mut *lock(&self.inner.wakers));
-        for waker in wakers {
-            waker.wake();
-        }
+        let mut wakers = std::mem::take(&mut *lock(&self.inner.wakers));
+        wakers.wake_all();
     }
 
     /// Whether close has been requested.
@@ -66,12 +89,7 @@ impl CloseSignal {
         if self.is_requested() {
             return Poll::Ready(());
         }
-        {
-            let mut wakers = lock(&self.inner.wakers);
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
-            }
-        }
+        lock(&self.inner.wakers).register(cx.waker());
         // Close may have been requested between the check and the push.
         if self.is_requested() {
             Poll::Ready(())
