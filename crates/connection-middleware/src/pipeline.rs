@@ -74,25 +74,34 @@ struct Chain {
 /// The rest of the chain after the current middleware.
 pub struct Next {
     chain: Arc<Chain>,
-    index: usize,
+    /// 32 bits, which packs beside the run future's state in every
+    /// connection's task.
+    index: u32,
 }
 
 impl Next {
     /// Passes `connection` to the next middleware, or to the terminal
     /// handler after the last one.
-    pub async fn run(self, connection: Connection) -> Result<(), ConnectionError> {
-        match self.chain.middleware.get(self.index) {
-            Some(middleware) => {
-                let next = Next { chain: Arc::clone(&self.chain), index: self.index + 1 };
-                middleware.on_connection(connection, next).await
+    ///
+    /// The future owns the connection and the chain. It is an `async`
+    /// block rather than an `async fn`, which would keep a second copy of
+    /// its arguments for the connection's whole life.
+    #[allow(clippy::manual_async_fn)] // deliberate, for the future's size
+    pub fn run(self, connection: Connection) -> impl Future<Output = Result<(), ConnectionError>> + Send + 'static {
+        async move {
+            match self.chain.middleware.get(self.index as usize) {
+                Some(middleware) => {
+                    let next = Next { chain: Arc::clone(&self.chain), index: self.index + 1 };
+                    middleware.on_connection(connection, next).await
+                }
+                None => self.chain.terminal.handle(connection).await,
             }
-            None => self.chain.terminal.handle(connection).await,
         }
     }
 
     /// How many middleware are left before the terminal handler.
     pub fn remaining(&self) -> usize {
-        self.chain.middleware.len() - self.index
+        self.chain.middleware.len() - self.index as usize
     }
 }
 

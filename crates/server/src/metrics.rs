@@ -58,15 +58,16 @@ pub(crate) fn endpoint_labels(endpoint: &Endpoint) -> Vec<Label> {
 
 /// A connection from accept to its end: queued until it starts, then
 /// active; its duration is recorded when it is dropped. It holds the
-/// endpoint's tags, shared, rather than a copy.
+/// endpoint's tags, shared, rather than a copy (through a thin pointer:
+/// this lives in every connection's task).
 pub(crate) struct ConnectionMetrics {
     accepted: Instant,
     started: bool,
-    labels: Arc<[Label]>,
+    labels: Arc<Vec<Label>>,
 }
 
 impl ConnectionMetrics {
-    pub fn accepted(labels: Arc<[Label]>) -> Self {
+    pub fn accepted(labels: Arc<Vec<Label>>) -> Self {
         metrics::gauge!("kite.queued_connections", labels.to_vec()).increment(1.0);
         Self { accepted: Instant::now(), started: false, labels }
     }

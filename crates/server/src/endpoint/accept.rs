@@ -24,7 +24,7 @@ pub(super) async fn accept_loop(
 ) {
     let mut backoff = Duration::from_millis(5);
     // The endpoint's metric tags, made once.
-    let endpoint_labels: Arc<[metrics::Label]> = crate::metrics::endpoint_labels(listener.local_endpoint()).into();
+    let endpoint_labels = Arc::new(crate::metrics::endpoint_labels(listener.local_endpoint()));
     loop {
         let accepted = tokio::select! {
             biased;
@@ -75,7 +75,7 @@ pub(super) async fn accept_multiplexed(
     endpoint_labels.retain(|label| label.key() != "network.transport");
     endpoint_labels.push(metrics::Label::new("network.transport", "udp"));
     endpoint_labels.push(metrics::Label::new("network.protocol.version", "3"));
-    let endpoint_labels: Arc<[metrics::Label]> = endpoint_labels.into();
+    let endpoint_labels = Arc::new(endpoint_labels);
     loop {
         let accepted = tokio::select! {
             biased;
@@ -117,7 +117,7 @@ struct Admitted {
 /// `kite.rejected_connections`), and the caller closes it.
 fn admit(
     context: &kite_transport_core::ConnectionContext,
-    labels: &Arc<[metrics::Label]>,
+    labels: &Arc<Vec<metrics::Label>>,
     limit: &ConnectionLimit,
 ) -> Option<Admitted> {
     let id = context.id();
