@@ -1,8 +1,8 @@
 //! Choosing the protocol for a connection.
 
 use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::{pin, Pin};
+use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use http::{Request, Response};
@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tower_service::Service;
 
 use crate::h1::buffers;
-use crate::h1::conn::H1Connection;
+use crate::h1::conn::{H1Connection, Serving, Stepped};
 use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::{h2, BoxError, ConnectionInfo, Error, HttpOptions, Protocols, RequestBody};
 use kite_transport_core::Rewind;
@@ -21,6 +21,11 @@ use kite_transport_core::Rewind;
 /// Serves `connection`. The connection is taken apart before the future
 /// is made, so the future, which lives as long as the connection, does not
 /// also keep room for the connection and its context.
+///
+/// The protocol is chosen in a boxed future (which goes on to serve
+/// HTTP/2 itself); an HTTP/1.x connection then leaves that box and is
+/// served by [`Serving`], so what an idle HTTP/1.x connection holds is its
+/// fields and a few flags.
 pub(crate) fn serve<S, B>(
     connection: Connection,
     service: S,
@@ -37,18 +42,61 @@ where
     let alpn = context.features().get::<TlsHandshake>().map(|tls| tls.alpn.as_deref() == Some(b"h2"));
     let info = ConnectionInfo::new(context);
     let timer = options.heartbeat.register();
-    serve_parts(io, alpn, info, close, timer, service, options)
+    Serve::Choosing(Box::pin(choose(io, alpn, info, close, timer, service, options)))
 }
 
-async fn serve_parts<S, B>(
+/// A connection being served: first the protocol is chosen (and HTTP/2
+/// served) in a box, then HTTP/1.x runs unboxed.
+enum Serve<'o, S, C, F> {
+    Choosing(Pin<Box<C>>),
+    Http1(Serving<'o, S, F>),
+}
+
+impl<S, C, F> Unpin for Serve<'_, S, C, F> {}
+
+impl<'o, S, B, C, F> Future for Serve<'o, S, C, F>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    C: Future<Output = Result<Chosen<'o, S, F>, Error>>,
+    F: Future<Output = Stepped<'o, S>>,
+{
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match this {
+                Serve::Choosing(choosing) => match ready!(choosing.as_mut().poll(cx)) {
+                    Ok(Chosen::Http1(serving)) => *this = Serve::Http1(serving),
+                    Ok(Chosen::Done) => return Poll::Ready(Ok(())),
+                    Err(e) => return Poll::Ready(Err(e)),
+                },
+                Serve::Http1(serving) => return Pin::new(serving).poll(cx),
+            }
+        }
+    }
+}
+
+/// What choosing the protocol left to do.
+enum Chosen<'o, S, F> {
+    /// Serve HTTP/1.x.
+    Http1(Serving<'o, S, F>),
+    /// The connection was served (HTTP/2) or refused.
+    Done,
+}
+
+async fn choose<'o, S, B>(
     mut io: Box<dyn ConnectionIo>,
     alpn: Option<bool>,
     info: ConnectionInfo,
     close: CloseSignal,
     timer: ConnectionTimer,
     service: S,
-    options: &HttpOptions,
-) -> Result<(), Error>
+    options: &'o HttpOptions,
+) -> Result<Chosen<'o, S, impl Future<Output = Stepped<'o, S>>>, Error>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
@@ -59,35 +107,38 @@ where
         // Over TLS, ALPN alone decides; prior knowledge means HTTP/2 only.
         (Some(true), _) | (None, Protocols::Http2) => {
             let Some(first) = first_bytes(&mut io, &info, &timer, options).await? else {
-                return Ok(());
+                return Ok(Chosen::Done);
             };
             if !first.starts_with(h2::PREFACE) {
                 // Never an HTTP/1.1 400 on an HTTP/2-only connection.
                 tracing::debug!(connection_id = %info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
                 io.write_all(h2::PROTOCOL_ERROR).await?;
                 let _ = io.shutdown().await;
-                return Ok(());
+                return Ok(Chosen::Done);
             }
-            // Boxed: HTTP/2's state stays off the HTTP/1.1 connection's future.
             let io = Rewind::new(first.freeze(), io);
-            Box::pin(h2::serve(io, info, close, timer, service, options)).await
+            h2::serve(io, info, close, timer, service, options).await.map(|()| Chosen::Done)
         }
-        (Some(false), _) => H1Connection::new(io, BytesMut::new(), info, close, timer, service, options).run().await,
+        (Some(false), _) => {
+            let connection = H1Connection::new(io, BytesMut::new(), info, close, timer, service, options);
+            Ok(Chosen::Http1(connection.serve()))
+        }
         (None, protocols) => {
             let Some(first) = first_bytes(&mut io, &info, &timer, options).await? else {
-                return Ok(());
+                return Ok(Chosen::Done);
             };
             if !first.starts_with(h2::PREFACE) {
-                return H1Connection::new(io, first, info, close, timer, service, options).run().await;
+                let connection = H1Connection::new(io, first, info, close, timer, service, options);
+                return Ok(Chosen::Http1(connection.serve()));
             }
             if protocols.http2() {
                 let io = Rewind::new(first.freeze(), io);
-                return Box::pin(h2::serve(io, info, close, timer, service, options)).await;
+                return h2::serve(io, info, close, timer, service, options).await.map(|()| Chosen::Done);
             }
             tracing::debug!(connection_id = %info.id(), "HTTP/2 preface on an HTTP/1.x endpoint; GOAWAY(HTTP_1_1_REQUIRED)");
             io.write_all(h2::HTTP_1_1_REQUIRED).await?;
             let _ = io.shutdown().await;
-            Ok(())
+            Ok(Chosen::Done)
         }
     }
 }

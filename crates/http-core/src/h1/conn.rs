@@ -1,6 +1,9 @@
 //! The HTTP/1.1 connection state machine.
 
 mod respond;
+mod serving;
+
+pub(crate) use serving::{Serving, Stepped};
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -19,7 +22,7 @@ use super::buffers;
 use super::decode::{ChunkedDecoder, Decoded, Decoder};
 use super::encode::{self, HeadOptions};
 use super::feed::BodyFeeder;
-use super::parse::{parse_head, BodyLength, ParsedHead};
+use super::parse::{BodyLength, ParsedHead};
 use crate::body::shared::Want;
 use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::panic;
@@ -82,115 +85,6 @@ where
             timer,
             service,
             upgraded: false,
-        }
-    }
-
-    /// Serves requests until the connection ends. Takes `&mut self`: a
-    /// future that owned the connection would hold it twice.
-    pub async fn run(&mut self) -> Result<(), Error> {
-        let result = self.serve().await;
-        if self.upgraded {
-            return result;
-        }
-        if !matches!(result, Err(Error::Io(_)) | Err(Error::ResponseBody(_))) {
-            // Send what is left and close our side cleanly.
-            if self.flush().await.is_ok() {
-                let _ = poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await;
-            }
-        }
-        self.read_buf.clear();
-        self.write_buf.clear();
-        self.release_buffers();
-        result
-    }
-
-    async fn serve(&mut self) -> Result<(), Error> {
-        let mut first = true;
-        loop {
-            let Some(head) = self.read_head(first).await? else {
-                return Ok(());
-            };
-            first = false;
-            // Boxed: a request's state (the application's future, the
-            // body feeder, the response) exists only while it runs, and
-            // an idle connection's future stays small.
-            if !Box::pin(self.dispatch(head)).await? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Reads the next request head. `None` is a clean end: the peer closed
-    /// between requests, the keep-alive timeout passed, or close was
-    /// requested while idle.
-    async fn read_head(&mut self, first: bool) -> Result<Option<ParsedHead>, Error> {
-        let limits = &self.options.limits;
-        let headers_timeout = limits.request_headers_timeout;
-        // The first request's headers are timed from accept; later ones get
-        // the keep-alive timeout until their first byte arrives.
-        let mut awaiting_first_byte = !first && self.read_buf.is_empty();
-        let deadline = if awaiting_first_byte { limits.keep_alive_timeout } else { headers_timeout };
-        self.timer.set_deadline(deadline);
-        loop {
-            if !self.read_buf.is_empty() {
-                // The parse result is not held across the rejection's await:
-                // it would sit in every idle connection's future.
-                let rejection = match parse_head(&mut self.read_buf, limits) {
-                    Ok(Some(head)) => {
-                        self.timer.clear_deadline();
-                        return Ok(Some(head));
-                    }
-                    Ok(None) => None,
-                    Err(rejection) => Some(rejection),
-                };
-                if let Some(rejection) = rejection {
-                    return Err(self.reject(rejection).await);
-                }
-                if awaiting_first_byte && !self.read_buf.is_empty() {
-                    awaiting_first_byte = false;
-                    self.timer.set_deadline(headers_timeout);
-                }
-            }
-            // Pipelined responses leave together, before we wait for more.
-            self.flush().await?;
-            if self.read_buf.is_empty() && self.close.is_requested() {
-                return Ok(None);
-            }
-            let event = poll_fn(|cx| {
-                if let Poll::Ready(read) = self.poll_fill(cx) {
-                    return Poll::Ready(read.map(HeadEvent::Read));
-                }
-                if self.timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
-                    return Poll::Ready(Ok(HeadEvent::Timeout));
-                }
-                if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
-                    return Poll::Ready(Ok(HeadEvent::Close));
-                }
-                Poll::Pending
-            })
-            .await?;
-            match event {
-                HeadEvent::Read(0) if self.read_buf.is_empty() => return Ok(None),
-                HeadEvent::Read(0) => {
-                    tracing::debug!(
-                        target: "kite::bad_requests",
-                        connection_id = %self.info.id(),
-                        "connection closed in the middle of a request head"
-                    );
-                    return Err(Error::IncompleteHead);
-                }
-                HeadEvent::Read(_) => {}
-                HeadEvent::Timeout if self.read_buf.is_empty() => {
-                    tracing::debug!(
-                        connection_id = %self.info.id(),
-                        reason = if awaiting_first_byte { "keep-alive timeout" } else { "no request before RequestHeadersTimeout" },
-                        "closing idle connection"
-                    );
-                    return Ok(None);
-                }
-                HeadEvent::Timeout => return Err(self.reject(RequestRejection::RequestHeadersTimeout).await),
-                HeadEvent::Close => return Ok(None),
-            }
         }
     }
 

@@ -1,0 +1,268 @@
+//! The connection's life as a state machine written by hand: waiting for
+//! a head, a request (or a rejection) in a boxed future that owns the
+//! connection while it runs, and the close.
+//!
+//! An idle keep-alive connection is this struct and nothing else: the
+//! connection's fields and a few flags. `async fn`s nested for the same
+//! loop kept room for their arguments, their own copy of `self`, and the
+//! largest of the states they awaited, for as long as the connection
+//! lived.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use tokio::io::AsyncWrite;
+use tower_service::Service;
+
+use super::{H1Connection, HeadEvent};
+use crate::h1::parse::{parse_head, ParsedHead};
+use crate::heartbeat::Timeout;
+use crate::{BoxError, Error, RequestBody, RequestRejection};
+
+/// What the boxed step does with the connection. A head is moved, not
+/// boxed: it lives once, in the step's box.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Step {
+    /// Serves the request with this head.
+    Request(ParsedHead),
+    /// Answers a refused head with its status, and closes.
+    Reject(RequestRejection),
+}
+
+/// The boxed step's result: the connection back, and whether it stays
+/// open.
+pub(crate) type Stepped<'o, S> = (H1Connection<'o, S>, Result<bool, Error>);
+
+/// The future that serves an HTTP/1.x connection to its end.
+pub(crate) struct Serving<'o, S, F> {
+    /// The connection; `None` while a step owns it.
+    conn: Option<H1Connection<'o, S>>,
+    state: State<F>,
+    /// Starts a step (the connection's `step`, as a pointer, so that its
+    /// future's type can be named).
+    step: fn(H1Connection<'o, S>, Step) -> F,
+}
+
+enum State<F> {
+    /// Waiting for, or reading, a request head.
+    Head(HeadState),
+    /// A request, or a rejection, runs with the connection.
+    Step(Pin<Box<F>>),
+    /// Sending what is left, then closing our side.
+    Closing {
+        result: Option<Result<(), Error>>,
+        flushed: bool,
+    },
+    Done,
+}
+
+/// Where the wait for a head stands.
+#[derive(Clone, Copy)]
+struct HeadState {
+    /// The connection's first request: its headers are timed from accept.
+    first: bool,
+    /// The deadline for this head is set.
+    armed: bool,
+    /// No byte of this head has arrived; the keep-alive timeout runs.
+    awaiting_first_byte: bool,
+    /// Bytes arrived since the last parse.
+    fresh: bool,
+}
+
+impl HeadState {
+    fn new(first: bool) -> Self {
+        Self { first, armed: false, awaiting_first_byte: false, fresh: true }
+    }
+}
+
+/// How the wait for a head ended (a return value, never stored).
+#[allow(clippy::large_enum_variant)]
+enum HeadOutcome {
+    Request(ParsedHead),
+    Reject(RequestRejection),
+    /// The connection ends: cleanly (the peer closed between requests, a
+    /// timeout while idle, a close request) or with an error.
+    End(Result<(), Error>),
+}
+
+impl<'o, S, B> H1Connection<'o, S>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    /// Serves requests until the connection ends.
+    pub fn serve(self) -> Serving<'o, S, impl Future<Output = Stepped<'o, S>>> {
+        Serving { conn: Some(self), state: State::Head(HeadState::new(true)), step: Self::step }
+    }
+
+    /// Runs one step with the connection, then hands it back.
+    async fn step(mut self, step: Step) -> Stepped<'o, S> {
+        let result = match step {
+            Step::Request(head) => self.dispatch(head).await,
+            Step::Reject(rejection) => Err(self.reject(rejection).await),
+        };
+        (self, result)
+    }
+
+    /// Waits for the next request head. A clean end is the peer closing
+    /// between requests, the keep-alive timeout, or a close request while
+    /// idle.
+    fn poll_head(&mut self, st: &mut HeadState, cx: &mut Context<'_>) -> Poll<HeadOutcome> {
+        let limits = &self.options.limits;
+        let headers_timeout = limits.request_headers_timeout;
+        if !st.armed {
+            // The first request's headers are timed from accept; later
+            // ones get the keep-alive timeout until their first byte.
+            st.armed = true;
+            st.awaiting_first_byte = !st.first && self.read_buf.is_empty();
+            let deadline = if st.awaiting_first_byte { limits.keep_alive_timeout } else { headers_timeout };
+            self.timer.set_deadline(deadline);
+        }
+        loop {
+            if st.fresh && !self.read_buf.is_empty() {
+                st.fresh = false;
+                match parse_head(&mut self.read_buf, limits) {
+                    Ok(Some(head)) => {
+                        self.timer.clear_deadline();
+                        return Poll::Ready(HeadOutcome::Request(head));
+                    }
+                    Ok(None) => {}
+                    Err(rejection) => return Poll::Ready(HeadOutcome::Reject(rejection)),
+                }
+                if st.awaiting_first_byte {
+                    st.awaiting_first_byte = false;
+                    self.timer.set_deadline(headers_timeout);
+                }
+            }
+            // Pipelined responses leave together, before we wait for more.
+            if !self.write_buf.is_empty() {
+                if let Err(e) = ready!(self.poll_flush(cx)) {
+                    return Poll::Ready(HeadOutcome::End(Err(Error::Io(e))));
+                }
+            }
+            if self.read_buf.is_empty() && self.close.is_requested() {
+                return Poll::Ready(HeadOutcome::End(Ok(())));
+            }
+            let event = if let Poll::Ready(read) = self.poll_fill(cx) {
+                match read {
+                    Ok(n) => HeadEvent::Read(n),
+                    Err(e) => return Poll::Ready(HeadOutcome::End(Err(Error::Io(e)))),
+                }
+            } else if self.timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
+                HeadEvent::Timeout
+            } else if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
+                HeadEvent::Close
+            } else {
+                return Poll::Pending;
+            };
+            match event {
+                HeadEvent::Read(0) if self.read_buf.is_empty() => return Poll::Ready(HeadOutcome::End(Ok(()))),
+                HeadEvent::Read(0) => {
+                    tracing::debug!(
+                        target: "kite::bad_requests",
+                        connection_id = %self.info.id(),
+                        "connection closed in the middle of a request head"
+                    );
+                    return Poll::Ready(HeadOutcome::End(Err(Error::IncompleteHead)));
+                }
+                HeadEvent::Read(_) => st.fresh = true,
+                HeadEvent::Timeout if self.read_buf.is_empty() => {
+                    tracing::debug!(
+                        connection_id = %self.info.id(),
+                        reason = if st.awaiting_first_byte { "keep-alive timeout" } else { "no request before RequestHeadersTimeout" },
+                        "closing idle connection"
+                    );
+                    return Poll::Ready(HeadOutcome::End(Ok(())));
+                }
+                HeadEvent::Timeout => return Poll::Ready(HeadOutcome::Reject(RequestRejection::RequestHeadersTimeout)),
+                HeadEvent::Close => return Poll::Ready(HeadOutcome::End(Ok(()))),
+            }
+        }
+    }
+
+    /// Sends what is left and closes our side cleanly, unless the
+    /// connection failed; then gives the buffers back.
+    fn poll_close(&mut self, result: &Result<(), Error>, flushed: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.upgraded && !matches!(result, Err(Error::Io(_)) | Err(Error::ResponseBody(_))) {
+            if !*flushed {
+                if !self.write_buf.is_empty() && ready!(self.poll_flush(cx)).is_err() {
+                    return self.finish();
+                }
+                *flushed = true;
+            }
+            let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+        }
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Poll<()> {
+        if !self.upgraded {
+            self.read_buf.clear();
+            self.write_buf.clear();
+            self.release_buffers();
+        }
+        Poll::Ready(())
+    }
+}
+
+impl<'o, S, B, F> Future for Serving<'o, S, F>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    F: Future<Output = Stepped<'o, S>>,
+{
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Head(st) => {
+                    let conn = this.conn.as_mut().expect("the connection is home while waiting for a head");
+                    let step = match ready!(conn.poll_head(st, cx)) {
+                        HeadOutcome::Request(head) => Step::Request(head),
+                        HeadOutcome::Reject(rejection) => Step::Reject(rejection),
+                        HeadOutcome::End(result) => {
+                            this.state = State::Closing { result: Some(result), flushed: false };
+                            continue;
+                        }
+                    };
+                    let conn = this.conn.take().expect("the connection is home");
+                    // Boxed: a request's state (the application's future,
+                    // the body feeder, the response) exists only while it
+                    // runs.
+                    this.state = State::Step(Box::pin((this.step)(conn, step)));
+                }
+                State::Step(running) => {
+                    let (conn, result) = ready!(running.as_mut().poll(cx));
+                    this.conn = Some(conn);
+                    this.state = match result {
+                        Ok(true) => State::Head(HeadState::new(false)),
+                        Ok(false) => State::Closing { result: Some(Ok(())), flushed: false },
+                        Err(e) => State::Closing { result: Some(Err(e)), flushed: false },
+                    };
+                }
+                State::Closing { result, flushed } => {
+                    let conn = this.conn.as_mut().expect("the connection is home while closing");
+                    let ended = result.as_ref().expect("a result until the end");
+                    ready!(conn.poll_close(ended, flushed, cx));
+                    let result = result.take().expect("a result until the end");
+                    this.state = State::Done;
+                    return Poll::Ready(result);
+                }
+                State::Done => panic!("HTTP/1.x connection polled after it ended"),
+            }
+        }
+    }
+}
+
+/// The step is boxed and nothing pins the connection or its service (a
+/// `Service` is called through `&mut`), so `Serving` moves freely.
+impl<S, F> Unpin for Serving<'_, S, F> {}
