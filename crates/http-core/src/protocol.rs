@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tower_service::Service;
 
 use crate::h1::buffers;
-use crate::h1::conn::{H1Connection, Serving, Stepped};
+use crate::h1::conn::{H1Connection, Serving, StartStep, Stepped};
 use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::{h2, BoxError, ConnectionInfo, Error, HttpOptions, Protocols, RequestBody};
 use kite_transport_core::Rewind;
@@ -47,21 +47,21 @@ where
 
 /// A connection being served: first the protocol is chosen (and HTTP/2
 /// served) in a box, then HTTP/1.x runs unboxed.
-enum Serve<'o, S, C, F> {
+enum Serve<'o, S, C, M: StartStep<'o, S>> {
     Choosing(Pin<Box<C>>),
-    Http1(Serving<'o, S, F>),
+    Http1(Serving<'o, S, M>),
 }
 
-impl<S, C, F> Unpin for Serve<'_, S, C, F> {}
+impl<'o, S, C, M: StartStep<'o, S>> Unpin for Serve<'o, S, C, M> {}
 
-impl<'o, S, B, C, F> Future for Serve<'o, S, C, F>
+impl<'o, S, B, C, M> Future for Serve<'o, S, C, M>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
-    C: Future<Output = Result<Chosen<'o, S, F>, Error>>,
-    F: Future<Output = Stepped<'o, S>>,
+    C: Future<Output = Result<Chosen<'o, S, M>, Error>>,
+    M: StartStep<'o, S>,
 {
     type Output = Result<(), Error>;
 
@@ -81,9 +81,9 @@ where
 }
 
 /// What choosing the protocol left to do.
-enum Chosen<'o, S, F> {
+enum Chosen<'o, S, M: StartStep<'o, S>> {
     /// Serve HTTP/1.x.
-    Http1(Serving<'o, S, F>),
+    Http1(Serving<'o, S, M>),
     /// The connection was served (HTTP/2) or refused.
     Done,
 }
@@ -96,7 +96,7 @@ async fn choose<'o, S, B>(
     timer: ConnectionTimer,
     service: S,
     options: &'o HttpOptions,
-) -> Result<Chosen<'o, S, impl Future<Output = Stepped<'o, S>>>, Error>
+) -> Result<Chosen<'o, S, impl StartStep<'o, S, Future = impl Future<Output = Stepped<'o, S>>>>, Error>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,

@@ -3,7 +3,7 @@
 mod respond;
 mod serving;
 
-pub(crate) use serving::{Serving, Stepped};
+pub(crate) use serving::{Serving, StartStep, Stepped};
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -88,114 +88,126 @@ where
         }
     }
 
-    /// Serves one request. Returns whether the connection stays open.
-    async fn dispatch(&mut self, head: ParsedHead) -> Result<bool, Error> {
-        let ParsedHead { request, body: length, mut keep_alive, expect_continue, upgrade } = head;
-        let is_head = request.method() == Method::HEAD;
-        let version = request.version();
-        let (mut parts, ()) = request.into_parts();
-
-        let limit = self.options.limits.max_request_body_size;
-        let mut feeder = match length {
-            BodyLength::Empty => None,
-            BodyLength::Length(n) => Some(BodyFeeder::new(Decoder::Length(n), Some(n), limit, expect_continue)),
-            BodyLength::Chunked => Some(BodyFeeder::new(
-                Decoder::Chunked(ChunkedDecoder::new(self.options.limits.max_request_headers_total_size)),
-                None,
-                limit,
-                expect_continue,
-            )),
-        };
-        let body = match &feeder {
-            Some(f) => RequestBody::incoming(f.shared.clone()),
-            None => RequestBody::empty(),
-        };
-        parts.extensions.insert(self.info.clone());
-        self.timer
-            .start_request(self.options.limits.min_request_body_data_rate, self.options.limits.min_response_data_rate);
-        parts.extensions.insert(self.timer.rates());
-        if let Some(f) = &feeder {
-            parts.extensions.insert(MaxRequestBodySize::new(f.shared.clone()));
-        }
-        let mut pending_upgrade = None;
-        if upgrade {
-            let (on_upgrade, pending) = OnUpgrade::pending();
-            parts.extensions.insert(on_upgrade);
-            pending_upgrade = Some(pending);
-        }
-        let request = Request::from_parts(parts, body);
-
-        if let Err(error) = poll_fn(|cx| self.service.poll_ready(cx)).await {
-            let error = error.into();
-            tracing::error!(connection_id = %self.info.id(), %error, "service is not ready; closing the connection");
-            self.write_empty(StatusCode::SERVICE_UNAVAILABLE, None, false);
-            return Err(Error::Service(error));
-        }
-        // The application runs in the request's span. Only its future is
-        // wrapped: wrapping the whole dispatch would copy that larger future
-        // once more per request.
-        let span = tracing::debug_span!(
-            "request",
-            connection_id = %self.info.id(),
-            method = %request.method(),
-            path = %request.uri().path(),
-        );
-        let mut call = pin!(tracing::Instrument::instrument(self.service.call(request), span));
-        let outcome = poll_fn(|cx| loop {
-            // A panic in the application is its request's 500, not the
-            // connection's end.
-            match panic::catch(|| call.as_mut().poll(cx)) {
-                Ok(Poll::Ready(result)) => return Poll::Ready(result.map_err(Into::<BoxError>::into)),
-                Ok(Poll::Pending) => {}
-                Err(panicked) => return Poll::Ready(Err(panicked)),
+    /// Serves one request. Returns whether the connection stays open. An
+    /// `async` block, not an `async fn`, which would keep a second copy of
+    /// the head in the request's box.
+    #[allow(clippy::manual_async_fn)] // deliberate, for the box's size
+    fn dispatch(&mut self, head: ParsedHead) -> impl Future<Output = Result<bool, Error>> + use<'_, 'o, S, B> {
+        async move {
+            if let Err(error) = poll_fn(|cx| self.service.poll_ready(cx)).await {
+                let error = error.into();
+                tracing::error!(connection_id = %self.info.id(), %error, "service is not ready; closing the connection");
+                self.write_empty(StatusCode::SERVICE_UNAVAILABLE, None, false);
+                return Err(Error::Service(error));
             }
-            // Body bytes for a reader in the application: poll it again.
-            if !feeder.as_mut().is_some_and(|f| self.poll_feed(cx, f)) {
-                return Poll::Pending;
-            }
-        })
-        .await;
-
-        keep_alive &= !self.close.is_requested();
-        if let Some(f) = &feeder {
-            keep_alive &= f.reusable();
-        }
-
-        let rejection = feeder.as_ref().and_then(|f| f.rejection);
-        match (outcome, rejection) {
-            // The body was refused (too large, malformed): answer with its
-            // status, as for a refused head, and close.
-            (_, Some(rejection)) => return Err(self.reject(rejection).await),
-            (Err(error), None) => {
-                tracing::error!(connection_id = %self.info.id(), %error, "the application failed; sending 500");
-                keep_alive &= feeder.as_ref().is_none_or(BodyFeeder::continue_settled);
-                self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, keep_alive);
-            }
-            (Ok(response), None) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                return self.switch(response, pending_upgrade).await;
-            }
-            (Ok(response), None) => {
-                keep_alive = match self.write_response(response, is_head, version, keep_alive, &mut feeder).await {
-                    Ok(keep_alive) => keep_alive,
-                    // The body was refused while the head was held back.
-                    Err(Error::Rejected(rejection)) => return Err(self.reject(rejection).await),
-                    Err(error) => return Err(error),
+            // The request is made and handed to the application in a block
+            // with no await in it: the head, its parts and the request then
+            // take no room in this future beside the application's.
+            let (call, mut feeder, pending_upgrade, is_head, version, mut keep_alive) = {
+                let ParsedHead { request, body: length, keep_alive, expect_continue, upgrade } = head;
+                let is_head = request.method() == Method::HEAD;
+                let version = request.version();
+                let limit = self.options.limits.max_request_body_size;
+                let feeder = match length {
+                    BodyLength::Empty => None,
+                    BodyLength::Length(n) => Some(BodyFeeder::new(Decoder::Length(n), Some(n), limit, expect_continue)),
+                    BodyLength::Chunked => Some(BodyFeeder::new(
+                        Decoder::Chunked(ChunkedDecoder::new(self.options.limits.max_request_headers_total_size)),
+                        None,
+                        limit,
+                        expect_continue,
+                    )),
                 };
-            }
-        }
-        // MinRequestBodyDataRate ends with the response: what is left of
-        // the body is drained under the drain timeout.
-        self.timer.end_body();
+                let (mut parts, ()) = request.into_parts();
+                let body = match &feeder {
+                    Some(f) => RequestBody::incoming(f.shared.clone()),
+                    None => RequestBody::empty(),
+                };
+                parts.extensions.insert(self.info.clone());
+                self.timer.start_request(
+                    self.options.limits.min_request_body_data_rate,
+                    self.options.limits.min_response_data_rate,
+                );
+                parts.extensions.insert(self.timer.rates());
+                if let Some(f) = &feeder {
+                    parts.extensions.insert(MaxRequestBodySize::new(f.shared.clone()));
+                }
+                let mut pending_upgrade = None;
+                if upgrade {
+                    let (on_upgrade, pending) = OnUpgrade::pending();
+                    parts.extensions.insert(on_upgrade);
+                    pending_upgrade = Some(pending);
+                }
+                let request = Request::from_parts(parts, body);
+                // The application runs in the request's span. Only its future
+                // is wrapped: wrapping the whole dispatch would copy that larger
+                // future once more per request.
+                let span = tracing::debug_span!(
+                    "request",
+                    connection_id = %self.info.id(),
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                );
+                let call = tracing::Instrument::instrument(self.service.call(request), span);
+                (call, feeder, pending_upgrade, is_head, version, keep_alive)
+            };
+            let mut call = pin!(call);
+            let outcome = poll_fn(|cx| loop {
+                // A panic in the application is its request's 500, not the
+                // connection's end.
+                match panic::catch(|| call.as_mut().poll(cx)) {
+                    Ok(Poll::Ready(result)) => return Poll::Ready(result.map_err(Into::<BoxError>::into)),
+                    Ok(Poll::Pending) => {}
+                    Err(panicked) => return Poll::Ready(Err(panicked)),
+                }
+                // Body bytes for a reader in the application: poll it again.
+                if !feeder.as_mut().is_some_and(|f| self.poll_feed(cx, f)) {
+                    return Poll::Pending;
+                }
+            })
+            .await;
 
-        if let Some(f) = feeder.as_mut() {
-            if !f.finished && keep_alive {
-                keep_alive = self.drain(f).await?;
+            keep_alive &= !self.close.is_requested();
+            if let Some(f) = &feeder {
+                keep_alive &= f.reusable();
             }
+
+            let rejection = feeder.as_ref().and_then(|f| f.rejection);
+            match (outcome, rejection) {
+                // The body was refused (too large, malformed): answer with its
+                // status, as for a refused head, and close.
+                (_, Some(rejection)) => return Err(self.reject(rejection).await),
+                (Err(error), None) => {
+                    tracing::error!(connection_id = %self.info.id(), %error, "the application failed; sending 500");
+                    keep_alive &= feeder.as_ref().is_none_or(BodyFeeder::continue_settled);
+                    self.write_empty(StatusCode::INTERNAL_SERVER_ERROR, None, keep_alive);
+                }
+                (Ok(response), None) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                    return self.switch(response, pending_upgrade).await;
+                }
+                (Ok(response), None) => {
+                    keep_alive = match self.write_response(response, is_head, version, keep_alive, &mut feeder).await {
+                        Ok(keep_alive) => keep_alive,
+                        // The body was refused while the head was held back.
+                        Err(Error::Rejected(rejection)) => return Err(self.reject(rejection).await),
+                        Err(error) => return Err(error),
+                    };
+                }
+            }
+            // MinRequestBodyDataRate ends with the response: what is left of
+            // the body is drained under the drain timeout.
+            self.timer.end_body();
+
+            if let Some(f) = feeder.as_mut() {
+                if !f.finished && keep_alive {
+                    keep_alive = self.drain(f).await?;
+                }
+            }
+            if keep_alive && self.write_buf.len() >= self.options.limits.max_response_buffer_size {
+                self.flush().await?;
+            }
+            Ok(keep_alive)
         }
-        if keep_alive && self.write_buf.len() >= self.options.limits.max_response_buffer_size {
-            self.flush().await?;
-        }
-        Ok(keep_alive)
     }
 
     /// Writes a `101 Switching Protocols` head and hands the connection,

@@ -25,7 +25,7 @@ use crate::{BoxError, Error, RequestBody, RequestRejection};
 /// What the boxed step does with the connection. A head is moved, not
 /// boxed: it lives once, in the step's box.
 #[allow(clippy::large_enum_variant)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// Serves the request with this head.
     Request(ParsedHead),
     /// Answers a refused head with its status, and closes.
@@ -37,13 +37,34 @@ pub(super) enum Step {
 pub(crate) type Stepped<'o, S> = (H1Connection<'o, S>, Result<bool, Error>);
 
 /// The future that serves an HTTP/1.x connection to its end.
-pub(crate) struct Serving<'o, S, F> {
+pub(crate) struct Serving<'o, S, M: StartStep<'o, S>> {
     /// The connection; `None` while a step owns it.
     conn: Option<H1Connection<'o, S>>,
-    state: State<F>,
-    /// Starts a step (the connection's `step`, as a pointer, so that its
-    /// future's type can be named).
-    step: fn(H1Connection<'o, S>, Step) -> F,
+    state: State<M::Future>,
+    /// Starts a step: the connection's `step`, a function item (no size,
+    /// and inlined), which names the step future's type.
+    step: M,
+}
+
+/// A function that starts a step with the connection.
+pub(crate) trait StartStep<'o, S> {
+    /// The step's future.
+    type Future: Future<Output = Stepped<'o, S>>;
+
+    fn start(&self, conn: H1Connection<'o, S>, step: Step) -> Self::Future;
+}
+
+impl<'o, S, M, F> StartStep<'o, S> for M
+where
+    M: Fn(H1Connection<'o, S>, Step) -> F,
+    F: Future<Output = Stepped<'o, S>>,
+{
+    type Future = F;
+
+    #[inline]
+    fn start(&self, conn: H1Connection<'o, S>, step: Step) -> F {
+        self(conn, step)
+    }
 }
 
 enum State<F> {
@@ -96,17 +117,22 @@ where
     B::Error: Into<BoxError>,
 {
     /// Serves requests until the connection ends.
-    pub fn serve(self) -> Serving<'o, S, impl Future<Output = Stepped<'o, S>>> {
+    pub fn serve(self) -> Serving<'o, S, impl StartStep<'o, S, Future = impl Future<Output = Stepped<'o, S>>>> {
         Serving { conn: Some(self), state: State::Head(HeadState::new(true)), step: Self::step }
     }
 
-    /// Runs one step with the connection, then hands it back.
-    async fn step(mut self, step: Step) -> Stepped<'o, S> {
-        let result = match step {
-            Step::Request(head) => self.dispatch(head).await,
-            Step::Reject(rejection) => Err(self.reject(rejection).await),
-        };
-        (self, result)
+    /// Runs one step with the connection, then hands it back. An `async`
+    /// block, not an `async fn`: that would keep a second copy of the
+    /// connection and the head in the step's box.
+    #[allow(clippy::manual_async_fn)] // deliberate, for the box's size
+    fn step(mut self, step: Step) -> impl Future<Output = Stepped<'o, S>> {
+        async move {
+            let result = match step {
+                Step::Request(head) => self.dispatch(head).await,
+                Step::Reject(rejection) => Err(self.reject(rejection).await),
+            };
+            (self, result)
+        }
     }
 
     /// Waits for the next request head. A clean end is the peer closing
@@ -210,13 +236,13 @@ where
     }
 }
 
-impl<'o, S, B, F> Future for Serving<'o, S, F>
+impl<'o, S, B, M> Future for Serving<'o, S, M>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
-    F: Future<Output = Stepped<'o, S>>,
+    M: StartStep<'o, S>,
 {
     type Output = Result<(), Error>;
 
@@ -238,7 +264,10 @@ where
                     // Boxed: a request's state (the application's future,
                     // the body feeder, the response) exists only while it
                     // runs.
-                    this.state = State::Step(Box::pin((this.step)(conn, step)));
+                    // Written into its allocation: `Box::pin(value)` would build the
+                    // whole (large) future on the stack and copy it.
+                    let boxed = Box::write(Box::new_uninit(), this.step.start(conn, step));
+                    this.state = State::Step(Box::into_pin(boxed));
                 }
                 State::Step(running) => {
                     let (conn, result) = ready!(running.as_mut().poll(cx));
@@ -265,4 +294,4 @@ where
 
 /// The step is boxed and nothing pins the connection or its service (a
 /// `Service` is called through `&mut`), so `Serving` moves freely.
-impl<S, F> Unpin for Serving<'_, S, F> {}
+impl<'o, S, M: StartStep<'o, S>> Unpin for Serving<'o, S, M> {}
