@@ -314,6 +314,11 @@ impl Drop for ConnectionTimer {
             *slot = None;
             registry.free.push(self.slot);
         }
+        // Every connection has gone: give a burst's slots back.
+        if registry.free.len() == registry.slots.len() && registry.slots.capacity() > 64 {
+            registry.slots = Vec::new();
+            registry.free = Vec::new();
+        }
     }
 }
 
@@ -385,6 +390,16 @@ pub struct RateChangeRefused;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_gives_its_room_back_once_every_connection_is_gone() {
+        let heartbeat = Heartbeat::new(Duration::from_secs(3600));
+        let timers: Vec<ConnectionTimer> = (0..1_000).map(|_| heartbeat.register()).collect();
+        assert_eq!(heartbeat.inner.connections.lock().unwrap().slots.len(), 1_000);
+        drop(timers);
+        let registry = heartbeat.inner.connections.lock().unwrap();
+        assert_eq!((registry.slots.capacity(), registry.free.capacity()), (0, 0));
+    }
 
     #[test]
     fn a_deadline_fires_on_the_tick_after_it_passes() {

@@ -7,7 +7,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kite_transport_core::{AbortTask, CloseSignal, ConnectionExecutor, ConnectionId};
 use tokio::sync::Notify;
 
-type Live = HashMap<ConnectionId, (CloseSignal, Arc<AbortTask>)>;
+type Live = HashMap<ConnectionId, (CloseSignal, Abort)>;
+
+/// How to stop a connection's task: tokio's handle itself (no allocation
+/// per connection), or what a transport's executor gave.
+#[derive(Clone)]
+enum Abort {
+    Tokio(tokio::task::AbortHandle),
+    Executor(Arc<AbortTask>),
+}
+
+impl Abort {
+    fn abort(&self) {
+        match self {
+            Abort::Tokio(handle) => handle.abort(),
+            Abort::Executor(task) => task.abort(),
+        }
+    }
+}
 
 /// Every connection the server is serving: its close signal and its task.
 #[derive(Default)]
@@ -41,13 +58,10 @@ impl Tracker {
         }
         let task = Tracked { task, _guard: Deregister { tracker, id } };
         let abort = match executor {
-            Some(executor) => executor.spawn(Box::pin(task)),
-            None => {
-                let handle = tokio::spawn(task).abort_handle();
-                AbortTask::new(move || handle.abort())
-            }
+            Some(executor) => Abort::Executor(Arc::new(executor.spawn(Box::pin(task)))),
+            None => Abort::Tokio(tokio::spawn(task).abort_handle()),
         };
-        live.insert(id, (close, Arc::new(abort)));
+        live.insert(id, (close, abort));
     }
 
     /// How many connections are live.
@@ -67,7 +81,7 @@ impl Tracker {
     pub fn abort_all(&self) {
         // An abort may drop the task at once, and its guard takes the lock:
         // collect first, abort after.
-        let aborts: Vec<Arc<AbortTask>> = self.lock().values().map(|(_, abort)| Arc::clone(abort)).collect();
+        let aborts: Vec<Abort> = self.lock().values().map(|(_, abort)| abort.clone()).collect();
         for abort in aborts {
             abort.abort();
         }
@@ -114,8 +128,37 @@ impl Drop for Deregister {
     fn drop(&mut self) {
         let mut live = self.tracker.lock();
         live.remove(&self.id);
+        // After a burst, give the table's room back (a quarter full: half
+        // of it), so memory returns once connections close.
+        if live.capacity() > 64 && live.len() * 4 < live.capacity() {
+            let keep = live.len() * 2;
+            live.shrink_to(keep);
+        }
         if live.is_empty() {
             self.tracker.emptied.notify_waiters();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_table_gives_its_room_back_after_a_burst() {
+        let tracker = Arc::new(Tracker::default());
+        let (release, released) = tokio::sync::watch::channel(false);
+        for _ in 0..1_000 {
+            let mut released = released.clone();
+            tracker.spawn(ConnectionId::next(), CloseSignal::new(), None, async move {
+                let _ = released.wait_for(|go| *go).await;
+            });
+        }
+        assert_eq!(tracker.len(), 1_000);
+        let burst = tracker.lock().capacity();
+        release.send(true).unwrap();
+        tracker.wait_empty().await;
+        let after = tracker.lock().capacity();
+        assert!(after <= 128, "the table kept room for {after} connections after a burst of {burst}");
     }
 }
