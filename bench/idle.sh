@@ -26,9 +26,10 @@ HYPER=target/release/hyper-peer
 ACTIX=target/release/actix-peer
 IDLE=target/release/idle
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd) # absolute: nginx and the TLS servers read files in it
 KITE_DEV_CERTS_DIR="$OUT/certs" "$KITE" dev-certs >/dev/null
-CERT="$PWD/$OUT/certs/localhost.pem"
-KEY="$PWD/$OUT/certs/localhost.key.pem"
+CERT="$OUT/certs/localhost.pem"
+KEY="$OUT/certs/localhost.key.pem"
 
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true; }
@@ -60,12 +61,12 @@ start() {
       server_pid=$! ;;
     nginx)
       port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-      local conf="$PWD/$OUT/idle-nginx.conf" ssl=""
+      local conf="$OUT/idle-nginx.conf" ssl=""
       [ "$scheme" = https ] && ssl="ssl; ssl_certificate $CERT; ssl_certificate_key $KEY; ssl_protocols TLSv1.3"
       cat >"$conf" <<NGINX
 worker_processes 1;
 daemon off;
-pid $PWD/$OUT/idle-nginx.pid;
+pid $OUT/idle-nginx.pid;
 error_log stderr error;
 events { worker_connections $((COUNT + 1024)); }
 http {

@@ -67,11 +67,12 @@ CANNED=target/release/canned
 HANDSHAKES=target/release/tls-handshakes
 H3LOAD=target/release/h3-load
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd) # absolute: nginx and the TLS servers read files in it
 TICKS=$(getconf CLK_TCK)
 # One certificate (ECDSA P-256) for every TLS server.
 KITE_DEV_CERTS_DIR="$OUT/certs" "$KITE" dev-certs >/dev/null
-CERT="$PWD/$OUT/certs/localhost.pem"
-KEY="$PWD/$OUT/certs/localhost.key.pem"
+CERT="$OUT/certs/localhost.pem"
+KEY="$OUT/certs/localhost.key.pem"
 # The POST body, for h2load -d (wrk's comes from bench/post.lua).
 BODY="$OUT/body.bin"
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'k' >"$BODY"
@@ -114,7 +115,7 @@ start() {
 # knowledge alone for the h2c workloads (nginx's cleartext `http2` listener
 # speaks nothing else).
 start_nginx() {
-  local scheme=$1 log=$2 conf="$PWD/$OUT/nginx.conf" listen
+  local scheme=$1 log=$2 conf="$OUT/nginx.conf" listen
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   listen="127.0.0.1:$port"
   case $WORKLOAD in h2c | post-h2c) listen="127.0.0.1:$port http2" ;; esac
@@ -122,7 +123,7 @@ start_nginx() {
   cat >"$conf" <<NGINX
 worker_processes 1;
 daemon off;
-pid $PWD/$OUT/nginx.pid;
+pid $OUT/nginx.pid;
 error_log stderr error;
 events { worker_connections 4096; }
 http {
