@@ -52,12 +52,6 @@ pub(crate) struct H1Connection<'o, S> {
     upgraded: bool,
 }
 
-enum HeadEvent {
-    Read(usize),
-    Timeout,
-    Close,
-}
-
 impl<'o, S, B> H1Connection<'o, S>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,

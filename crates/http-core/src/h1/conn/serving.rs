@@ -17,7 +17,7 @@ use http_body::Body;
 use tokio::io::AsyncWrite;
 use tower_service::Service;
 
-use super::{H1Connection, HeadEvent};
+use super::H1Connection;
 use crate::h1::parse::{parse_head, ParsedHead};
 use crate::heartbeat::Timeout;
 use crate::{BoxError, Error, RequestBody, RequestRejection};
@@ -81,7 +81,6 @@ enum State<F> {
 }
 
 /// Where the wait for a head stands.
-#[derive(Clone, Copy)]
 struct HeadState {
     /// The connection's first request: its headers are timed from accept.
     first: bool,
@@ -102,8 +101,8 @@ impl HeadState {
 /// How the wait for a head ended (a return value, never stored).
 #[allow(clippy::large_enum_variant)]
 enum HeadOutcome {
-    Request(ParsedHead),
-    Reject(RequestRejection),
+    /// A request to serve, or a head to refuse.
+    Step(Step),
     /// The connection ends: cleanly (the peer closed between requests, a
     /// timeout while idle, a close request) or with an error.
     End(Result<(), Error>),
@@ -155,10 +154,10 @@ where
                 match parse_head(&mut self.read_buf, limits) {
                     Ok(Some(head)) => {
                         self.timer.clear_deadline();
-                        return Poll::Ready(HeadOutcome::Request(head));
+                        return Poll::Ready(HeadOutcome::Step(Step::Request(head)));
                     }
                     Ok(None) => {}
-                    Err(rejection) => return Poll::Ready(HeadOutcome::Reject(rejection)),
+                    Err(rejection) => return Poll::Ready(HeadOutcome::Step(Step::Reject(rejection))),
                 }
                 if st.awaiting_first_byte {
                     st.awaiting_first_byte = false;
@@ -174,21 +173,9 @@ where
             if self.read_buf.is_empty() && self.close.is_requested() {
                 return Poll::Ready(HeadOutcome::End(Ok(())));
             }
-            let event = if let Poll::Ready(read) = self.poll_fill(cx) {
-                match read {
-                    Ok(n) => HeadEvent::Read(n),
-                    Err(e) => return Poll::Ready(HeadOutcome::End(Err(Error::Io(e)))),
-                }
-            } else if self.timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
-                HeadEvent::Timeout
-            } else if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
-                HeadEvent::Close
-            } else {
-                return Poll::Pending;
-            };
-            match event {
-                HeadEvent::Read(0) if self.read_buf.is_empty() => return Poll::Ready(HeadOutcome::End(Ok(()))),
-                HeadEvent::Read(0) => {
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(0)) if self.read_buf.is_empty() => return Poll::Ready(HeadOutcome::End(Ok(()))),
+                Poll::Ready(Ok(0)) => {
                     tracing::debug!(
                         target: "kite::bad_requests",
                         connection_id = %self.info.id(),
@@ -196,18 +183,28 @@ where
                     );
                     return Poll::Ready(HeadOutcome::End(Err(Error::IncompleteHead)));
                 }
-                HeadEvent::Read(_) => st.fresh = true,
-                HeadEvent::Timeout if self.read_buf.is_empty() => {
-                    tracing::debug!(
-                        connection_id = %self.info.id(),
-                        reason = if st.awaiting_first_byte { "keep-alive timeout" } else { "no request before RequestHeadersTimeout" },
-                        "closing idle connection"
-                    );
-                    return Poll::Ready(HeadOutcome::End(Ok(())));
+                Poll::Ready(Ok(_)) => {
+                    st.fresh = true;
+                    continue;
                 }
-                HeadEvent::Timeout => return Poll::Ready(HeadOutcome::Reject(RequestRejection::RequestHeadersTimeout)),
-                HeadEvent::Close => return Poll::Ready(HeadOutcome::End(Ok(()))),
+                Poll::Ready(Err(e)) => return Poll::Ready(HeadOutcome::End(Err(Error::Io(e)))),
+                Poll::Pending => {}
             }
+            if self.timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
+                if !self.read_buf.is_empty() {
+                    return Poll::Ready(HeadOutcome::Step(Step::Reject(RequestRejection::RequestHeadersTimeout)));
+                }
+                tracing::debug!(
+                    connection_id = %self.info.id(),
+                    reason = if st.awaiting_first_byte { "keep-alive timeout" } else { "no request before RequestHeadersTimeout" },
+                    "closing idle connection"
+                );
+                return Poll::Ready(HeadOutcome::End(Ok(())));
+            }
+            if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
+                return Poll::Ready(HeadOutcome::End(Ok(())));
+            }
+            return Poll::Pending;
         }
     }
 
@@ -253,8 +250,7 @@ where
                 State::Head(st) => {
                     let conn = this.conn.as_mut().expect("the connection is home while waiting for a head");
                     let step = match ready!(conn.poll_head(st, cx)) {
-                        HeadOutcome::Request(head) => Step::Request(head),
-                        HeadOutcome::Reject(rejection) => Step::Reject(rejection),
+                        HeadOutcome::Step(step) => step,
                         HeadOutcome::End(result) => {
                             this.state = State::Closing { result: Some(result), flushed: false };
                             continue;
