@@ -97,31 +97,33 @@ enum Read {
     Other(Vec<u8>),
 }
 
-/// Reads exactly `n` more bytes into `buf`.
-async fn read_more<R: AsyncRead + Unpin>(io: &mut R, buf: &mut Vec<u8>, n: usize) -> Result<(), String> {
-    let start = buf.len();
-    buf.resize(start + n, 0);
-    io.read_exact(&mut buf[start..]).await.map(|_| ()).map_err(|e| format!("a truncated ClientHello: {e}"))
+/// What the first bytes of a connection hold so far.
+pub(crate) enum Scan {
+    /// Part of a ClientHello: more bytes are needed.
+    More,
+    /// Not a TLS handshake record.
+    NotTls,
+    /// A whole ClientHello.
+    Hello(ClientHello),
 }
 
-/// Reads TLS records until the first handshake message is whole.
-async fn read_hello<R: AsyncRead + Unpin>(io: &mut R) -> Result<Read, String> {
-    let mut raw = Vec::new();
-    // The first byte says whether this is TLS at all.
-    let mut first = [0u8; 1];
-    if io.read(&mut first).await.map_err(|e| e.to_string())? == 0 {
-        return Ok(Read::Other(raw));
-    }
-    raw.push(first[0]);
-    if first[0] != 0x16 {
-        return Ok(Read::Other(raw));
+/// Joins the handshake records at the start of `raw` and parses the first
+/// handshake message once it is whole.
+///
+/// # Errors
+///
+/// A record of another type between them, a record of impossible length,
+/// a message over [`MAX_CLIENT_HELLO`], or a malformed ClientHello.
+pub(crate) fn scan(raw: &[u8]) -> Result<Scan, String> {
+    match raw.first() {
+        None => return Ok(Scan::More),
+        Some(0x16) => {}
+        Some(_) => return Ok(Scan::NotTls),
     }
     let mut handshake = Vec::new();
+    let mut at = 0;
     loop {
-        let at = raw.len();
-        let header_left = if at == 1 { 4 } else { 5 };
-        read_more(io, &mut raw, header_left).await?;
-        let header = &raw[raw.len() - 5..];
+        let Some(header) = raw.get(at..at + 5) else { return Ok(Scan::More) };
         if header[0] != 0x16 {
             return Err("a ClientHello interrupted by another record type".into());
         }
@@ -129,18 +131,49 @@ async fn read_hello<R: AsyncRead + Unpin>(io: &mut R) -> Result<Read, String> {
         if length == 0 || length > 16_384 + 2048 {
             return Err(format!("a TLS record of {length} bytes"));
         }
-        read_more(io, &mut raw, length).await?;
-        handshake.extend_from_slice(&raw[raw.len() - length..]);
-        if handshake.len() >= 4 {
-            let needed =
-                4 + (usize::from(handshake[1]) << 16 | usize::from(handshake[2]) << 8 | usize::from(handshake[3]));
+        let Some(body) = raw.get(at + 5..at + 5 + length) else { return Ok(Scan::More) };
+        at += 5 + length;
+        // One record holds the whole message, as it nearly always does:
+        // no copy.
+        let message = if handshake.is_empty() && at == 5 + length {
+            body
+        } else {
+            handshake.extend_from_slice(body);
+            &handshake[..]
+        };
+        if message.len() >= 4 {
+            let needed = 4 + (usize::from(message[1]) << 16 | usize::from(message[2]) << 8 | usize::from(message[3]));
             if needed > MAX_CLIENT_HELLO {
                 return Err(format!("a ClientHello of {needed} bytes, over {MAX_CLIENT_HELLO}"));
             }
-            if handshake.len() >= needed {
-                let hello = ClientHello::parse(&handshake[..needed])?;
-                return Ok(Read::Hello(hello, raw));
+            if message.len() >= needed {
+                return ClientHello::parse(&message[..needed]).map(Scan::Hello);
             }
+        }
+        if handshake.is_empty() {
+            handshake.extend_from_slice(body);
+        }
+    }
+}
+
+/// Reads TLS records until the first handshake message is whole.
+async fn read_hello<R: AsyncRead + Unpin>(io: &mut R) -> Result<Read, String> {
+    let mut raw = Vec::new();
+    loop {
+        match scan(&raw)? {
+            Scan::Hello(hello) => return Ok(Read::Hello(hello, raw)),
+            Scan::NotTls => return Ok(Read::Other(raw)),
+            Scan::More => {}
+        }
+        let start = raw.len();
+        raw.resize(start + 4096, 0);
+        let n = io.read(&mut raw[start..]).await.map_err(|e| e.to_string())?;
+        raw.truncate(start + n);
+        if n == 0 {
+            return match raw.is_empty() {
+                true => Ok(Read::Other(raw)),
+                false => Err("a truncated ClientHello: the connection closed".into()),
+            };
         }
     }
 }

@@ -10,12 +10,11 @@ use kite_transport_core::tls::{TlsHandshake, TlsVersion};
 use kite_transport_core::{Connection, ConnectionContext, ConnectionIo};
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{Acceptor, ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, UnbufferedServerConnection};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedProtocolVersion};
-use tokio_rustls::LazyConfigAcceptor;
 
-use crate::tls::{verifier, Certificate, TlsError, TlsIo, TlsOptions};
+use crate::tls::{accept, verifier, Certificate, TlsError, TlsIo, TlsOptions};
 use crate::{ConnectionError, ConnectionMiddleware, Next};
 
 /// Terminates TLS (Kestrel's `UseHttps`): reads the ClientHello, picks the
@@ -158,13 +157,11 @@ impl TlsMiddleware {
         io: Box<dyn ConnectionIo>,
         context: &ConnectionContext,
     ) -> Result<(TlsIo, Option<String>), String> {
-        let start = LazyConfigAcceptor::new(Acceptor::default(), io).await.map_err(|e| e.to_string())?;
-        let hello: ClientHello<'_> = start.client_hello();
-        let sni = hello.server_name().map(str::to_owned);
-        let certificate = self.choose(context, sni.as_deref()).ok_or("no certificate for this server name")?;
-        let config = self.config_for(&certificate).map_err(|e| e.to_string())?;
-        let stream = start.into_stream(config).await.map_err(|e| e.to_string())?;
-        Ok((TlsIo::new(stream), sni))
+        accept::accept(io, |sni| {
+            let certificate = self.choose(context, sni).ok_or("no certificate for this server name")?;
+            self.config_for(&certificate).map_err(|e| e.to_string())
+        })
+        .await
     }
 }
 
@@ -236,7 +233,7 @@ pub(super) fn preferred_order(suites: &[rustls::SupportedCipherSuite]) -> Vec<ru
     suites
 }
 
-fn describe(connection: &rustls::ServerConnection, sni: Option<String>) -> TlsHandshake {
+fn describe(connection: &UnbufferedServerConnection, sni: Option<String>) -> TlsHandshake {
     let version = match connection.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
         Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,

@@ -6,11 +6,14 @@
 //! the Rust toolchain and a C compiler; aws-lc-rs was measured the cheaper
 //! per full handshake (the README has the figures).
 
+mod accept;
+mod buffer;
 mod certificates;
 mod filter;
 mod middleware;
 mod options;
 mod quic;
+mod session;
 mod stream;
 mod verifier;
 

@@ -1,0 +1,108 @@
+//! The server side of a TLS handshake, on rustls's unbuffered connection.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use kite_transport_core::ConnectionIo;
+use rustls::pki_types::ServerName;
+use rustls::server::UnbufferedServerConnection;
+use rustls::ServerConfig;
+use tokio::io::ReadBuf;
+
+use super::buffer::Buffer;
+use super::session::{Reached, Session, Then};
+use super::TlsIo;
+use crate::client_hello::{scan, Scan};
+
+/// The most bytes a handshake may hold unprocessed: a 64 KiB handshake
+/// message (rustls's bound) and a record past it.
+const MAX_PENDING: usize = 64 * 1024 + super::buffer::RECORD;
+
+/// Reads the ClientHello, asks `config` for the server config that fits
+/// its server name (SNI, lower-cased, `None` if absent or not a DNS name),
+/// and runs the handshake to its end. Returns the stream and the SNI.
+///
+/// # Errors
+///
+/// The reason, for the log: the peer closed or sent something rustls
+/// refused (after rustls's alert is sent), or `config` refused.
+pub(super) async fn accept(
+    mut io: Box<dyn ConnectionIo>,
+    config: impl FnOnce(Option<&str>) -> Result<Arc<ServerConfig>, String>,
+) -> Result<(TlsIo, Option<String>), String> {
+    let mut incoming = Buffer::default();
+    let sni = loop {
+        match scan(incoming.filled()) {
+            Ok(Scan::More) => read(&mut io, &mut incoming).await?,
+            Ok(Scan::Hello(hello)) => break hello.server_name().and_then(normalise),
+            // Not a ClientHello rustls would take: it says why, below.
+            Ok(Scan::NotTls) | Err(_) => break None,
+        }
+    };
+    let config = config(sni.as_deref())?;
+    let conn = UnbufferedServerConnection::new(config).map_err(|e| e.to_string())?;
+    let mut session = Session::new(conn, incoming);
+    loop {
+        let reached = session.process(None, Then::Nothing);
+        if let Err(error) = reached {
+            session.encode_alert();
+            let _ = poll_fn(|cx| send(&mut io, &mut session.outgoing, cx)).await;
+            return Err(error.to_string());
+        }
+        poll_fn(|cx| send(&mut io, &mut session.outgoing, cx)).await.map_err(|e| e.to_string())?;
+        match reached {
+            Ok(Reached::Traffic(_)) if !session.conn.is_handshaking() => break,
+            Ok(Reached::Closed) => return Err("the peer closed TLS during the handshake".into()),
+            _ => read(&mut io, &mut session.incoming).await?,
+        }
+    }
+    Ok((TlsIo::new(io, session), sni))
+}
+
+/// A server name as rustls matches it: a DNS name, lower-cased.
+fn normalise(name: String) -> Option<String> {
+    match ServerName::try_from(name.as_str()) {
+        Ok(ServerName::DnsName(dns)) => Some(dns.to_lowercase_owned().as_ref().to_owned()),
+        _ => None,
+    }
+}
+
+/// Reads what the socket has into `incoming`.
+async fn read(io: &mut Box<dyn ConnectionIo>, incoming: &mut Buffer) -> Result<(), String> {
+    if incoming.filled().len() >= MAX_PENDING {
+        return Err(format!("over {MAX_PENDING} bytes of handshake held unprocessed"));
+    }
+    let n = poll_fn(|cx| {
+        let mut read = ReadBuf::new(incoming.spare(4096));
+        ready!(Pin::new(&mut **io).poll_read(cx, &mut read))?;
+        Poll::Ready(Ok::<_, io::Error>(read.filled().len()))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err("the peer closed the connection during the handshake".into());
+    }
+    incoming.fill(n);
+    Ok(())
+}
+
+/// Writes all of `outgoing`, then flushes.
+fn send(io: &mut Box<dyn ConnectionIo>, outgoing: &mut Buffer, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ready!(outgoing.poll_write_to(&mut **io, cx))?;
+    Pin::new(&mut **io).poll_flush(cx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise;
+
+    #[test]
+    fn server_names_match_as_rustls_matches_them() {
+        assert_eq!(normalise("Example.COM".into()).as_deref(), Some("example.com"));
+        assert_eq!(normalise("127.0.0.1".into()), None, "an IP address is not a server name");
+        assert_eq!(normalise("bad name".into()), None);
+    }
+}
