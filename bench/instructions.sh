@@ -10,6 +10,7 @@
 #
 #   bench/instructions.sh                          # kite and hyper, GET and POST
 #   SERVERS="kite old" OLD=path/to/kite bench/instructions.sh   # two Kite builds
+#   SCHEME=https bench/instructions.sh             # over TLS 1.3 (the development certificate)
 #
 # Needs valgrind and h2load (Debian: apt-get install valgrind nghttp2-client).
 set -euo pipefail
@@ -21,6 +22,7 @@ SERVERS=${SERVERS:-kite hyper}
 MODES=${MODES:-get post}
 OUT=${OUT:-bench/results/instructions}
 BODY_BYTES=${BODY_BYTES:-4096}
+SCHEME=${SCHEME:-http}
 
 for tool in valgrind callgrind_control h2load; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install valgrind nghttp2-client)" >&2; exit 1; }
@@ -30,29 +32,37 @@ cargo build --release -q -p kite-bench
 mkdir -p "$OUT"
 BODY="$OUT/body.bin"
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'k' >"$BODY"
+OUT=$(cd "$OUT" && pwd)
+KITE_DEV_CERTS_DIR="$OUT/certs" target/release/kite dev-certs >/dev/null
+CERT="$OUT/certs/localhost.pem"
+KEY="$OUT/certs/localhost.key.pem"
 
 # count NAME MODE: prints the instructions per request.
 count() {
-  local name=$1 mode=$2 log="$OUT/$1-$2.log" command port
+  local name=$1 mode=$2 log="$OUT/$1-$2.log" command port tls=() peer_tls=()
+  if [ "$SCHEME" = https ]; then
+    tls=(--certificate "$CERT" --certificate-key "$KEY")
+    peer_tls=("$CERT" "$KEY")
+  fi
   case $name in
-    kite) command=(target/release/kite --urls http://127.0.0.1:0 --log warn) ;;
-    hyper) command=(target/release/hyper-peer 127.0.0.1:0) ;;
-    old) command=("$OLD" --urls http://127.0.0.1:0 --log warn) ;;
+    kite) command=(target/release/kite --urls "$SCHEME://127.0.0.1:0" --log warn "${tls[@]}") ;;
+    hyper) command=(target/release/hyper-peer 127.0.0.1:0 "${peer_tls[@]}") ;;
+    old) command=("$OLD" --urls "$SCHEME://127.0.0.1:0" --log warn "${tls[@]}") ;;
     *) echo "bench: unknown server $name" >&2; exit 1 ;;
   esac
   rm -f "$OUT/$name-$mode.out"*
   valgrind --tool=callgrind --callgrind-out-file="$OUT/$name-$mode.out" "${command[@]}" >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 600); do
-    port=$(sed -n 's#^Now listening on: http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$log" | head -n1)
+    port=$(sed -n "s#^Now listening on: $SCHEME://127\.0\.0\.1:\([0-9]*\)\$#\1#p" "$log" | head -n1)
     [ -n "$port" ] && break
     sleep 0.1
   done
   [ -n "$port" ] || { echo "bench: $name did not start" >&2; cat "$log" >&2; exit 1; }
-  local args=(--h1 -c 10 -m 1) url="http://127.0.0.1:$port/plaintext"
+  local args=(--h1 -c 10 -m 1) url="$SCHEME://127.0.0.1:$port/plaintext"
   if [ "$mode" = post ]; then
     args+=(-d "$BODY")
-    url="http://127.0.0.1:$port/echo"
+    url="$SCHEME://127.0.0.1:$port/echo"
   fi
   h2load "${args[@]}" -n "$WARMUP" "$url" >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
@@ -73,4 +83,4 @@ for mode in $MODES; do
     printf '%-6s %-5s %14s\n' "$name" "$mode" "$(count "$name" "$mode")"
   done
 done
-echo "(user-space instructions per request under callgrind, HTTP/1.1 keep-alive, $REQUESTS requests; lower is better)"
+echo "(user-space instructions per request under callgrind, HTTP/1.1 keep-alive over $SCHEME, $REQUESTS requests; lower is better)"

@@ -76,6 +76,11 @@ async fn read(io: &mut Box<dyn ConnectionIo>, incoming: &mut Buffer) -> Result<(
         return Err(format!("over {MAX_PENDING} bytes of handshake held unprocessed"));
     }
     let n = poll_fn(|cx| {
+        // While the peer thinks, an emptied buffer goes back to the pool.
+        if incoming.is_empty() {
+            incoming.release();
+            ready!(io.poll_read_ready(cx))?;
+        }
         let mut read = ReadBuf::new(incoming.spare(4096));
         ready!(Pin::new(&mut **io).poll_read(cx, &mut read))?;
         Poll::Ready(Ok::<_, io::Error>(read.filled().len()))

@@ -18,8 +18,9 @@ use tokio::io::AsyncWrite;
 /// record on the wire (16 KiB of payload, 2 KiB of expansion that TLS 1.2
 /// allows, the 5-byte header), so one read takes any single record.
 pub(super) const RECORD: usize = 16 * 1024 + 2048 + 5;
-/// The most buffers a thread keeps.
-const POOL_LIMIT: usize = 32;
+/// The most buffers a thread keeps: a thread works on one connection at a
+/// time, and a connection holds buffers only while bytes are in flight.
+const POOL_LIMIT: usize = 8;
 /// Buffers that grew beyond this (a long handshake flight, a large write)
 /// are freed rather than pooled.
 const POOL_MAX: usize = 64 * 1024;
