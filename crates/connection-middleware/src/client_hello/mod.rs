@@ -97,8 +97,9 @@ enum Read {
     Other(Vec<u8>),
 }
 
-/// What the first bytes of a connection hold so far.
-pub(crate) enum Scan {
+/// What the first bytes of a connection hold so far, by [`scan`].
+#[derive(Debug)]
+pub enum Scan {
     /// Part of a ClientHello: more bytes are needed.
     More,
     /// Not a TLS handshake record.
@@ -107,14 +108,25 @@ pub(crate) enum Scan {
     Hello(ClientHello),
 }
 
-/// Joins the handshake records at the start of `raw` and parses the first
-/// handshake message once it is whole.
+/// Joins the handshake records at the start of `raw` (the bytes a
+/// connection starts with) and parses the first handshake message once it
+/// is whole. The TLS middleware takes the server name from it before the
+/// handshake; [`ClientHelloListener`] hands it to its callback.
+///
+/// # Examples
+///
+/// ```
+/// use kite_connection_middleware::client_hello::{scan, Scan};
+///
+/// assert!(matches!(scan(b"GET / HTTP/1.1\r\n"), Ok(Scan::NotTls)));
+/// assert!(matches!(scan(&[0x16, 0x03, 0x01]), Ok(Scan::More)));
+/// ```
 ///
 /// # Errors
 ///
 /// A record of another type between them, a record of impossible length,
 /// a message over [`MAX_CLIENT_HELLO`], or a malformed ClientHello.
-pub(crate) fn scan(raw: &[u8]) -> Result<Scan, String> {
+pub fn scan(raw: &[u8]) -> Result<Scan, String> {
     match raw.first() {
         None => return Ok(Scan::More),
         Some(0x16) => {}
@@ -204,5 +216,68 @@ impl ConnectionMiddleware for ClientHelloListener {
         let io: Box<dyn ConnectionIo> =
             if replay.is_empty() { io } else { Box::new(Rewind::new(bytes::Bytes::from(replay), io)) };
         next.run(Connection::new(io, context)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ClientHello naming `host`, as one handshake message.
+    fn hello(host: &str) -> Vec<u8> {
+        let name = host.as_bytes();
+        let mut sni = vec![0x00, 0x00]; // server_name
+        let list_len = (name.len() + 3) as u16;
+        sni.extend_from_slice(&(list_len + 2).to_be_bytes());
+        sni.extend_from_slice(&list_len.to_be_bytes());
+        sni.push(0);
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name);
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[7; 32]); // random
+        body.push(0); // session id
+        body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01]); // one suite
+        body.extend_from_slice(&[0x01, 0x00]); // null compression
+        body.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        body.extend_from_slice(&sni);
+        let mut message = vec![0x01, 0, 0, 0];
+        message[1..4].copy_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        message.extend_from_slice(&body);
+        message
+    }
+
+    fn records(message: &[u8], size: usize) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for chunk in message.chunks(size) {
+            raw.extend_from_slice(&[0x16, 0x03, 0x01]);
+            raw.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+            raw.extend_from_slice(chunk);
+        }
+        raw
+    }
+
+    #[test]
+    fn a_hello_in_one_record_or_split_across_records_and_reads() {
+        let message = hello("example.com");
+        for size in [message.len(), 10, 1] {
+            let raw = records(&message, size);
+            for cut in 0..raw.len() {
+                assert!(matches!(scan(&raw[..cut]), Ok(Scan::More)), "{size}/{cut}");
+            }
+            match scan(&raw) {
+                Ok(Scan::Hello(hello)) => assert_eq!(hello.server_name().as_deref(), Some("example.com")),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn other_protocols_and_broken_records_are_told_apart() {
+        assert!(matches!(scan(b"PRI * HTTP/2.0"), Ok(Scan::NotTls)));
+        let mut raw = records(&hello("a.example"), 10);
+        raw[15] = 0x17; // the second record is application data
+        assert!(scan(&raw).unwrap_err().contains("interrupted"));
+        assert!(scan(&[0x16, 0x03, 0x01, 0x00, 0x00]).unwrap_err().contains("0 bytes"));
+        assert!(scan(&[0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0xff, 0xff, 0xff]).unwrap_err().contains("over"));
     }
 }
