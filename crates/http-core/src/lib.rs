@@ -89,6 +89,7 @@ mod options;
 mod panic;
 mod protocol;
 mod rejection;
+mod reused;
 mod service;
 pub mod upgrade;
 

@@ -20,6 +20,7 @@ use tower_service::Service;
 use super::H1Connection;
 use crate::h1::parse::{parse_head, ParsedHead};
 use crate::heartbeat::Timeout;
+use crate::reused::Reused;
 use crate::{BoxError, Error, RequestBody, RequestRejection};
 
 /// What the boxed step does with the connection. A head is moved, not
@@ -71,7 +72,7 @@ enum State<F> {
     /// Waiting for, or reading, a request head.
     Head(HeadState),
     /// A request, or a rejection, runs with the connection.
-    Step(Pin<Box<F>>),
+    Step(Reused<F>),
     /// Sending what is left, then closing our side.
     Closing {
         result: Option<Result<(), Error>>,
@@ -257,16 +258,13 @@ where
                         }
                     };
                     let conn = this.conn.take().expect("the connection is home");
-                    // Boxed: a request's state (the application's future,
-                    // the body feeder, the response) exists only while it
-                    // runs.
-                    // Written into its allocation: `Box::pin(value)` would build the
-                    // whole (large) future on the stack and copy it.
-                    let boxed = Box::write(Box::new_uninit(), this.step.start(conn, step));
-                    this.state = State::Step(Box::into_pin(boxed));
+                    // On the heap: a request's state (the application's
+                    // future, the body feeder, the response) exists only
+                    // while it runs, in a block the thread reuses.
+                    this.state = State::Step(Reused::new(this.step.start(conn, step)));
                 }
                 State::Step(running) => {
-                    let (conn, result) = ready!(running.as_mut().poll(cx));
+                    let (conn, result) = ready!(Pin::new(running).poll(cx));
                     this.conn = Some(conn);
                     this.state = match result {
                         Ok(true) => State::Head(HeadState::new(false)),
