@@ -1,8 +1,8 @@
-//! Request bodies on every protocol and transport: {HTTP/1.1, h2c, h2 over
-//! TLS} × {the handler reads nothing, reads part, reads all then answers,
-//! streams the body back} × {empty, 1 byte, 20 KB, 2 MB, no length}, with
-//! hyper's client, curl and nghttp, checking the status and every byte of
-//! each response.
+//! Request bodies on every protocol and transport: {HTTP/1.1, HTTP/1.1
+//! over TLS, h2c, h2 over TLS} × {the handler reads nothing, reads part,
+//! reads all then answers, streams the body back} × {empty, 1 byte, 20 KB,
+//! 2 MB, no length}, with hyper's client, curl and nghttp (HTTP/2 only),
+//! checking the status and every byte of each response.
 
 mod common;
 
@@ -22,6 +22,8 @@ type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Protocol {
     Http1,
+    /// HTTP/1.1 over TLS 1.3.
+    Http1Tls,
     H2c,
     H2Tls,
 }
@@ -136,6 +138,14 @@ async fn hyper_exchange(
                 Request::post(handler.path()).header("host", servers.plain.addr.to_string()).body(sent.body()).unwrap();
             sender.send_request(request).await
         }
+        Protocol::Http1Tls => {
+            let tls = connect_tls(&servers.tls, servers.certificate.clone(), b"http/1.1").await;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| fail("handshake", &e))?;
+            tokio::spawn(connection);
+            let host = format!("localhost:{}", servers.tls.addr.port());
+            sender.send_request(Request::post(handler.path()).header("host", host).body(sent.body()).unwrap()).await
+        }
         Protocol::H2c => {
             let tcp = tokio::net::TcpStream::connect(servers.plain.addr).await.map_err(|e| fail("connect", &e))?;
             let (mut sender, connection) =
@@ -186,6 +196,11 @@ async fn hyper_matrix(protocol: Protocol) {
 #[tokio::test]
 async fn http1_bodies_with_hyper() {
     hyper_matrix(Protocol::Http1).await;
+}
+
+#[tokio::test]
+async fn http1_over_tls_bodies_with_hyper() {
+    hyper_matrix(Protocol::Http1Tls).await;
 }
 
 #[tokio::test]
@@ -257,22 +272,24 @@ async fn every_body_with_curl() {
     let dir = scratch("curl");
     for transport in transports() {
         let servers = Servers::start(transport).await;
-        for protocol in [Protocol::Http1, Protocol::H2c, Protocol::H2Tls] {
+        for protocol in [Protocol::Http1, Protocol::Http1Tls, Protocol::H2c, Protocol::H2Tls] {
             for handler in HANDLERS {
                 for sent in bodies() {
                     let unread = matches!(handler, Handler::ReadsNothing | Handler::ReadsPart);
-                    if protocol != Protocol::Http1 && unread && !sent.bytes.is_empty() {
+                    let http1 = matches!(protocol, Protocol::Http1 | Protocol::Http1Tls);
+                    if !http1 && unread && !sent.bytes.is_empty() {
                         continue;
                     }
                     let cell = format!("curl {transport} {protocol:?} {handler:?} {}", sent.name);
                     let mut args: Vec<String> = match protocol {
                         Protocol::Http1 => vec!["--http1.1".into(), servers.plain.url(handler.path())],
                         Protocol::H2c => vec!["--http2-prior-knowledge".into(), servers.plain.url(handler.path())],
-                        Protocol::H2Tls => {
+                        Protocol::Http1Tls | Protocol::H2Tls => {
                             let port = servers.tls.addr.port();
+                            let version = if http1 { "--http1.1" } else { "--http2" };
                             vec![
                                 "-k".into(),
-                                "--http2".into(),
+                                version.into(),
                                 "--resolve".into(),
                                 format!("localhost:{port}:127.0.0.1"),
                                 format!("https://localhost:{port}{}", handler.path()),
@@ -295,7 +312,7 @@ async fn every_body_with_curl() {
                     assert!(ok, "{cell}: {stderr}");
                     let split = out.iter().rposition(|&b| b == b'\n').expect("curl's -w line");
                     let (body, trailer) = (&out[..split], String::from_utf8_lossy(&out[split + 1..]));
-                    let version = if protocol == Protocol::Http1 { "1.1" } else { "2" };
+                    let version = if http1 { "1.1" } else { "2" };
                     assert_eq!(trailer, format!("200 {version}"), "{cell}");
                     let expected = handler.expected(&sent.bytes);
                     assert!(body == expected, "{cell}: {} bytes back, {} expected", body.len(), expected.len());

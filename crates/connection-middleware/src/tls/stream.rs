@@ -171,8 +171,10 @@ impl ConnectionIo for TlsIo {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
     use std::sync::Arc;
     use std::task::Waker;
+    use std::time::Duration;
 
     use kite_transport_core::PlainIo;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -211,8 +213,17 @@ mod tests {
         (accepted.unwrap().0, connected.unwrap())
     }
 
+    /// Fails, rather than hangs, a test whose exchange stalls.
+    async fn bounded<F: Future>(test: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(20), test).await.expect("the exchange stalled")
+    }
+
     #[tokio::test]
     async fn records_larger_than_reads_both_ways_then_idle_without_buffers_then_close_notify() {
+        bounded(exchange_then_idle_then_close()).await;
+    }
+
+    async fn exchange_then_idle_then_close() {
         let (mut server, mut client) = pair().await;
         let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
 
@@ -276,23 +287,23 @@ mod tests {
 
     #[tokio::test]
     async fn an_end_without_close_notify_is_an_unexpected_eof() {
-        let (mut server, client) = pair().await;
+        let (mut server, client) = bounded(pair()).await;
         drop(client);
-        let error = server.read(&mut [0u8; 16]).await.unwrap_err();
+        let error = bounded(server.read(&mut [0u8; 16])).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]
     async fn garbage_instead_of_a_record_is_refused_with_an_alert() {
-        let (mut server, client) = pair().await;
+        let (mut server, client) = bounded(pair()).await;
         let mut raw = client.into_inner().0;
         raw.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]).await.unwrap();
         raw.write_all(&[0u8; 32]).await.unwrap();
-        let error = server.read(&mut [0u8; 16]).await.unwrap_err();
+        let error = bounded(server.read(&mut [0u8; 16])).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         // The alert record reached the peer.
         let mut alert = [0u8; 5];
-        raw.read_exact(&mut alert).await.unwrap();
+        bounded(raw.read_exact(&mut alert)).await.unwrap();
         assert_eq!(alert[0], 0x17, "an encrypted alert (TLS 1.3 hides its type)");
     }
 }
