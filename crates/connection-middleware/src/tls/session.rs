@@ -157,7 +157,7 @@ impl Session {
     pub(super) fn encrypt_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<Reached, rustls::Error> {
         let mut slices = bufs.iter().filter(|b| !b.is_empty());
         let Some(first) = slices.next() else { return self.process(None, Then::Encrypt(&[])) };
-        if first.len() >= JOIN || bufs.iter().filter(|b| !b.is_empty()).count() == 1 {
+        if first.len() >= JOIN || slices.clone().next().is_none() {
             return self.process(None, Then::Encrypt(first));
         }
         JOINED.with(|joined| {
@@ -243,29 +243,31 @@ fn encrypt_into(
     if data.is_empty() {
         return Ok(0);
     }
-    let mut room = data.len() + (data.len() / (16 * 1024) + 1) * RECORD_OVERHEAD;
-    loop {
-        match traffic.encrypt(data, outgoing.spare(room)) {
-            Ok(n) => {
-                outgoing.fill(n);
-                return Ok(data.len());
-            }
-            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => room = required_size,
-            Err(EncryptError::EncryptExhausted) => return Err(rustls::Error::EncryptError),
-        }
-    }
+    let room = data.len() + (data.len() / (16 * 1024) + 1) * RECORD_OVERHEAD;
+    seal_into(outgoing, room, |out| traffic.encrypt(data, out))?;
+    Ok(data.len())
 }
 
 fn close_into(
     traffic: &mut WriteTraffic<'_, ServerConnectionData>,
     outgoing: &mut Buffer,
 ) -> Result<usize, rustls::Error> {
-    let mut room = RECORD_OVERHEAD;
+    seal_into(outgoing, RECORD_OVERHEAD, |out| traffic.queue_close_notify(out))?;
+    Ok(0)
+}
+
+/// Runs `seal` over the outgoing buffer's spare room, starting with `room`
+/// bytes and growing to what rustls asks for, and counts what it wrote.
+fn seal_into(
+    outgoing: &mut Buffer,
+    mut room: usize,
+    mut seal: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
+) -> Result<(), rustls::Error> {
     loop {
-        match traffic.queue_close_notify(outgoing.spare(room)) {
+        match seal(outgoing.spare(room)) {
             Ok(n) => {
                 outgoing.fill(n);
-                return Ok(0);
+                return Ok(());
             }
             Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => room = required_size,
             Err(EncryptError::EncryptExhausted) => return Err(rustls::Error::EncryptError),
