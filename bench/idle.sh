@@ -7,6 +7,7 @@
 #
 #   bench/idle.sh                    # 10,000 connections
 #   COUNT=2000 SERVERS="kite hyper" bench/idle.sh
+#   KITE=path/to/kite SERVERS=kite bench/idle.sh   # another Kite build
 #
 # Needs nginx (Debian: apt-get install nginx).
 set -euo pipefail
@@ -21,7 +22,7 @@ ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed; COUNT + 1024 are n
 
 cargo build --release -q -p kite-cli
 cargo build --release -q -p kite-bench
-KITE=target/release/kite
+KITE=${KITE:-target/release/kite}
 HYPER=target/release/hyper-peer
 ACTIX=target/release/actix-peer
 IDLE=target/release/idle

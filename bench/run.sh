@@ -8,7 +8,8 @@
 # configuration (`return 200`); it has no echo, so it sits out the POST
 # rows.
 #
-# Workloads: keepalive (HTTP/1.1, 50 connections), pipelined (x16), h2c
+# Workloads: keepalive (HTTP/1.1, 50 connections), keepalive256 (the same
+# with 256 connections), pipelined (x16), h2c
 # (h2load: 16 connections x 32 streams, prior knowledge),
 # https (HTTP/1.1 over TLS 1.3, 50 kept-alive connections), handshake (a
 # new connection and a full TLS handshake per request, from the bench's own
@@ -32,7 +33,7 @@
 #   bench/run.sh                 # 3 rounds of 10 s per server and workload
 #   ROUNDS=5 DURATION=15 bench/run.sh
 #   SERVERS="kite hyper" WORKLOADS="https handshake" bench/run.sh   # a subset
-#   KITE_AWSLC=path/to/kite SERVERS="kite kite-awslc" ...   # a second Kite binary (an older build, or ring), e.g.
+#   KITE_B=path/to/kite SERVERS="kite kite-b" ...   # a second Kite binary (an older build, ring, glibc malloc), e.g.
 #     cargo build --release -p kite-cli --no-default-features --features ring,mio --target-dir target/ring
 #
 # Needs wrk, h2load, nginx and taskset (Debian: apt-get install wrk
@@ -47,7 +48,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
 SERVERS=${SERVERS:-kite kite-mio hyper actix nginx canned}
-WORKLOADS=${WORKLOADS:-keepalive pipelined h2c https handshake post post-h2c h2tls h3 h3-handshake}
+WORKLOADS=${WORKLOADS:-keepalive keepalive256 pipelined h2c https handshake post post-h2c h2tls h3 h3-handshake}
 BODY_BYTES=${BODY_BYTES:-4096}
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -96,8 +97,8 @@ start() {
     actix) taskset -c "$SERVER_CPU" "$ACTIX" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
     canned) taskset -c "$SERVER_CPU" "$CANNED" 127.0.0.1:0 >"$log" 2>&1 & ;;
     nginx) start_nginx "$scheme" "$log"; return 0 ;;
-    # Kite built with the aws-lc-rs provider, when KITE_AWSLC names that binary.
-    kite-awslc) taskset -c "$SERVER_CPU" "$KITE_AWSLC" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
+    # A second Kite build, when KITE_B names its binary.
+    kite-b) taskset -c "$SERVER_CPU" "$KITE_B" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     *) echo "bench: unknown server $1" >&2; exit 1 ;;
   esac
   server_pid=$!
@@ -197,12 +198,13 @@ measure() {
       echo "bench: $name/$workload reported errors: $out" >&2
     fi
   else
-    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null   # warm-up
-    local script=()
+    local connections=$CONNECTIONS script=()
+    [ "$workload" = keepalive256 ] && connections=256
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$connections" -d2s "$url" >/dev/null   # warm-up
     [ "$workload" = pipelined ] && script=(-s bench/pipeline.lua)
     [ "$workload" = post ] && script=(-s bench/post.lua)
     before=$(cpu_ticks "$server_pid")
-    out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${script[@]}" "$url" -- 16)
+    out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$connections" -d"${DURATION}s" "${script[@]}" "$url" -- 16)
     after=$(cpu_ticks "$server_pid")
     requests=$(echo "$out" | awk '/requests in/ {print $1}')
     if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
@@ -234,7 +236,7 @@ servers_for() {
       h3:* | h3-handshake:*) ;;
       h2c:actix | post-h2c:actix) ;;
       post:nginx | post-h2c:nginx) ;;
-      keepalive:canned | pipelined:canned) echo "$s" ;;
+      keepalive:canned | keepalive256:canned | pipelined:canned) echo "$s" ;;
       *:canned) ;;
       *) echo "$s" ;;
     esac
@@ -250,23 +252,23 @@ for workload in $WORKLOADS; do
   done
 done
 
-printf '%-10s %-9s %12s %12s\n' workload server req/s cpu_us/req
+printf '%-12s %-9s %12s %12s\n' workload server req/s cpu_us/req
 for workload in $WORKLOADS; do
   for server in $(servers_for "$workload"); do
-    printf '%-10s %-9s %12s %12s\n' "$workload" "$server" \
+    printf '%-12s %-9s %12s %12s\n' "$workload" "$server" \
       "$(cut -d' ' -f1 "$OUT/$workload.$server" | median)" "$(cut -d' ' -f2 "$OUT/$workload.$server" | median)"
   done
 done
 echo
-printf '%-10s %-22s %8s\n' workload ratio value
+printf '%-12s %-22s %8s\n' workload ratio value
 for workload in $WORKLOADS; do
   for pair in "kite hyper" "kite actix" "kite nginx" "kite canned" "hyper canned" "actix canned" "nginx canned" \
-    "kite-mio hyper" "kite-mio kite" "kite-awslc kite"; do
+    "kite-mio hyper" "kite-mio kite" "kite-b kite" "kite-b hyper"; do
     set -- $pair
     # Only servers measured in this workload; result files of earlier runs stay.
     ran=" $(servers_for "$workload" | tr '\n' ' ') "
     if [[ "$ran" == *" $1 "* && "$ran" == *" $2 "* ]]; then
-      printf '%-10s %-22s %8.3f\n' "$workload" "$1/$2" "$(ratio "$1" "$2" "$workload")"
+      printf '%-12s %-22s %8.3f\n' "$workload" "$1/$2" "$(ratio "$1" "$2" "$workload")"
     fi
   done
 done
@@ -274,7 +276,7 @@ done
 for pair in "h3 h2tls" "h3-handshake handshake"; do
   set -- $pair
   if [[ " $WORKLOADS " == *" $1 "* && " $WORKLOADS " == *" $2 "* && -s "$OUT/$1.kite" && -s "$OUT/$2.kite" ]]; then
-    printf '%-10s %-22s %8.3f\n' "$1" "kite $1/$2" \
+    printf '%-12s %-22s %8.3f\n' "$1" "kite $1/$2" \
       "$(paste -d' ' "$OUT/$1.kite" "$OUT/$2.kite" | awk '{print $2 / $4}' | median)"
   fi
 done

@@ -18,6 +18,11 @@ mod trim;
 mod upgrade;
 mod workers;
 
+/// jemalloc, with the `jemalloc` feature (the default); see `trim`.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,78 @@
+//! The `kite` binary gives memory back once it goes quiet: after a burst
+//! of connections closes, its trimming thread returns the allocator's free
+//! pages (jemalloc's purge by default, glibc's `malloc_trim` without the
+//! `jemalloc` feature) and logs that it did.
+#![cfg(target_os = "linux")]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// Connections in the burst: under the default limit of 1,024 descriptors.
+const CONNECTIONS: usize = 400;
+
+/// Requests on each connection.
+const REQUESTS: usize = 10;
+
+/// The process's resident set in KiB.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn kite_returns_freed_memory_once_quiet() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args(["--urls", "http://127.0.0.1:0", "--log", "warn,kite::trim=debug"])
+        .kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kite starts");
+    let pid = child.id().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line)).await.expect("an address").unwrap();
+    let addr = line.trim().strip_prefix("Now listening on: http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+
+    // A burst, busy enough to count as one: every connection makes
+    // requests and stays open.
+    let mut held = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        held.push(tokio::net::TcpStream::connect(&addr).await.expect("connect"));
+    }
+    for _ in 0..REQUESTS {
+        for stream in &mut held {
+            stream.write_all(b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+            let mut head = [0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut head)).await.unwrap().unwrap();
+            assert!(head[..n].starts_with(b"HTTP/1.1 200 OK"), "{}", String::from_utf8_lossy(&head[..n]));
+        }
+    }
+    let during = rss(pid);
+    drop(held);
+
+    // The first quiet second after the burst returns the free pages.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let event = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("quiet: returned free memory to the system") {
+                return line;
+            }
+        }
+        panic!("kite's stderr ended before the trimming event");
+    })
+    .await
+    .expect("kite trims within 20 s of going quiet");
+    // glibc's malloc_trim says whether it found pages to return; jemalloc's
+    // purge, whether the control exists.
+    #[cfg(feature = "jemalloc")]
+    assert!(event.contains("released=true"), "jemalloc purged its arenas: {event}");
+    let after = rss(pid);
+    assert!(
+        after <= during,
+        "RSS after the connections closed ({after} KiB) is not above RSS while they were open ({during} KiB)"
+    );
+}
