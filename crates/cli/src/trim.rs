@@ -26,8 +26,15 @@ const QUIET: Duration = Duration::from_millis(10);
 #[cfg_attr(not(all(target_os = "linux", not(target_env = "musl"))), export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: &u8 = &b"muzzy_decay_ms:0\0"[0];
 
-/// Starts the thread that returns free memory once the process is quiet.
+/// Whether this build has an allocator to ask for its free pages back.
+const CAN_RELEASE: bool = cfg!(any(feature = "jemalloc", all(target_os = "linux", target_env = "gnu")));
+
+/// Starts the thread that returns free memory once the process is quiet
+/// (none where there is nothing to ask).
 pub fn spawn() {
+    if !CAN_RELEASE {
+        return;
+    }
     let started = std::thread::Builder::new().name("kite-trim".into()).spawn(|| {
         let mut last = cpu_time();
         let mut busy = false;
