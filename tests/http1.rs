@@ -261,18 +261,21 @@ async fn every_limit_answers_with_kestrels_status() {
 }
 
 #[tokio::test]
-async fn chunked_with_content_length_is_served_then_closed() {
+async fn chunked_with_content_length_is_refused_and_closed() {
+    let requests: [&[u8]; 3] = [
+        b"POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n",
+        b"POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n",
+    ];
     for transport in transports() {
         let server = start(transport, ServerOptions::default()).await;
-        let (response, mut stream) = roundtrip(
-            server.addr,
-            b"POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-        )
-        .await;
-        assert_eq!(response.status, 200);
-        assert_eq!(response.body, b"5", "chunked framing wins over Content-Length");
-        assert_eq!(response.header("connection"), Some("close"));
-        assert_closed(&mut stream).await;
+        for request in requests {
+            let shown = String::from_utf8_lossy(request);
+            let (response, mut stream) = roundtrip(server.addr, request).await;
+            assert_eq!(response.status, 400, "{transport}: {shown:?}");
+            assert_eq!(response.header("connection"), Some("close"), "{transport}: {shown:?}");
+            assert_closed(&mut stream).await;
+        }
         server.stop().await;
     }
 }

@@ -112,13 +112,18 @@ async fn a_rejected_request_is_logged_with_its_reason() {
     let server = common::start(common::transports().last().unwrap(), ServerOptions::default()).await;
     let (response, _) = common::roundtrip(server.addr, b"GET / HTTP/1.1\r\nX: 1\r\n\r\n").await;
     assert_eq!(response.status, 400);
+    let both = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n";
+    let (response, _) = common::roundtrip(server.addr, both).await;
+    assert_eq!(response.status, 400);
     server.stop().await;
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let event = log
-        .lines()
-        .find(|l| l.contains("kite::bad_requests") && l.contains("Request is missing Host header"))
-        .unwrap_or_else(|| panic!("no bad-request event names the reason:\n{log}"));
-    assert!(event.contains("status=400"), "{event}");
+    for reason in ["Request is missing Host header", "A request carries both Transfer-Encoding and Content-Length"] {
+        let event = log
+            .lines()
+            .find(|l| l.contains("kite::bad_requests") && l.contains(reason))
+            .unwrap_or_else(|| panic!("no bad-request event says {reason:?}:\n{log}"));
+        assert!(event.contains("status=400"), "{event}");
+    }
 }
 
 #[tokio::test]

@@ -50,6 +50,10 @@ pub enum RequestRejection {
     /// An HTTP/1.0 request carries `Transfer-Encoding`, which HTTP/1.0 does
     /// not have: its framing is faulty (RFC 9112 §6.1).
     TransferEncodingHttp10,
+    /// An HTTP/1.1 request carries both `Transfer-Encoding` and
+    /// `Content-Length`. RFC 9112 §6.3 lets a server refuse it; Kite does,
+    /// since two framings are how request smuggling (CL.TE) starts.
+    TransferEncodingWithContentLength,
     /// A line of the request head ends in a bare LF instead of CRLF.
     /// Refused so that a proxy splitting lines only on CRLF cannot see
     /// other headers than Kite does.
@@ -132,6 +136,7 @@ impl fmt::Display for RequestRejection {
             InvalidTransferEncoding => "Transfer-Encoding is malformed",
             LengthRequiredHttp10 => "An HTTP/1.0 POST or PUT request requires a Content-Length",
             TransferEncodingHttp10 => "Transfer-Encoding is not allowed on an HTTP/1.0 request",
+            TransferEncodingWithContentLength => "A request carries both Transfer-Encoding and Content-Length",
             BareLineFeed => "A line of the request head ends in LF without CR",
             OptionsMethodRequired => "Method not allowed: the asterisk target needs OPTIONS",
             ConnectMethodRequired => "Method not allowed: an authority target needs CONNECT",

@@ -299,7 +299,7 @@ impl HeaderMeta {
         if self.content_lengths > 1 {
             return Err(RequestRejection::MultipleContentLengths);
         }
-        let mut keep_alive = match version {
+        let keep_alive = match version {
             Version::HTTP_10 => self.keep_alive && !self.close,
             _ => !self.close,
         };
@@ -307,16 +307,11 @@ impl HeaderMeta {
             // HTTP/1.0 has no transfer codings: faulty framing (RFC 9112 §6.1).
             (Some(_), _) if version == Version::HTTP_10 => return Err(RequestRejection::TransferEncodingHttp10),
             (Some(false), _) => return Err(RequestRejection::FinalTransferCodingNotChunked),
-            (Some(true), content_length) => {
-                if content_length.is_some() {
-                    // Both framings: chunked wins, the length is dropped, and
-                    // the connection closes after the response (request
-                    // smuggling defence, RFC 9112 §6.3).
-                    headers.remove(http::header::CONTENT_LENGTH);
-                    keep_alive = false;
-                }
-                BodyLength::Chunked
-            }
+            // Both framings: refused, as RFC 9112 §6.3 allows, since a
+            // proxy in front that reads the other one is the root of
+            // CL.TE request smuggling.
+            (Some(true), Some(_)) => return Err(RequestRejection::TransferEncodingWithContentLength),
+            (Some(true), None) => BodyLength::Chunked,
             (None, Some(0)) => BodyLength::Empty,
             (None, Some(n)) => BodyLength::Length(n),
             (None, None) => {
@@ -463,12 +458,6 @@ mod tests {
         assert_eq!(h.body, BodyLength::Length(5));
         let h = parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.body, BodyLength::Chunked);
-        let h = parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(h.body, BodyLength::Chunked);
-        assert!(!h.keep_alive, "CL with TE closes after the response");
-        assert!(h.request.headers().get("content-length").is_none());
         let h =
             parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").unwrap().unwrap();
         assert!(h.expect_continue);
@@ -503,6 +492,10 @@ mod tests {
             FinalTransferCodingNotChunked
         );
         assert_eq!(reject("POST / HTTP/1.0\r\n\r\n"), LengthRequiredHttp10);
+        assert_eq!(
+            reject("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            TransferEncodingWithContentLength
+        );
         // HTTP/1.0 has no Transfer-Encoding, with or without a length.
         assert_eq!(reject("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), TransferEncodingHttp10);
         assert_eq!(
