@@ -73,15 +73,29 @@ pub(crate) fn poll_read_into(
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
     let filled = {
-        let mut dst = ReadBuf::uninit(buf.spare_capacity_mut());
+        let spare = buf.spare_capacity_mut();
+        let (start, room) = (spare.as_ptr().cast::<u8>(), spare.len());
+        let mut dst = ReadBuf::uninit(spare);
         match Pin::new(&mut **io).poll_read(cx, &mut dst) {
-            Poll::Ready(Ok(())) => dst.filled().len(),
+            Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         }
+        // `ConnectionIo` is implemented in safe code by users, and safe
+        // code may replace the `ReadBuf` with one of its own: what it says
+        // it filled then lies elsewhere, so it is refused, as tokio-util's
+        // `poll_read_buf` refuses it.
+        let filled = dst.filled();
+        if filled.as_ptr() != start || filled.len() > room {
+            return Poll::Ready(Err(io::Error::other(
+                "the connection's stream replaced the buffer it was given to read into",
+            )));
+        }
+        filled.len()
     };
-    // SAFETY: `poll_read` initialised the first `filled` bytes of the spare
-    // capacity, which directly follow the buffer's length.
+    // SAFETY: the `ReadBuf` still points at the spare capacity (checked
+    // above), and `poll_read` initialised its first `filled` bytes, which
+    // directly follow the buffer's length and lie within its capacity.
     unsafe { buf.set_len(buf.len() + filled) };
     Poll::Ready(Ok(filled))
 }
@@ -89,6 +103,52 @@ pub(crate) fn poll_read_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream in safe code that swaps the `ReadBuf` it is handed for one
+    /// over its own memory and fills that: a read through it must fail,
+    /// never expose the buffer's uninitialised bytes.
+    struct Swapping;
+
+    static LENT: std::sync::atomic::AtomicPtr<u8> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+    impl tokio::io::AsyncRead for Swapping {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            let own: &'static mut [u8] = Box::leak(vec![7u8; 64 * 1024].into_boxed_slice());
+            // Kept reachable, so LeakSanitizer does not count it.
+            LENT.store(own.as_mut_ptr(), std::sync::atomic::Ordering::Relaxed);
+            let mut theirs = ReadBuf::new(own);
+            theirs.advance(64 * 1024);
+            // Safe code can do this: the caller's view now lies.
+            *buf = theirs;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl ConnectionIo for Swapping {}
+
+    impl tokio::io::AsyncWrite for Swapping {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_stream_that_swaps_the_read_buffer_is_refused() {
+        let mut io: Box<dyn ConnectionIo> = Box::new(Swapping);
+        let mut buf = BytesMut::with_capacity(READ_BUFFER);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match poll_read_into(&mut io, &mut buf, &mut cx) {
+            Poll::Ready(Err(e)) => assert!(e.to_string().contains("replaced the buffer"), "{e}"),
+            other => panic!("a swapped buffer was accepted: {other:?}"),
+        }
+        assert!(buf.is_empty(), "no length was set from the lie");
+    }
 
     #[test]
     fn buffers_are_reused_and_bounded() {
