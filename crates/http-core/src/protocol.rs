@@ -127,6 +127,16 @@ where
             let Some(first) = first_bytes(&mut io, &info, &timer, options).await? else {
                 return Ok(Chosen::Done);
             };
+            let h2_line = first.starts_with(h2::PREFACE_REQUEST_LINE);
+            if h2_line && !first.starts_with(h2::PREFACE) && protocols.http2() {
+                // The preface's request line with anything but its end: an
+                // HTTP/2 client's broken preface (RFC 9113 §3.4), not an
+                // HTTP/1.1 request.
+                tracing::debug!(connection_id = %info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
+                io.write_all(h2::PROTOCOL_ERROR).await?;
+                let _ = io.shutdown().await;
+                return Ok(Chosen::Done);
+            }
             if !first.starts_with(h2::PREFACE) {
                 let connection = H1Connection::new(io, first, info, close, timer, service, options);
                 return Ok(Chosen::Http1(connection.serve()));
