@@ -258,12 +258,10 @@ async fn run_curl(args: &[String], stdin: Option<&Bytes>) -> (bool, Vec<u8>, Str
     (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// The matrix with curl. On HTTP/2, the cells where the handler leaves a
-/// body unread are left to hyper and nghttp, but for the empty body: Kite
-/// answers and then ends the rest of the upload with RST_STREAM(NO_ERROR),
-/// as RFC 9113 §8.1 says, and curl 7.88 (Debian 12) reports that as a
-/// failed transfer (exit 92) if it is still uploading, although the
-/// response arrived whole.
+/// The matrix with curl, every cell: on HTTP/2 a body the handler leaves
+/// unread is drained after the answer instead of reset, so curl 7.88
+/// (Debian 12), which reports a reset that comes while it still uploads as
+/// a failed transfer (exit 92), completes the upload and exits 0.
 #[tokio::test]
 async fn every_body_with_curl() {
     if !require_tool("curl") {
@@ -275,11 +273,7 @@ async fn every_body_with_curl() {
         for protocol in [Protocol::Http1, Protocol::Http1Tls, Protocol::H2c, Protocol::H2Tls] {
             for handler in HANDLERS {
                 for sent in bodies() {
-                    let unread = matches!(handler, Handler::ReadsNothing | Handler::ReadsPart);
                     let http1 = matches!(protocol, Protocol::Http1 | Protocol::Http1Tls);
-                    if !http1 && unread && !sent.bytes.is_empty() {
-                        continue;
-                    }
                     let cell = format!("curl {transport} {protocol:?} {handler:?} {}", sent.name);
                     let mut args: Vec<String> = match protocol {
                         Protocol::Http1 => vec!["--http1.1".into(), servers.plain.url(handler.path())],

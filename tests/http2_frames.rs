@@ -79,6 +79,8 @@ async fn stream_rule_violations_get_the_rfc_error_codes() {
         ("second_headers_without_end_stream", PROTOCOL_ERROR),
         ("content_length_mismatch", PROTOCOL_ERROR),
         ("stream_window_overflow", FLOW_CONTROL_ERROR),
+        // RFC 9113 §8.1: a pseudo-header in a trailer section is malformed.
+        ("pseudo_header_in_trailers", PROTOCOL_ERROR),
     ];
     for transport in transports() {
         for (server, tls) in servers(transport).await {
@@ -97,18 +99,88 @@ async fn stream_rule_violations_get_the_rfc_error_codes() {
     }
 }
 
-/// RFC 9113 §8.1 makes a pseudo-header in a trailer section malformed
-/// (PROTOCOL_ERROR). The h2 crate drops such fields from trailers rather
-/// than refusing them, so Kite cannot see them: what it guarantees is that
-/// none reaches the application, whose echo returns the trailers it got.
+/// How many times each answer-first case runs, each on a fresh connection:
+/// the answer must not depend on how the frames are timed.
+const REPEAT: usize = 20;
+
+/// Runs `case` `times` times against `server` in one client process.
+async fn repeated(python: &str, case: &str, server: &TestServer, tls: bool, path: &str, times: usize) -> Vec<Value> {
+    let port = server.addr.port().to_string();
+    let repeat = format!("repeat={times}");
+    let mut args = vec![case, &port, path, &repeat];
+    if tls {
+        args.push("tls");
+    }
+    let seen = python_client(python, "h2_frames.py", &args).await;
+    let runs = seen.as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), times, "{case}: {seen}");
+    runs
+}
+
+/// An application that answers before the body has come (`/ignore`), or
+/// while it echoes it (`/echo`), leaves the stream open: the client's
+/// protocol errors that follow the answer get the RFC 9113 code every
+/// time, not only when they happen to arrive before a reset.
 #[tokio::test]
-async fn pseudo_headers_in_trailers_never_reach_the_application() {
+async fn rule_violations_after_the_answer_get_the_rfc_codes_every_time() {
+    let Some(python) = python_with("h2") else { return };
+    let cases = [
+        ("early_data_after_rst_stream", STREAM_CLOSED),
+        ("early_second_headers_without_end_stream", PROTOCOL_ERROR),
+        ("early_pseudo_header_in_trailers", PROTOCOL_ERROR),
+        ("early_content_length_mismatch", PROTOCOL_ERROR),
+        ("early_stream_window_overflow", FLOW_CONTROL_ERROR),
+    ];
+    for transport in transports() {
+        for (server, tls) in servers(transport).await {
+            for (case, code) in cases {
+                for path in ["/ignore", "/echo"] {
+                    for (run, seen) in repeated(&python, case, &server, tls, path, REPEAT).await.iter().enumerate() {
+                        let cell = format!("{transport} tls={tls} {case} {path} run {run}");
+                        assert_eq!(seen["status"], "200", "{cell}: {seen}");
+                        assert_eq!(seen["resets"], json!([[1, code]]), "{cell}: {seen}");
+                        assert_eq!(seen["goaway"], Value::Null, "{cell}: {seen}");
+                        assert_eq!(seen["closed"], false, "{cell}: {seen}");
+                    }
+                }
+            }
+            server.stop().await;
+        }
+    }
+}
+
+/// The rest of a body that comes after the answer is drained: no reset
+/// follows the response, so the client sees its upload complete.
+#[tokio::test]
+async fn a_body_that_follows_the_answer_is_drained_without_a_reset() {
     let Some(python) = python_with("h2") else { return };
     for transport in transports() {
         for (server, tls) in servers(transport).await {
-            let seen = frames(&python, "pseudo_header_in_trailers", &server, tls, "/echo").await;
-            assert_eq!(seen["status"], "200", "{transport} tls={tls}: {seen}");
-            assert_eq!(seen["trailers"], json!({"x-sum": "4"}), "{transport} tls={tls}: {seen}");
+            for seen in repeated(&python, "early_body_after_the_answer", &server, tls, "/ignore", 5).await {
+                let cell = format!("{transport} tls={tls}");
+                assert_eq!(seen["status"], "200", "{cell}: {seen}");
+                assert_eq!(seen["body"], "ignored", "{cell}: {seen}");
+                assert_eq!(seen["resets"], json!([]), "{cell}: {seen}");
+                assert_eq!(seen["goaway"], Value::Null, "{cell}: {seen}");
+            }
+            server.stop().await;
+        }
+    }
+}
+
+/// The preface's first line with a wrong end, on a cleartext port that
+/// takes h2c and on an h2 TLS port: GOAWAY(PROTOCOL_ERROR), then close
+/// (RFC 9113 §3.4), never an HTTP/1.1 answer.
+#[tokio::test]
+async fn a_broken_preface_gets_goaway_protocol_error() {
+    let Some(python) = python_with("h2") else { return };
+    for transport in transports() {
+        for (server, tls) in servers(transport).await {
+            for seen in repeated(&python, "broken_preface", &server, tls, "/", REPEAT).await {
+                let cell = format!("{transport} tls={tls}");
+                assert_eq!(seen["goaway"], PROTOCOL_ERROR, "{cell}: {seen}");
+                assert_eq!(seen["status"], Value::Null, "{cell}: {seen}");
+            }
             server.stop().await;
         }
     }

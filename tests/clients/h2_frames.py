@@ -6,10 +6,18 @@ the server sees them together, then reads what the server sends until
 the stream ends, is reset, or the connection closes, and prints one JSON
 object that the Rust tests assert on:
 
-    python h2_frames.py CASE PORT PATH [tls]
+    python h2_frames.py CASE PORT PATH [tls] [repeat=N]
 
 With `tls`, the connection is TLS with ALPN h2 (the certificate is not
-checked: the server's is a test's own).
+checked: the server's is a test's own). With `repeat=N`, the case runs N
+times, each on a fresh connection, and a JSON list of N objects is
+printed.
+
+The `early_` cases answer-first: the request's head (and a first byte of
+body) goes at once, and the frames that break a rule go only once the
+response's head has arrived, so they land on a stream the server has
+already answered, as they do when an application answers an upload
+without reading it.
 
 `status`, `body` (latin-1), `trailers` and `ended` are stream 1's
 response; `resets`
@@ -52,6 +60,12 @@ class Exchange:
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()
         self.out = [PREFACE, SettingsFrame(0).serialize()]
+        # Frames sent once stream 1's response head has arrived.
+        self.after = []
+
+    def later(self):
+        """Frames written from now on wait for the response's head."""
+        self.out, self.after = self.after, self.out
 
     def headers(self, stream, fields, end_stream=False):
         flags = ["END_HEADERS"] + (["END_STREAM"] if end_stream else [])
@@ -77,12 +91,16 @@ class Exchange:
         stream 1 is reset, the connection ends, or 0.3 s after the
         response ended."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=DEADLINE)
+        # Frames written after a read must not wait on a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             context.set_alpn_protocols(["h2"])
             sock = context.wrap_socket(sock, server_hostname="localhost")
+        if self.after:
+            self.out, self.after = self.after, self.out
         sock.sendall(b"".join(self.out))
         result = {"status": None, "body": "", "trailers": None, "ended": False, "resets": [], "goaway": None,
                   "closed": False}
@@ -99,6 +117,9 @@ class Exchange:
                     fields = dict(self.decoder.decode(frame.data))
                     if result["status"] is None:
                         result["status"] = fields.get(":status")
+                        if self.after:
+                            sock.sendall(b"".join(self.after))
+                            self.after = []
                     else:
                         result["trailers"] = fields
                     result["ended"] = result["ended"] or "END_STREAM" in frame.flags
@@ -236,7 +257,70 @@ def stream_window_overflow(port, path):
     return x.run()
 
 
+# --- The same rules broken after the server has answered. ---
+
+def answered(port, path, extra=()):
+    """An exchange whose request head and first body byte are out; what
+    is added after this waits for the response's head."""
+    x = Exchange(port, path)
+    x.request(extra=list(extra))
+    x.data(1, b"t")
+    x.later()
+    return x
+
+
+def early_data_after_rst_stream(port, path):
+    x = answered(port, path)
+    x.frame(RstStreamFrame(1, error_code=8))
+    x.data(1, b"est", end_stream=True)
+    return x.run()
+
+
+def early_second_headers_without_end_stream(port, path):
+    x = answered(port, path)
+    x.headers(1, [("x-more", "1")], end_stream=False)
+    return x.run()
+
+
+def early_pseudo_header_in_trailers(port, path):
+    x = answered(port, path)
+    x.headers(1, [(":path", "/"), ("x-sum", "4")], end_stream=True)
+    return x.run()
+
+
+def early_content_length_mismatch(port, path):
+    x = answered(port, path, extra=[("content-length", "1")])
+    x.data(1, b"est", end_stream=True)
+    return x.run()
+
+
+def early_stream_window_overflow(port, path):
+    x = answered(port, path)
+    x.frame(WindowUpdateFrame(1, window_increment=2**31 - 1))
+    x.frame(WindowUpdateFrame(1, window_increment=2**31 - 1))
+    return x.run()
+
+
+def early_body_after_the_answer(port, path):
+    """The rest of the body, after the answer: drained, no reset."""
+    x = answered(port, path)
+    for _ in range(3):
+        x.data(1, body_bytes(16000))
+    x.data(1, body_bytes(100), end_stream=True)
+    return x.run()
+
+
+def broken_preface(port, path):
+    """The preface's request line with a wrong end (RFC 9113 3.4:
+    PROTOCOL_ERROR, a connection error)."""
+    x = Exchange(port, path)
+    x.out = [b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", SettingsFrame(0).serialize()]
+    return x.run()
+
+
 CASES = {f.__name__: f for f in [
+    early_data_after_rst_stream, early_second_headers_without_end_stream, early_pseudo_header_in_trailers,
+    early_content_length_mismatch, early_stream_window_overflow, early_body_after_the_answer, broken_preface,
     data_frame, multiple_data_frames, padded_data_frame, post_request, post_with_trailers, max_frame_size_data,
     data_after_rst_stream, second_headers_without_end_stream, pseudo_header_in_trailers,
     content_length_mismatch, stream_window_overflow,
@@ -244,5 +328,9 @@ CASES = {f.__name__: f for f in [
 
 if __name__ == "__main__":
     case, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    Exchange.tls_default = sys.argv[4:] == ["tls"]
-    print(json.dumps(CASES[case](port, path)))
+    Exchange.tls_default = "tls" in sys.argv[4:]
+    repeat = [int(a.split("=")[1]) for a in sys.argv[4:] if a.startswith("repeat=")]
+    if repeat:
+        print(json.dumps([CASES[case](port, path) for _ in range(repeat[0])]))
+    else:
+        print(json.dumps(CASES[case](port, path)))

@@ -251,6 +251,15 @@ pub struct Http2Limits {
     /// How long a ping may go unanswered before the connection is closed.
     /// Default: 20 seconds.
     pub keep_alive_ping_timeout: Duration,
+    /// How long a stream whose response has ended keeps discarding a
+    /// request body the application left unread, before it is reset with
+    /// `RST_STREAM(NO_ERROR)`; zero resets at once. Kestrel drains an
+    /// unread HTTP/1.1 body for as long. Default: 5 seconds.
+    pub request_drain_timeout: Duration,
+    /// How many bytes of an unread request body a stream discards after
+    /// its response, before it is reset with `RST_STREAM(NO_ERROR)`.
+    /// Default: 4 MiB (4,194,304).
+    pub max_request_drain_size: u64,
 }
 
 impl Default for Http2Limits {
@@ -264,6 +273,8 @@ impl Default for Http2Limits {
             initial_stream_window_size: 98_304,
             keep_alive_ping_delay: None,
             keep_alive_ping_timeout: Duration::from_secs(20),
+            request_drain_timeout: Duration::from_secs(5),
+            max_request_drain_size: 4 * 1024 * 1024,
         }
     }
 }

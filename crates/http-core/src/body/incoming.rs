@@ -193,7 +193,11 @@ impl Drop for RequestBody {
                 state.reader_dropped = true;
                 wake(&mut state.conn_waker);
             }
-            Inner::H2(body) => body.dropped(),
+            Inner::H2(_) => {
+                if let Inner::H2(body) = std::mem::replace(&mut self.inner, Inner::Empty) {
+                    (*body).dropped();
+                }
+            }
             #[cfg(feature = "http3")]
             Inner::H3(body) => body.dropped(),
             Inner::Empty | Inner::Full(_) => {}

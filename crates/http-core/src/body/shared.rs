@@ -31,6 +31,10 @@ pub(crate) struct State {
     pub limit: Option<u64>,
     pub content_length: Option<u64>,
     pub delivered: u64,
+    /// An HTTP/2 body the application let go of before the client ended
+    /// it, kept so that the stream can drain it after the response
+    /// instead of resetting it.
+    pub unread_h2: Option<h2::RecvStream>,
 }
 
 /// What the connection may do for the body now.

@@ -95,8 +95,15 @@ impl H2Body {
     }
 
     /// The application let go of the body: nobody waits on it any more.
-    pub fn dropped(&self) {
-        self.shared.lock().reader_dropped = true;
+    /// A body the client is still sending is handed to the stream, which
+    /// drains it once the response has gone ([`drain`](super::drain)).
+    pub fn dropped(self) {
+        let this = self;
+        let mut state = this.shared.lock();
+        state.reader_dropped = true;
+        if !this.done && !this.recv.is_end_stream() {
+            state.unread_h2 = Some(this.recv);
+        }
     }
 
     pub fn is_end_stream(&self) -> bool {

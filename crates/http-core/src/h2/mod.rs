@@ -2,6 +2,7 @@
 //! contract as HTTP/1.1, trailers both ways, and graceful GOAWAY.
 
 pub(crate) mod body;
+mod drain;
 mod ping;
 pub(crate) mod reset;
 pub(crate) mod respond;
@@ -24,7 +25,7 @@ use kite_transport_core::CloseSignal;
 use tower_service::Service;
 
 use self::body::H2Body;
-use self::ping::KeepAlivePing;
+use self::ping::{KeepAlivePing, Nudge, Pings};
 use self::reset::StreamReset;
 use self::respond::answer;
 pub(crate) use self::respond::prepare_headers;
@@ -40,6 +41,9 @@ use kite_transport_core::Rewind;
 
 /// The HTTP/2 connection preface a client sends first.
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The preface's first line, which no HTTP/1.x request starts with.
+pub(crate) const PREFACE_REQUEST_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// An empty SETTINGS frame and GOAWAY(HTTP_1_1_REQUIRED): the answer to an
 /// HTTP/2 preface on an endpoint that speaks HTTP/1.x only.
@@ -109,9 +113,10 @@ where
 
     let mut ping = match (reads, limits.keep_alive_ping_delay, connection.ping_pong()) {
         (Some(reads), Some(delay), Some(ping_pong)) => {
-            Some(KeepAlivePing::new(ping_pong, reads, delay, limits.keep_alive_ping_timeout))
+            Pings::KeepAlive(KeepAlivePing::new(ping_pong, reads, delay, limits.keep_alive_ping_timeout))
         }
-        _ => None,
+        (_, _, Some(ping_pong)) => Pings::Nudge(Nudge::new(ping_pong)),
+        _ => Pings::None,
     };
     let mut rates = StreamRates::new(options.limits.min_request_body_data_rate, timer.clock());
     timer.want_ticks(rates.enabled());
@@ -127,7 +132,7 @@ where
             if !closing && close.poll_requested(cx).is_ready() {
                 return Poll::Ready(Event::Close);
             }
-            if ping.as_mut().is_some_and(|ping| ping.poll_expired(cx).is_ready()) {
+            if ping.poll_expired(cx).is_ready() {
                 return Poll::Ready(Event::PingTimeout);
             }
             // Each beat, the streams' body rates are checked.
@@ -158,7 +163,11 @@ where
                 }
             }
             let was_busy = !streams.is_empty();
-            while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
+            while let Poll::Ready(Some(ended)) = streams.poll_next_unpin(cx) {
+                if ended == StreamEnd::Drained {
+                    ping.nudge();
+                }
+            }
             if was_busy && streams.is_empty() {
                 // The keep-alive timeout counts from the last stream's end.
                 timer.set_deadline(keep_alive);
@@ -204,6 +213,16 @@ where
     }
 }
 
+/// How a stream's future ended.
+#[derive(PartialEq, Eq)]
+enum StreamEnd {
+    /// Answered, reset or cancelled.
+    Done,
+    /// Answered, then a body the application left unread was drained to
+    /// its end: the client is sent a PING so that it reads again.
+    Drained,
+}
+
 /// Checks a stream's head, builds the request and calls the service; the
 /// future answers the stream. `None` when the head was refused.
 fn start_stream<S, B>(
@@ -214,7 +233,7 @@ fn start_stream<S, B>(
     tunnels: &Arc<()>,
     rates: &mut StreamRates,
     options: &HttpOptions,
-) -> Option<impl Future<Output = ()>>
+) -> Option<impl Future<Output = StreamEnd>>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
@@ -259,6 +278,7 @@ where
         tracing::debug_span!("request", connection_id = %info.id(), method = %parts.method, path = %parts.uri.path());
     let call = tracing::Instrument::instrument(service.call(Request::from_parts(parts, body)), span);
     let server_header = options.add_server_header;
+    let drain_bound = (options.http2.max_request_drain_size, options.http2.request_drain_timeout);
     Some(async move {
         let mut call = pin!(call);
         // The service sees a client's reset as a body error if it is
@@ -283,13 +303,27 @@ where
                 if let Some(tunnel) = tunnel.take() {
                     tunnel.switch(response, respond, server_header);
                 }
+                StreamEnd::Done
             }
-            Ok(outcome) => answer(outcome, respond, &shared, &reset, is_head, server_header).await,
+            Ok(outcome) => {
+                answer(outcome, respond, &shared, &reset, is_head, server_header).await;
+                // A reset the application asked for leaves nothing to drain.
+                let drained = reset.requested().is_none() && drain::drain(&shared, drain_bound.0, drain_bound.1).await;
+                if drained {
+                    StreamEnd::Drained
+                } else {
+                    StreamEnd::Done
+                }
+            }
             Err(Some(code)) => {
                 tracing::debug!(code, "the application reset the stream");
                 respond.send_reset(Reason::from(code));
+                StreamEnd::Done
             }
-            Err(None) => tracing::debug!("the client reset the stream; the request is cancelled"),
+            Err(None) => {
+                tracing::debug!("the client reset the stream; the request is cancelled");
+                StreamEnd::Done
+            }
         }
     })
 }

@@ -65,3 +65,75 @@ impl KeepAlivePing {
         }
     }
 }
+
+/// A PING sent only to make the client read: curl 7.88 (Debian 12), among
+/// others, notices that a stream it uploads on was answered and closed
+/// only when more bytes arrive after its upload ends, so a stream whose
+/// unread body was drained to its end is followed by one PING. At most
+/// one is in flight; its PONG is read and dropped.
+pub(crate) struct Nudge {
+    ping_pong: PingPong,
+    in_flight: bool,
+}
+
+impl Nudge {
+    pub fn new(ping_pong: PingPong) -> Self {
+        Self { ping_pong, in_flight: false }
+    }
+
+    /// Sends a PING unless one is in flight.
+    pub fn send(&mut self) {
+        if !self.in_flight && self.ping_pong.send_ping(Ping::opaque()).is_ok() {
+            self.in_flight = true;
+        }
+    }
+
+    /// Reads the PONG of the PING in flight, if it has come.
+    pub fn poll_pong(&mut self, cx: &mut Context<'_>) {
+        if self.in_flight && self.ping_pong.poll_pong(cx).is_ready() {
+            self.in_flight = false;
+        }
+    }
+}
+
+impl KeepAlivePing {
+    /// Sends a PING now (as [`Nudge::send`]) unless one is in flight; its
+    /// PONG counts as the keep-alive's.
+    pub fn nudge(&mut self) {
+        if !self.awaiting_pong && self.ping_pong.send_ping(Ping::opaque()).is_ok() {
+            self.awaiting_pong = true;
+            self.timer.as_mut().reset(Instant::now() + self.timeout);
+        }
+    }
+}
+
+/// The connection's PINGs: keep-alive ones when configured, else nudges
+/// only.
+pub(crate) enum Pings {
+    KeepAlive(KeepAlivePing),
+    Nudge(Nudge),
+    None,
+}
+
+impl Pings {
+    /// Ready when a keep-alive PING went unanswered past its timeout.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Pings::KeepAlive(ping) => ping.poll_expired(cx),
+            Pings::Nudge(nudge) => {
+                nudge.poll_pong(cx);
+                Poll::Pending
+            }
+            Pings::None => Poll::Pending,
+        }
+    }
+
+    /// Makes the client read: one PING unless one is in flight.
+    pub fn nudge(&mut self) {
+        match self {
+            Pings::KeepAlive(ping) => ping.nudge(),
+            Pings::Nudge(nudge) => nudge.send(),
+            Pings::None => {}
+        }
+    }
+}

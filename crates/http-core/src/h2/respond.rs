@@ -27,10 +27,8 @@ pub(crate) type Polled<D> = Option<Result<Frame<D>, BoxError>>;
 /// request body refused meanwhile (`413`, `408` for MinRequestBodyDataRate)
 /// still gets its own status instead of a stream reset mid-response.
 ///
-/// A request body left unread is not drained as on HTTP/1.1: once the last
-/// handle on the stream is gone, the h2 crate queues `RST_STREAM(NO_ERROR)`
-/// behind the response's last frame (RFC 9113 §8.1). Resetting here instead
-/// would discard the response frames still queued.
+/// A request body left unread is drained after the response, within
+/// bounds (`super::drain`), rather than reset at once.
 pub(super) async fn answer<B>(
     outcome: Result<Response<B>, BoxError>,
     mut respond: SendResponse<Bytes>,
