@@ -115,6 +115,11 @@ async fn read_v1<R: AsyncRead + Unpin>(io: &mut R, head: &[u8]) -> Result<Read, 
         io.read_exact(&mut byte).await.map_err(|e| format!("a truncated v1 header: {e}"))?;
         header.push(byte[0]);
     }
+    // v1 is ASCII; ppp slices the text by byte offsets, so a multi-byte
+    // character must never reach it.
+    if !header.is_ascii() {
+        return Err("a v1 header that is not ASCII".to_string());
+    }
     let text = std::str::from_utf8(&header).map_err(|_| "a v1 header that is not ASCII".to_string())?;
     let parsed = ppp::v1::Header::try_from(text).map_err(|e| format!("a malformed v1 header: {e}"))?;
     Ok(Read::Header(match parsed.addresses {
@@ -172,6 +177,9 @@ mod tests {
             (b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x02\x10", "over 536"),
             (b"\r\n\r\n\0\r\nQUIT\n\x99\x11\x00\x00", "malformed"),
             (b"\r\n\r\n\0\r\nQU", "closed inside"),
+            // Found by the fuzz target: ppp panicked on a character that
+            // spans its byte offsets.
+            ("PROXY V\u{580}YqV\r\n".as_bytes(), "not ASCII"),
         ] {
             let (read, _) = parse(bytes).await;
             let error = read.expect_err("refused");

@@ -5,6 +5,47 @@
 
 mod header;
 
+/// The PROXY header reader on arbitrary bytes, for the fuzz target
+/// (`fuzz/fuzz_targets/proxy_protocol.rs`): `data` is the connection's
+/// first bytes, read in pieces of at most `piece` bytes. It may refuse
+/// with a reason, never panic, and never reads past a header it accepts
+/// nor gives back more than it read.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz(data: &[u8], piece: usize) {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Hands out `data` at most `piece` bytes a read, always ready.
+    struct Pieces<'a>(&'a [u8], usize);
+    impl tokio::io::AsyncRead for Pieces<'_> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let n = self.0.len().min(self.1.max(1)).min(buf.remaining());
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Poll::Ready(Ok(()))
+        }
+    }
+    let mut io = Pieces(data, piece);
+    let result = {
+        let mut read = std::pin::pin!(header::read(&mut io));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(result) = read.as_mut().poll(&mut cx) else { panic!("reading from memory never waits") };
+        result
+    };
+    let consumed = data.len() - io.0.len();
+    match result {
+        Ok(header::Read::Absent(replay)) => assert!(replay[..] == data[..replay.len()] && replay.len() == consumed),
+        Ok(header::Read::Header(_)) => assert!(consumed <= header::V2_MAX.max(header::V1_MAX)),
+        Err(_) => {}
+    }
+}
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;

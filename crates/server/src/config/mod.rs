@@ -139,10 +139,15 @@ fn parse_file(path: &Path) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(file, "", format!("cannot be read: {e}"), "check the --config path"))?;
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    match extension.as_str() {
+    parse_text(file, &text, &extension)
+}
+
+/// Parses `text` in the format its file's `extension` names.
+fn parse_text(file: Option<&Path>, text: &str, extension: &str) -> Result<Value, ConfigError> {
+    match extension {
         #[cfg(feature = "toml")]
         "toml" => {
-            let value: toml::Value = toml::from_str(&text)
+            let value: toml::Value = toml::from_str(text)
                 .map_err(|e| ConfigError::new(file, "", format!("is not valid TOML: {e}"), "fix the syntax"))?;
             serde_json::to_value(value)
                 .map_err(|e| ConfigError::new(file, "", format!("cannot be read: {e}"), "fix the syntax"))
@@ -154,7 +159,7 @@ fn parse_file(path: &Path) -> Result<Value, ConfigError> {
             "is TOML, which this build does not read".to_string(),
             "use JSON, or build with the `toml` feature (kite's or kite-server's)",
         )),
-        "json" => serde_json::from_str(&text)
+        "json" => serde_json::from_str(text)
             .map_err(|e| ConfigError::new(file, "", format!("is not valid JSON: {e}"), "fix the syntax")),
         _ => Err(ConfigError::new(file, "", "has an unknown format", "name it .json or .toml")),
     }
@@ -213,3 +218,16 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The configuration reader on arbitrary text, for the fuzz target
+/// (`fuzz/fuzz_targets/config.rs`): `text` read as JSON, or as TOML with
+/// `toml`, then applied to a server builder. It may refuse with an error,
+/// never panic.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz(text: &str, toml: bool) {
+    let Ok(tree) = parse_text(None, text, if toml { "toml" } else { "json" }) else { return };
+    let mut config = Config { tree, file: None };
+    config.overlay_env([("KITE__Kestrel__Limits__MaxRequestBodySize", "1024")]);
+    let _ = crate::Server::builder().configuration(&config);
+}

@@ -58,6 +58,9 @@ pub use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message};
 /// (`next`, `send`), so a handler needs no `futures` dependency of its own.
 pub use futures_util::{SinkExt, StreamExt};
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use deflate::fuzzing as deflate_fuzzing;
 pub use deflate::DeflateOptions;
 pub use io::WebSocketIo;
 pub use rejection::WebSocketRejection;

@@ -11,6 +11,9 @@
 //! uncompressed messages pass through untouched.
 
 mod compress;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod inflate;
 #[cfg(test)]
 mod properties;
