@@ -57,7 +57,7 @@ const DOCS_EXAMPLE: &str = r#"{
       "KeepAliveTimeout": "00:02:10",
       "RequestHeadersTimeout": "30s",
       "MinRequestBodyDataRate": { "BytesPerSecond": 100, "GracePeriod": "00:00:10" },
-      "Http2": { "MaxStreamsPerConnection": 50, "InitialStreamWindowSize": 131072 }
+      "Http2": { "MaxStreamsPerConnection": 50, "InitialStreamWindowSize": 131072, "RequestDrainTimeout": "00:00:02", "MaxRequestDrainSize": 65536 }
     },
     "Endpoints": {
       "Http": { "Url": "http://127.0.0.1:0" },
@@ -95,6 +95,8 @@ async fn the_documentation_example_loads_and_binds_every_endpoint() {
     let rate = options.http.limits.min_request_body_data_rate.unwrap();
     assert_eq!((rate.bytes_per_second, rate.grace_period), (100, Duration::from_secs(10)));
     assert_eq!(options.http.http2.max_streams_per_connection, 50);
+    assert_eq!(options.http.http2.request_drain_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(options.http.http2.max_request_drain_size, 65536);
     let server = builder.bind().await.expect("every endpoint binds");
     let endpoints = server.endpoints();
     let names: Vec<_> = endpoints.iter().map(|e| e.name.clone().unwrap()).collect();

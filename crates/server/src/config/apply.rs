@@ -74,6 +74,8 @@ impl ServerBuilder {
         set(&mut target.initial_stream_window_size, http2.get("InitialStreamWindowSize").number()?);
         set(&mut target.keep_alive_ping_delay, duration(&http2.get("KeepAlivePingDelay"))?.map(Some));
         set(&mut target.keep_alive_ping_timeout, duration(&http2.get("KeepAlivePingTimeout"))?);
+        set(&mut target.request_drain_timeout, duration(&http2.get("RequestDrainTimeout"))?);
+        set(&mut target.max_request_drain_size, http2.get("MaxRequestDrainSize").number()?);
         // Out-of-range values are named with their key.
         if let Err(message) = self.options.http.limits.validate() {
             return Err(limits.error(message, "fix the value in the configuration"));
