@@ -25,7 +25,7 @@ impl Haproxy {
             .into_iter()
             .find(|b| std::process::Command::new(b).arg("-v").output().is_ok_and(|o| o.status.success()));
         let Some(binary) = binary else {
-            return Err("haproxy is required by this test but is not installed; .ci/run installs it".into());
+            return Err("haproxy is required by this test but is not installed; run scripts/test.sh (the README's test command), which installs it".into());
         };
         let dir = std::env::temp_dir().join(format!("kite-haproxy-{}-{front}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -5,7 +5,7 @@
 mod tools;
 
 #[allow(unused_imports)]
-pub use tools::{missing, require_tool};
+pub use tools::{missing, python, require_tool};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -530,17 +530,15 @@ pub async fn assert_closed(stream: &mut TcpStream) {
     }
 }
 
-/// A Python interpreter that can import `module`: `KITE_PYTHON` if set
-/// (`.ci/run` points it at a virtual environment), else `python3`. A
+/// A Python interpreter that can import `module` ([`tools::python`]). A
 /// missing one fails the test, as [`missing`] says.
 pub fn python_with(module: &str) -> Option<String> {
-    let python = std::env::var("KITE_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let python = tools::python();
     let found = std::process::Command::new(&python)
         .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|out| out.status.success());
-    let usable =
-        found || missing(&format!("{python} cannot import {module}; .ci/run makes a virtual environment with it"));
+    let usable = found || missing(&format!("{python} cannot import {module}; {}", tools::INSTALLS));
     usable.then_some(python)
 }
 

@@ -12,20 +12,18 @@ use tokio::io::AsyncBufReadExt;
 #[path = "../../../tests/common/tools.rs"]
 mod tools;
 
-/// `kosoku`: beside `KITE_PYTHON` (where `.ci/run` installs it), else on
-/// PATH. A missing one fails the test, as `tools::missing` says.
+/// `kosoku`: beside the tests' Python (`tools::python`, where the README's
+/// test command installs it), else on PATH. A missing one fails the test, as `tools::missing` says.
 fn kosoku() -> Option<PathBuf> {
-    let candidate = std::env::var_os("KITE_PYTHON")
-        .map(PathBuf::from)
-        .and_then(|python| python.parent().map(|bin| bin.join("kosoku")))
+    let candidate = PathBuf::from(tools::python())
+        .parent()
+        .map(|bin| bin.join("kosoku"))
+        .filter(|kosoku| kosoku.is_file())
         .unwrap_or_else(|| PathBuf::from("kosoku"));
     if std::process::Command::new(&candidate).arg("--help").output().is_ok_and(|o| o.status.success()) {
         return Some(candidate);
     }
-    tools::missing(&format!(
-        "{} is not installed; .ci/run installs kosoku in its virtual environment",
-        candidate.display()
-    ));
+    tools::missing(&format!("{} is not installed; {}", candidate.display(), tools::INSTALLS));
     None
 }
 

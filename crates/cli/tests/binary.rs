@@ -250,11 +250,9 @@ async fn kite_serves_https_with_the_given_certificate() {
 /// Runs `tests/clients/h3_client.py` (aioquic) with `args`; `None` when
 /// the interpreter lacks aioquic and missing tools may be skipped.
 async fn aioquic_client(args: &[&str]) -> Option<serde_json::Value> {
-    let python = std::env::var("KITE_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let python = tools::python();
     let usable = Command::new(&python).args(["-c", "import aioquic"]).output().is_ok_and(|o| o.status.success());
-    if !usable
-        && !tools::missing(&format!("{python} cannot import aioquic; .ci/run makes a virtual environment with it"))
-    {
+    if !usable && !tools::missing(&format!("{python} cannot import aioquic; {}", tools::INSTALLS)) {
         return None;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/h3_client.py");
@@ -359,7 +357,7 @@ async fn info_shows_the_ja4_of_curl_computed_apart() {
     if !tools::require_tool("curl") {
         return;
     }
-    let python = std::env::var("KITE_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let python = tools::python();
     // JA4 of curl's ClientHello, computed from FoxIO's specification by
     // tests/clients/ja4.py, which shares nothing with Kite.
     let hello: String = curl_client_hello().await.iter().map(|b| format!("{b:02x}")).collect();
