@@ -1,19 +1,33 @@
-//! Back-pressure: at its connection limit the transport stops accepting
-//! and lets the kernel's backlog hold new connections, until one closes
-//! (actix-server's `maxconn`).
+//! Back-pressure for transports: at its connection limit a transport
+//! stops accepting and lets the kernel's backlog hold new connections,
+//! until one closes (actix-server's `maxconn`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-/// Counts a transport's live connections against its limit.
-pub(crate) struct Admission {
+/// Counts a transport's live connections against its limit: a listener
+/// waits on [`poll_room`](Self::poll_room) before it accepts, and each
+/// accepted connection holds an [`Admitted`] until it closes.
+///
+/// ```
+/// use kite_transport_core::Admission;
+///
+/// let admission = Admission::new(Some(1));
+/// let first = admission.admit();
+/// assert_eq!(admission.live(), 1);
+/// drop(first);
+/// assert_eq!(admission.live(), 0);
+/// ```
+#[derive(Debug)]
+pub struct Admission {
     live: AtomicUsize,
     max: Option<usize>,
     waiting: Mutex<Vec<Waker>>,
 }
 
 impl Admission {
+    /// A counter with room for `max` connections; `None` is no limit.
     pub fn new(max: Option<usize>) -> Arc<Self> {
         Arc::new(Self { live: AtomicUsize::new(0), max, waiting: Mutex::new(Vec::new()) })
     }
@@ -53,8 +67,10 @@ impl Admission {
     }
 }
 
-/// One live connection; dropping it makes room.
-pub(crate) struct Admitted {
+/// One live connection; dropping it makes room and wakes a listener that
+/// waits for it.
+#[derive(Debug)]
+pub struct Admitted {
     admission: Arc<Admission>,
 }
 

@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod admission;
 mod connection;
 mod context;
 mod delegate;
@@ -35,11 +36,13 @@ mod endpoint;
 mod executor;
 mod features;
 mod lifetime;
+pub mod loop_executor;
 pub mod multiplexed;
 mod rewind;
 pub mod tls;
 mod transport;
 
+pub use admission::{Admission, Admitted};
 pub use connection::{Connection, ConnectionIo, PlainIo};
 pub use context::{ConnectionContext, ConnectionId};
 pub use endpoint::{Endpoint, InheritedFd};

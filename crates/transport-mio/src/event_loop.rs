@@ -10,7 +10,9 @@ use std::task::{Context, Waker};
 
 use mio::{Events, Poll, Registry, Token};
 
-use crate::executor::{Task, TASKS_PER_TURN};
+use kite_transport_core::loop_executor::{LoopTask, TaskLoop, TASKS_PER_TURN};
+
+type Task = LoopTask<LoopHandle>;
 
 /// The token of the loop's own waker: new tasks from other threads, or stop.
 const NOTIFY: Token = Token(usize::MAX);
@@ -164,18 +166,6 @@ impl LoopHandle {
         self.shared.dead.load(Ordering::Acquire)
     }
 
-    /// Queues `task` to run on this loop, waking the loop if the caller is
-    /// another thread.
-    pub(crate) fn enqueue(&self, task: Arc<Task>) {
-        lock(&self.shared.queue).push_back(task);
-        let here = CURRENT_LOOP.with(|current| current.get()) == Arc::as_ptr(&self.shared) as usize;
-        if !here {
-            if let Err(e) = self.shared.notify.wake() {
-                tracing::warn!(event_loop = self.shared.index, error = %e, "could not wake a mio event loop");
-            }
-        }
-    }
-
     /// Adds `state` to the loop's table; returns its token.
     pub fn insert(&self, state: Arc<IoState>) -> usize {
         let mut sources = lock(&self.shared.sources);
@@ -199,6 +189,24 @@ impl LoopHandle {
                 sources.free.push(token);
             }
         }
+    }
+}
+
+impl TaskLoop for LoopHandle {
+    /// Queues `task` to run on this loop, waking the loop if the caller is
+    /// another thread.
+    fn enqueue(&self, task: Arc<Task>) {
+        lock(&self.shared.queue).push_back(task);
+        let here = CURRENT_LOOP.with(|current| current.get()) == Arc::as_ptr(&self.shared) as usize;
+        if !here {
+            if let Err(e) = self.shared.notify.wake() {
+                tracing::warn!(event_loop = self.shared.index, error = %e, "could not wake a mio event loop");
+            }
+        }
+    }
+
+    fn task_panicked(&self, message: &str) {
+        tracing::error!(event_loop = self.shared.index, panic = %message, "a connection task panicked");
     }
 }
 

@@ -42,9 +42,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod admission;
 mod event_loop;
-mod executor;
 mod listener;
 mod registration;
 mod stream;
@@ -55,11 +53,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kite_socket::SocketOptions;
-use kite_transport_core::{ConnectionExecutor, Endpoint, Listener, Transport};
+use kite_transport_core::loop_executor::LoopSpawner;
+use kite_transport_core::{Admission, ConnectionExecutor, Endpoint, Listener, Transport};
 
-use admission::Admission;
 use event_loop::LoopHandle;
-use executor::LoopSpawner;
 pub use listener::MioListener;
 pub use stream::MioStream;
 
@@ -166,10 +163,8 @@ impl MioTransport {
         let loops = (0..options.threads)
             .map(|index| LoopHandle::start(transport, index, runtime.clone()))
             .collect::<io::Result<Vec<_>>>()?;
-        let executors = loops
-            .iter()
-            .map(|event_loop| ConnectionExecutor::new(LoopSpawner { event_loop: event_loop.clone() }))
-            .collect();
+        let executors =
+            loops.iter().map(|event_loop| ConnectionExecutor::new(LoopSpawner::new(event_loop.clone()))).collect();
         Ok(Self {
             loops: Arc::new(EventLoops {
                 admission: Admission::new(options.max_connections),

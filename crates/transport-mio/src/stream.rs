@@ -5,11 +5,10 @@ use std::net::Shutdown;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use kite_transport_core::ConnectionIo;
+use kite_transport_core::{Admitted, ConnectionIo};
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::admission::Admitted;
 use crate::registration::{Registered, Way};
 
 /// A TCP or Unix stream served by a mio event loop. It implements the same
