@@ -232,6 +232,33 @@ pub fn remove_socket_file(path: &Path) -> io::Result<()> {
     }
 }
 
+/// The socket file of a Unix listener that created it: removed when this
+/// is dropped (after the listener it sits beside, if it is declared after
+/// it), with a warning if that fails. One home for the cleanup every
+/// transport on OS sockets needs.
+#[derive(Debug)]
+pub struct SocketFile(std::path::PathBuf);
+
+impl SocketFile {
+    /// Takes charge of removing `path`.
+    pub fn new(path: std::path::PathBuf) -> Self {
+        Self(path)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Err(e) = remove_socket_file(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "failed to remove unix socket file");
+        }
+    }
+}
+
 /// A listening socket adopted from an inherited file descriptor.
 #[derive(Debug)]
 pub enum InheritedListener {

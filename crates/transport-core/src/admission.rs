@@ -61,6 +61,14 @@ impl Admission {
         Admitted { admission: Arc::clone(self) }
     }
 
+    /// Whether another connection fits under the limit now.
+    pub fn has_room(&self) -> bool {
+        match self.max {
+            Some(max) => self.live.load(Ordering::Acquire) < max,
+            None => true,
+        }
+    }
+
     /// How many connections are live.
     pub fn live(&self) -> usize {
         self.live.load(Ordering::Acquire)

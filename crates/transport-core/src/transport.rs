@@ -51,6 +51,22 @@ pub trait Listener: Send + 'static {
     /// decides whether to back off.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>>;
 
+    /// Stops accepting, and returns the connections the transport accepted
+    /// already and has not handed out: what a server should still serve
+    /// when it stops (graceful shutdown, or a successor taking its
+    /// sockets), since no other listener will see them.
+    ///
+    /// Once this is ready, the listener accepts nothing more; drop it to
+    /// close its socket. Default: ready at once with nothing, for a
+    /// listener whose unaccepted connections wait in the kernel's backlog
+    /// (tokio's and mio's sockets). A completion-based transport that
+    /// accepts ahead of its caller (io_uring's multishot accept) returns
+    /// what it holds.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Vec<Connection>> {
+        let _ = cx;
+        Poll::Ready(Vec::new())
+    }
+
     /// The listening socket, for handing it to another process (a
     /// zero-downtime upgrade) that adopts it as an
     /// [`Endpoint::Inherited`]. Default: `None` (a listener with no OS

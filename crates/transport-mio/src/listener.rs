@@ -1,7 +1,6 @@
 //! Listeners of the mio transport.
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -20,16 +19,18 @@ pub struct MioListener {
     local: Endpoint,
     loops: Arc<EventLoops>,
     options: SocketOptions,
+    /// The Unix socket file this listener created, removed after it closes.
+    _file: Option<socket::SocketFile>,
 }
 
 enum Kind {
     Tcp(Registered<mio::net::TcpListener>),
-    /// The path is removed on drop when the listener created it.
-    Unix(Registered<mio::net::UnixListener>, Option<PathBuf>),
+    Unix(Registered<mio::net::UnixListener>),
 }
 
 impl MioListener {
     pub(crate) fn bind(endpoint: &Endpoint, loops: Arc<EventLoops>, options: &SocketOptions) -> io::Result<Self> {
+        let mut file = None;
         let (kind, local) = match endpoint {
             Endpoint::Tcp(addr) => {
                 let listener = mio::net::TcpListener::from_std(socket::bind_tcp(*addr, options)?);
@@ -42,7 +43,8 @@ impl MioListener {
                     tracing::info!(path = %path.display(), "replaced a stale unix socket file");
                 }
                 let listener = mio::net::UnixListener::from_std(std_listener);
-                (Kind::Unix(Registered::new(listener, loops.next().0)?, Some(path.clone())), endpoint.clone())
+                file = Some(socket::SocketFile::new(path.clone()));
+                (Kind::Unix(Registered::new(listener, loops.next().0)?), endpoint.clone())
             }
             Endpoint::Inherited(fd) => match socket::adopt_listener(fd.take()?)? {
                 socket::InheritedListener::Tcp(std_listener) => {
@@ -53,7 +55,7 @@ impl MioListener {
                 socket::InheritedListener::Unix(std_listener, path) => {
                     let local = path.map_or(Endpoint::Unnamed, Endpoint::Unix);
                     let listener = mio::net::UnixListener::from_std(std_listener);
-                    (Kind::Unix(Registered::new(listener, loops.next().0)?, None), local)
+                    (Kind::Unix(Registered::new(listener, loops.next().0)?), local)
                 }
             },
             other => {
@@ -63,7 +65,7 @@ impl MioListener {
                 ));
             }
         };
-        Ok(Self { kind, local, loops, options: options.clone() })
+        Ok(Self { kind, local, loops, options: options.clone(), _file: file })
     }
 }
 
@@ -76,7 +78,7 @@ impl Listener for MioListener {
         use std::os::fd::AsFd;
         Some(match &self.kind {
             Kind::Tcp(listener) => listener.io().as_fd(),
-            Kind::Unix(listener, _) => listener.io().as_fd(),
+            Kind::Unix(listener) => listener.io().as_fd(),
         })
     }
 
@@ -97,7 +99,7 @@ impl Listener for MioListener {
                     executor.clone(),
                 )
             }
-            Kind::Unix(listener, _) => {
+            Kind::Unix(listener) => {
                 let (stream, remote) = ready!(listener.poll_io(cx, Way::Read, |l| l.accept()))?;
                 let remote = match remote.as_pathname() {
                     Some(path) => Endpoint::Unix(path.to_path_buf()),
@@ -112,16 +114,6 @@ impl Listener for MioListener {
         // The connection's task belongs on the loop that serves its socket.
         context.features_mut().insert(executor);
         Poll::Ready(Ok(Connection::new(Box::new(io), context)))
-    }
-}
-
-impl Drop for MioListener {
-    fn drop(&mut self) {
-        if let Kind::Unix(_, Some(path)) = &self.kind {
-            if let Err(e) = socket::remove_socket_file(path) {
-                tracing::warn!(path = %path.display(), error = %e, "failed to remove unix socket file");
-            }
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::task::{Context, Poll};
 
 use kite_socket::{self as socket, SocketOptions, UnixPathState};
@@ -19,13 +19,14 @@ pub struct SocketListener {
     kind: Kind,
     local: Endpoint,
     options: SocketOptions,
+    /// The Unix socket file this listener created, removed after it closes.
+    _file: Option<socket::SocketFile>,
 }
 
 #[derive(Debug)]
 enum Kind {
     Tcp(TcpListener),
-    /// The path is removed on drop when the listener created it.
-    Unix(UnixListener, Option<PathBuf>),
+    Unix(UnixListener),
 }
 
 impl SocketListener {
@@ -39,7 +40,7 @@ impl SocketListener {
     pub fn bind_tcp(addr: SocketAddr, options: &SocketOptions) -> io::Result<Self> {
         let listener = TcpListener::from_std(socket::bind_tcp(addr, options)?)?;
         let local = Endpoint::Tcp(listener.local_addr()?);
-        Ok(Self { kind: Kind::Tcp(listener), local, options: options.clone() })
+        Ok(Self { kind: Kind::Tcp(listener), local, options: options.clone(), _file: None })
     }
 
     /// Binds a Unix domain socket at `path`. A stale socket file (one that
@@ -58,7 +59,8 @@ impl SocketListener {
         }
         let listener = UnixListener::from_std(std_listener)?;
         Ok(Self {
-            kind: Kind::Unix(listener, Some(path.to_path_buf())),
+            kind: Kind::Unix(listener),
+            _file: Some(socket::SocketFile::new(path.to_path_buf())),
             local: Endpoint::Unix(path.to_path_buf()),
             options: options.clone(),
         })
@@ -79,12 +81,12 @@ impl SocketListener {
             socket::InheritedListener::Tcp(std_listener) => {
                 let listener = TcpListener::from_std(std_listener)?;
                 let local = Endpoint::Tcp(listener.local_addr()?);
-                Ok(Self { kind: Kind::Tcp(listener), local, options: options.clone() })
+                Ok(Self { kind: Kind::Tcp(listener), local, options: options.clone(), _file: None })
             }
             socket::InheritedListener::Unix(std_listener, path) => {
                 let local = path.clone().map_or(Endpoint::Unnamed, Endpoint::Unix);
                 let listener = UnixListener::from_std(std_listener)?;
-                Ok(Self { kind: Kind::Unix(listener, None), local, options: options.clone() })
+                Ok(Self { kind: Kind::Unix(listener), local, options: options.clone(), _file: None })
             }
         }
     }
@@ -99,7 +101,7 @@ impl Listener for SocketListener {
         use std::os::fd::AsFd;
         Some(match &self.kind {
             Kind::Tcp(listener) => listener.as_fd(),
-            Kind::Unix(listener, _) => listener.as_fd(),
+            Kind::Unix(listener) => listener.as_fd(),
         })
     }
 
@@ -112,7 +114,7 @@ impl Listener for SocketListener {
                 }
                 (SocketStream::Tcp(stream), Endpoint::Tcp(remote))
             }
-            Kind::Unix(listener, _) => {
+            Kind::Unix(listener) => {
                 let (stream, remote) = std::task::ready!(listener.poll_accept(cx))?;
                 let remote = match remote.as_pathname() {
                     Some(path) => Endpoint::Unix(path.to_path_buf()),
@@ -123,15 +125,5 @@ impl Listener for SocketListener {
         };
         let context = ConnectionContext::new(ConnectionId::next(), self.local.clone(), remote, TRANSPORT_NAME);
         Poll::Ready(Ok(Connection::new(Box::new(io), context)))
-    }
-}
-
-impl Drop for SocketListener {
-    fn drop(&mut self) {
-        if let Kind::Unix(_, Some(path)) = &self.kind {
-            if let Err(e) = socket::remove_socket_file(path) {
-                tracing::warn!(path = %path.display(), error = %e, "failed to remove unix socket file");
-            }
-        }
     }
 }

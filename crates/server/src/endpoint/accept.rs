@@ -25,10 +25,26 @@ pub(super) async fn accept_loop(
     let mut backoff = Duration::from_millis(5);
     // The endpoint's metric tags, made once.
     let endpoint_labels = Arc::new(crate::metrics::endpoint_labels(listener.local_endpoint()));
+    let serve = |connection: kite_transport_core::Connection| {
+        let Some(admitted) = admit(connection.context(), &endpoint_labels, &limit) else {
+            drop(connection);
+            return;
+        };
+        // A transport with threads of its own (mio, io_uring) runs the task there.
+        let executor = connection.context().features().get::<ConnectionExecutor>().cloned();
+        admitted.run(&tracker, executor, pipeline.handle(connection));
+    };
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.wait() => return,
+            _ = shutdown.wait() => {
+                // Connections the transport accepted ahead are served, not
+                // dropped: no other listener will ever see them.
+                for connection in std::future::poll_fn(|cx| listener.poll_close(cx)).await {
+                    serve(connection);
+                }
+                return;
+            }
             accepted = listener.accept() => accepted,
         };
         let connection = match accepted {
@@ -51,13 +67,7 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
-        let Some(admitted) = admit(connection.context(), &endpoint_labels, &limit) else {
-            drop(connection);
-            continue;
-        };
-        // A transport with threads of its own (mio) runs the task there.
-        let executor = connection.context().features().get::<ConnectionExecutor>().cloned();
-        admitted.run(&tracker, executor, pipeline.handle(connection));
+        serve(connection);
     }
 }
 
