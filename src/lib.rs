@@ -91,6 +91,13 @@ pub mod mio {
     pub use kite_transport_mio::*;
 }
 
+/// The completion-based transport on io_uring: loop threads with a ring
+/// each, multishot accept and receive into provided buffers.
+#[cfg(feature = "uring")]
+pub mod uring {
+    pub use kite_transport_uring::*;
+}
+
 /// The QUIC transport for HTTP/3, on quinn.
 #[cfg(feature = "http3")]
 pub mod quic {

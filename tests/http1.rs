@@ -431,16 +431,19 @@ async fn server_header_can_be_turned_off() {
 }
 
 #[tokio::test]
-async fn mio_runs_the_application_on_its_event_loop() {
-    if !transports().contains(&"mio") {
-        eprintln!("skipped: the mio feature is off");
-        return;
+async fn loop_transports_run_the_application_on_their_loops() {
+    for (transport, thread_prefix) in [("mio", "kite-mio-"), ("uring", "kite-uring-")] {
+        if !transports().contains(&transport) {
+            eprintln!("skipped: the {transport} feature is off");
+            continue;
+        }
+        let server = start(transport, ServerOptions::default()).await;
+        let (response, _) =
+            roundtrip(server.addr, b"GET /thread HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+        let thread = String::from_utf8(response.body).unwrap();
+        assert!(thread.starts_with(thread_prefix), "{transport}: the connection ran on {thread}, not on a loop");
+        server.stop().await;
     }
-    let server = start("mio", ServerOptions::default()).await;
-    let (response, _) = roundtrip(server.addr, b"GET /thread HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
-    let thread = String::from_utf8(response.body).unwrap();
-    assert!(thread.starts_with("kite-mio-"), "the connection ran on {thread}, not on an event loop");
-    server.stop().await;
 }
 
 #[tokio::test]

@@ -30,11 +30,19 @@ pub type TestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 /// instead of hanging it.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// The transports the end-to-end tests run on: every one compiled in.
+/// The transports the end-to-end tests run on: every one compiled in
+/// (or those `KITE_TEST_TRANSPORTS` names, comma-separated).
 pub fn transports() -> Vec<&'static str> {
     let mut all = vec!["sockets"];
     if cfg!(feature = "mio") {
         all.push("mio");
+    }
+    if cfg!(feature = "uring") {
+        all.push("uring");
+    }
+    // KITE_TEST_TRANSPORTS=uring,mio narrows a run to some of them.
+    if let Ok(only) = std::env::var("KITE_TEST_TRANSPORTS") {
+        all.retain(|t| only.split(',').any(|o| o.trim() == *t));
     }
     all
 }
@@ -46,6 +54,11 @@ pub fn builder_on(transport: &str) -> kite::ServerBuilder {
         #[cfg(feature = "mio")]
         "mio" => Server::builder().transport(
             kite::mio::MioTransport::new(kite::mio::MioOptions::default().threads(2)).expect("mio transport"),
+        ),
+        #[cfg(feature = "uring")]
+        "uring" => Server::builder().transport(
+            kite::uring::UringTransport::new(kite::uring::UringOptions::default().threads(2))
+                .expect("the io_uring transport: this machine must offer io_uring (Linux 6.0 or later)"),
         ),
         other => panic!("unknown transport {other}"),
     }
@@ -105,6 +118,10 @@ pub async fn start_with(
     mut options: ServerOptions,
     configure: impl FnOnce(kite::ServerBuilder) -> kite::ServerBuilder,
 ) -> TestServer {
+    // KITE_TEST_LOG=debug (a tracing filter) shows the server's events.
+    if let Ok(filter) = std::env::var("KITE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
     options.handle_signals = false;
     // Short timeouts in these tests need a finer beat than Kestrel's 1 s.
     options.http = options.http.heartbeat_interval(Duration::from_millis(20));

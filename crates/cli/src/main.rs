@@ -1,7 +1,7 @@
 //! `kite`: runs the Kite server with its demo application.
 //!
 //! ```text
-//! kite [--urls "http://localhost:5000;https://localhost:5001"] [--transport sockets|mio]
+//! kite [--urls "http://localhost:5000;https://localhost:5001"] [--transport sockets|mio|uring]
 //!      [--certificate CERT.pem --certificate-key KEY.pem] [--log info]
 //!      [--metrics-addr http://127.0.0.1:9090] [--config kite.json]
 //! kite dev-certs [--clean]
@@ -48,8 +48,9 @@ struct Cli {
     #[arg(long, env = "KITE_URLS")]
     urls: Option<String>,
 
-    /// The transport: `sockets` (tokio sockets) or `mio` (event loops of
-    /// Kite's own).
+    /// The transport: `sockets` (tokio sockets), `mio` (event loops of
+    /// Kite's own) or `uring` (io_uring loops of Kite's own; Linux 6.0 or
+    /// later).
     #[arg(long, env = "KITE_TRANSPORT", default_value = "sockets")]
     transport: String,
 
@@ -387,6 +388,14 @@ fn transport(builder: ServerBuilder, name: &str) -> Result<ServerBuilder, String
         }
         #[cfg(not(feature = "mio"))]
         "mio" => Err("this kite was built without the mio feature".into()),
-        other => Err(format!("unknown transport '{other}': use sockets or mio")),
+        #[cfg(feature = "uring")]
+        "uring" => {
+            let transport = kite_transport_uring::UringTransport::new(kite_transport_uring::UringOptions::default())
+                .map_err(|e| format!("cannot start the io_uring transport: {e}; use --transport sockets"))?;
+            Ok(builder.transport(transport))
+        }
+        #[cfg(not(feature = "uring"))]
+        "uring" => Err("this kite was built without the uring feature; use --transport sockets".into()),
+        other => Err(format!("unknown transport '{other}': use sockets, mio or uring")),
     }
 }

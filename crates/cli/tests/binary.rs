@@ -56,7 +56,7 @@ async fn get(addr: &str, request: &str) -> (String, Vec<u8>) {
 
 #[tokio::test]
 async fn kite_serves_the_demo_and_stops_on_sigterm() {
-    for transport in ["sockets", "mio"] {
+    for transport in ["sockets", "mio", "uring"] {
         serves_the_demo_on(transport).await;
     }
 }
@@ -127,7 +127,7 @@ fn kite_refuses_an_unknown_transport() {
 /// than spinning, and serves again once descriptors free up.
 #[tokio::test]
 async fn kite_backs_off_when_out_of_file_descriptors_and_recovers() {
-    for transport in ["sockets", "mio"] {
+    for transport in ["sockets", "mio", "uring"] {
         backs_off_on(transport).await;
     }
 }
@@ -678,7 +678,7 @@ async fn get_or_closed(addr: &str) -> (String, Vec<u8>) {
 async fn kite_serves_a_socket_passed_by_systemd_socket_activation() {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    for transport in ["sockets", "mio"] {
+    for transport in ["sockets", "mio", "uring"] {
         // The parent binds, as systemd does, and passes the socket as fd 3.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -714,7 +714,7 @@ async fn the_demo_echo_keeps_the_body_rules() {
     if !tools::require_tool("curl") {
         return;
     }
-    for transport in ["sockets", "mio"] {
+    for transport in ["sockets", "mio", "uring"] {
         echo_keeps_the_body_rules_on(transport).await;
     }
 }
