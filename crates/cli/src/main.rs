@@ -286,7 +286,6 @@ fn prepare(cli: &Cli, config: &Config, activated: Vec<std::os::fd::OwnedFd>) -> 
         // First in every chain: a plain connection passes it untouched.
         builder = builder.connection_middleware(kite_server::client_hello::ClientHelloListener::ja4());
     }
-    // A worker shares its ports with the others.
     builder = builder.reuse_port(cli.workers > 1 || workers::is_worker());
     if let Some(path) = &cli.health_path {
         builder = builder.health_check(path.as_str());
@@ -298,7 +297,9 @@ fn prepare(cli: &Cli, config: &Config, activated: Vec<std::os::fd::OwnedFd>) -> 
 
 /// Applies the command line to a builder: transport, URLs and certificates.
 fn configure(builder: ServerBuilder, cli: &Cli, configured: bool) -> Result<ServerBuilder, String> {
-    let mut builder = transport(builder, &cli.transport)?;
+    // A worker shares its ports with the others.
+    let reuse_port = cli.workers > 1 || workers::is_worker();
+    let mut builder = transport(builder, &cli.transport, reuse_port)?;
     if let Some(protocols) = &cli.protocols {
         let mut options = builder.get_options().clone();
         options.http.protocols = protocols.parse().map_err(|e| format!("--protocols: {e}"))?;
@@ -376,13 +377,16 @@ fn dev_certs(clean: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Chooses the transport named on the command line.
-fn transport(builder: ServerBuilder, name: &str) -> Result<ServerBuilder, String> {
+/// Chooses the transport named on the command line; `reuse_port` when
+/// several processes share the ports.
+fn transport(builder: ServerBuilder, name: &str, reuse_port: bool) -> Result<ServerBuilder, String> {
+    let _socket = kite_socket::SocketOptions::default().reuse_port(reuse_port);
     match name {
         "sockets" => Ok(builder),
         #[cfg(feature = "mio")]
         "mio" => {
-            let transport = kite_transport_mio::MioTransport::new(kite_transport_mio::MioOptions::default())
+            let options = kite_transport_mio::MioOptions::default().socket(_socket);
+            let transport = kite_transport_mio::MioTransport::new(options)
                 .map_err(|e| format!("cannot start the mio transport: {e}"))?;
             Ok(builder.transport(transport))
         }
@@ -390,7 +394,8 @@ fn transport(builder: ServerBuilder, name: &str) -> Result<ServerBuilder, String
         "mio" => Err("this kite was built without the mio feature".into()),
         #[cfg(feature = "uring")]
         "uring" => {
-            let transport = kite_transport_uring::UringTransport::new(kite_transport_uring::UringOptions::default())
+            let options = kite_transport_uring::UringOptions::default().socket(_socket);
+            let transport = kite_transport_uring::UringTransport::new(options)
                 .map_err(|e| format!("cannot start the io_uring transport: {e}; use --transport sockets"))?;
             Ok(builder.transport(transport))
         }

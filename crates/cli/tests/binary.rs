@@ -795,3 +795,70 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
     assert!(logs.contains("connection started"), "the debug log was written: {logs}");
     assert!(!logs.contains('\u{1b}'), "no ANSI escapes in a pipe: {logs:?}");
 }
+
+/// Installs, in a child about to exec, a seccomp filter that refuses
+/// `io_uring_setup` with EPERM, as Docker's default profile does.
+fn refuse_io_uring() -> std::io::Result<()> {
+    let filter = [
+        // A = the system call number (seccomp_data.nr, at offset 0).
+        libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: 0 },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+    ];
+    let program = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: prctl with these arguments reads only `program`, which lives
+    // across the calls; no memory is written.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program as *const libc::sock_fprog) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Where io_uring is refused (here by a seccomp filter), `--transport
+/// uring` fails with one line that says so and names the way out, and a
+/// non-zero exit; it never falls back silently, never panics.
+#[test]
+fn kite_on_uring_where_io_uring_is_refused_says_so_in_one_line() {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kite"));
+    command.args(["--urls", "http://127.0.0.1:0", "--transport", "uring"]);
+    // SAFETY: only prctl, async-signal-safe, runs in the child.
+    unsafe { command.pre_exec(refuse_io_uring) };
+    let out = command.output().expect("kite runs");
+    assert!(!out.status.success(), "kite must fail without io_uring");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("io_uring") && stderr.contains("seccomp"), "says why: {stderr}");
+    assert!(stderr.contains("--transport sockets"), "names the way out: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    eprintln!("refused, as it should be: {}", stderr.trim_end());
+    assert!(out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("Now listening"));
+
+    // The same machine still serves with the sockets transport under the
+    // same filter: nothing else needs io_uring.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kite"));
+    command.args(["--urls", "http://127.0.0.1:0", "--transport", "sockets", "--log", "warn"]).stdout(Stdio::piped());
+    // SAFETY: as above.
+    unsafe { command.pre_exec(refuse_io_uring) };
+    let mut child = command.spawn().expect("kite starts");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.starts_with("Now listening on: "), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -196,9 +196,18 @@ fn assert_all_answered(tally: &Tally) {
     assert!(answered > 100, "the load ran: {answered} requests");
 }
 
+/// The transports the binary offers.
+const TRANSPORTS: [&str; 3] = ["sockets", "mio", "uring"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_share_the_port_and_a_stopped_worker_is_replaced_without_a_lost_request() {
-    let mut supervisor = kite(&["--urls", "http://127.0.0.1:0", "--workers", "2"]);
+    for transport in TRANSPORTS {
+        workers_on(transport).await;
+    }
+}
+
+async fn workers_on(transport: &str) {
+    let mut supervisor = kite(&["--urls", "http://127.0.0.1:0", "--workers", "2", "--transport", transport]);
     let port = port_of(&mut supervisor).await;
     let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
     let load = tokio::spawn(load(port, 4, Arc::clone(&stop), Arc::clone(&tally)));
@@ -225,7 +234,13 @@ async fn workers_share_the_port_and_a_stopped_worker_is_replaced_without_a_lost_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_under_load_loses_no_request_and_the_old_process_drains_and_exits() {
-    let mut old = kite(&["--urls", "http://127.0.0.1:0"]);
+    for transport in TRANSPORTS {
+        upgrade_on(transport).await;
+    }
+}
+
+async fn upgrade_on(transport: &str) {
+    let mut old = kite(&["--urls", "http://127.0.0.1:0", "--transport", transport]);
     let old_pid = old.id().unwrap();
     let port = port_of(&mut old).await;
     let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
