@@ -47,7 +47,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
-SERVERS=${SERVERS:-kite kite-mio hyper actix nginx canned}
+SERVERS=${SERVERS:-kite kite-mio kite-uring hyper actix nginx canned}
 WORKLOADS=${WORKLOADS:-keepalive keepalive256 pipelined h2c https handshake post post-h2c h2tls h3 h3-handshake}
 BODY_BYTES=${BODY_BYTES:-4096}
 
@@ -93,6 +93,7 @@ start() {
   case $1 in
     kite) taskset -c "$SERVER_CPU" "$KITE" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     kite-mio) taskset -c "$SERVER_CPU" "$KITE" --transport mio --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
+    kite-uring) taskset -c "$SERVER_CPU" "$KITE" --transport uring --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     hyper) taskset -c "$SERVER_CPU" "$HYPER" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
     actix) taskset -c "$SERVER_CPU" "$ACTIX" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
     canned) taskset -c "$SERVER_CPU" "$CANNED" 127.0.0.1:0 >"$log" 2>&1 & ;;
@@ -252,10 +253,10 @@ for workload in $WORKLOADS; do
   done
 done
 
-printf '%-12s %-9s %12s %12s\n' workload server req/s cpu_us/req
+printf '%-12s %-10s %12s %12s\n' workload server req/s cpu_us/req
 for workload in $WORKLOADS; do
   for server in $(servers_for "$workload"); do
-    printf '%-12s %-9s %12s %12s\n' "$workload" "$server" \
+    printf '%-12s %-10s %12s %12s\n' "$workload" "$server" \
       "$(cut -d' ' -f1 "$OUT/$workload.$server" | median)" "$(cut -d' ' -f2 "$OUT/$workload.$server" | median)"
   done
 done
@@ -263,7 +264,8 @@ echo
 printf '%-12s %-22s %8s\n' workload ratio value
 for workload in $WORKLOADS; do
   for pair in "kite hyper" "kite actix" "kite nginx" "kite canned" "hyper canned" "actix canned" "nginx canned" \
-    "kite-mio hyper" "kite-mio kite" "kite-b kite" "kite-b hyper"; do
+    "kite-mio hyper" "kite-mio kite" "kite-uring hyper" "kite-uring actix" "kite-uring nginx" "kite-uring canned" \
+    "kite-uring kite" "kite-b kite" "kite-b hyper"; do
     set -- $pair
     # Only servers measured in this workload; result files of earlier runs stay.
     ran=" $(servers_for "$workload" | tr '\n' ' ') "
