@@ -8,6 +8,7 @@
 #   bench/idle.sh                    # 10,000 connections
 #   COUNT=2000 SERVERS="kite hyper" bench/idle.sh
 #   KITE=path/to/kite SERVERS=kite bench/idle.sh   # another Kite build
+#   SERVERS="kite kite-mio kite-uring" bench/idle.sh  # Kite's three transports
 #
 # Needs nginx (Debian: apt-get install nginx).
 set -euo pipefail
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 COUNT=${COUNT:-10000}
 OUT=${OUT:-bench/results}
-SERVERS=${SERVERS:-kite hyper actix nginx}
+SERVERS=${SERVERS:-kite kite-mio kite-uring hyper actix nginx}
 SCHEMES=${SCHEMES:-http https}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed; COUNT + 1024 are needed
@@ -48,9 +49,11 @@ rss() {
 start() {
   local name=$1 scheme=$2 log="$OUT/idle-$1-$2.log" tls=()
   case $name in
-    kite)
+    kite | kite-mio | kite-uring)
+      local transport=sockets
+      [ "$name" != kite ] && transport=${name#kite-}
       [ "$scheme" = https ] && tls=(--certificate "$CERT" --certificate-key "$KEY")
-      "$KITE" --urls "$scheme://127.0.0.1:0" --log warn "${tls[@]}" >"$log" 2>&1 &
+      "$KITE" --transport "$transport" --urls "$scheme://127.0.0.1:0" --log warn "${tls[@]}" >"$log" 2>&1 &
       server_pid=$! ;;
     hyper)
       [ "$scheme" = https ] && tls=("$CERT" "$KEY")

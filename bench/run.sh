@@ -9,7 +9,8 @@
 # rows.
 #
 # Workloads: keepalive (HTTP/1.1, 50 connections), keepalive256 (the same
-# with 256 connections), pipelined (x16), h2c
+# with 256 connections), pipelined (x16; pipelined256 with 256
+# connections), h2c
 # (h2load: 16 connections x 32 streams, prior knowledge),
 # https (HTTP/1.1 over TLS 1.3, 50 kept-alive connections), handshake (a
 # new connection and a full TLS handshake per request, from the bench's own
@@ -36,8 +37,14 @@
 #   KITE_B=path/to/kite SERVERS="kite kite-b" ...   # a second Kite binary (an older build, ring, glibc malloc), e.g.
 #     cargo build --release -p kite-cli --no-default-features --features ring,mio --target-dir target/ring
 #
+# In the first round it also counts each server's system calls per request
+# on SYSCALL_WORKLOADS (keepalive, keepalive256, pipelined, https, post by
+# default): a separate 2-second load under `perf stat -e
+# raw_syscalls:sys_enter`, so the counting does not touch the CPU figures.
+#
 # Needs wrk, h2load, nginx and taskset (Debian: apt-get install wrk
-# nghttp2-client nginx util-linux).
+# nghttp2-client nginx util-linux), and perf for the system calls
+# (linux-perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,8 +55,15 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
 SERVERS=${SERVERS:-kite kite-mio kite-uring hyper actix nginx canned}
-WORKLOADS=${WORKLOADS:-keepalive keepalive256 pipelined h2c https handshake post post-h2c h2tls h3 h3-handshake}
+WORKLOADS=${WORKLOADS:-keepalive keepalive256 pipelined pipelined256 h2c https handshake post post-h2c h2tls h3 h3-handshake}
 BODY_BYTES=${BODY_BYTES:-4096}
+# The workloads whose system calls per request are counted (in round 1,
+# in a separate 2-second load under perf).
+SYSCALL_WORKLOADS=${SYSCALL_WORKLOADS:-keepalive keepalive256 pipelined pipelined256 https post}
+PERF=
+if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then PERF=perf; else
+  echo "bench: perf cannot count raw_syscalls:sys_enter here; the syscalls column stays empty (apt-get install linux-perf)" >&2
+fi
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 for tool in wrk h2load taskset; do
@@ -158,64 +172,84 @@ cpu_ticks() {
   echo "$total"
 }
 
-# measure NAME WORKLOAD: prints "requests_per_second cpu_us_per_request".
+# load WORKLOAD SECONDS: runs the workload's load generator against the
+# server on $port for SECONDS; prints its output, then a last line with
+# the requests it completed and whether it saw errors.
+load() {
+  local workload=$1 seconds=$2 scheme=http out requests errors=0
+  case $workload in https | handshake | h2tls | h3 | h3-handshake) scheme=https ;; esac
+  local url="$scheme://127.0.0.1:$port/plaintext" h2data=()
+  case $workload in post | post-h2c) url="$scheme://127.0.0.1:$port/echo" ;; esac
+  [ "$workload" = post-h2c ] && h2data=(-d "$BODY" -H "content-type: application/octet-stream")
+  if [ "$workload" = h3 ] || [ "$workload" = h3-handshake ]; then
+    local mode=32
+    [ "$workload" = h3-handshake ] && mode=handshake
+    out=$(taskset -c "$CLIENT_CPU" "$H3LOAD" "127.0.0.1:$port" "$seconds" 16 "$mode")
+    requests=$(echo "$out" | awk '/^requests:/ {print $2}')
+    echo "$out" | grep -q '^errors: 0$' || errors=1
+  elif [ "$workload" = h2c ] || [ "$workload" = post-h2c ] || [ "$workload" = h2tls ]; then
+    # 16 connections x 32 concurrent streams, prior knowledge.
+    out=$(taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D"$seconds" "${h2data[@]}" "$url")
+    requests=$(echo "$out" | awk '/^requests:/ {print $8}')
+    echo "$out" | grep -q " 0 failed, 0 errored" || errors=1
+  elif [ "$workload" = handshake ]; then
+    out=$(taskset -c "$CLIENT_CPU" "$HANDSHAKES" "127.0.0.1:$port" "$seconds" 16)
+    requests=$(echo "$out" | awk '/^handshakes:/ {print $2}')
+    echo "$out" | grep -q '^errors: 0$' || errors=1
+  else
+    local connections=$CONNECTIONS script=()
+    case $workload in keepalive256 | pipelined256) connections=256 ;; esac
+    case $workload in pipelined | pipelined256) script=(-s bench/pipeline.lua) ;; esac
+    [ "$workload" = post ] && script=(-s bench/post.lua)
+    out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$connections" -d"${seconds}s" "${script[@]}" "$url" -- 16)
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    if echo "$out" | grep -q "Non-2xx\|Socket errors"; then errors=1; fi
+  fi
+  echo "$out"
+  echo "requests $requests $errors"
+}
+
+# The processes of a server (nginx's worker is a child), comma-separated.
+server_pids() { echo "$1" $(pgrep -P "$1" || true) | tr ' ' ','; }
+
+# syscalls_per_request WORKLOAD: a separate short load with perf counting
+# the server's system calls (the raw_syscalls:sys_enter tracepoint); not
+# during the timed load, whose CPU figure the counting would inflate.
+syscalls_per_request() {
+  local perf_out="$OUT/syscalls.perf" perf_pid result requests
+  perf stat -x, -e raw_syscalls:sys_enter -p "$(server_pids "$server_pid")" -o "$perf_out" 2>/dev/null &
+  perf_pid=$!
+  sleep 0.2
+  result=$(load "$1" 2 | tail -n1)
+  kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true
+  requests=$(echo "$result" | awk '{print $2}')
+  awk -F, -v r="$requests" '/raw_syscalls/ { if (r > 0) printf "%.3f", $1 / r; found = 1 } END { if (!found) printf "-" }' "$perf_out"
+}
+
+# measure NAME WORKLOAD: prints "requests_per_second cpu_us_per_request
+# syscalls_per_request" (the last "-" where not counted).
 measure() {
   local name=$1 workload=$2 scheme=http
   WORKLOAD=$workload
   case $workload in https | handshake | h2tls | h3 | h3-handshake) scheme=https ;; esac
   start "$name" "$scheme"
-  local url="$scheme://127.0.0.1:$port/plaintext" h2data=()
-  case $workload in post | post-h2c) url="$scheme://127.0.0.1:$port/echo" ;; esac
-  [ "$workload" = post-h2c ] && h2data=(-d "$BODY" -H "content-type: application/octet-stream")
-  local before after out requests
-  if [ "$workload" = h3 ] || [ "$workload" = h3-handshake ]; then
-    local mode=32 concurrency=16
-    [ "$workload" = h3-handshake ] && mode=handshake
-    taskset -c "$CLIENT_CPU" "$H3LOAD" "127.0.0.1:$port" 2 "$concurrency" "$mode" >/dev/null   # warm-up
-    before=$(cpu_ticks "$server_pid")
-    out=$(taskset -c "$CLIENT_CPU" "$H3LOAD" "127.0.0.1:$port" "$DURATION" "$concurrency" "$mode")
-    after=$(cpu_ticks "$server_pid")
-    requests=$(echo "$out" | awk '/^requests:/ {print $2}')
-    if ! echo "$out" | grep -q '^errors: 0$'; then
-      echo "bench: $name/$workload reported errors: $out" >&2
-    fi
-  elif [ "$workload" = h2c ] || [ "$workload" = post-h2c ] || [ "$workload" = h2tls ]; then
-    # 16 connections x 32 concurrent streams, prior knowledge.
-    taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D2 "${h2data[@]}" "$url" >/dev/null   # warm-up
-    before=$(cpu_ticks "$server_pid")
-    out=$(taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D"$DURATION" "${h2data[@]}" "$url")
-    after=$(cpu_ticks "$server_pid")
-    requests=$(echo "$out" | awk '/^requests:/ {print $8}')
-    if ! echo "$out" | grep -q " 0 failed, 0 errored"; then
-      echo "bench: $name/$workload reported errors:" >&2; echo "$out" | grep '^requests:' >&2
-    fi
-  elif [ "$workload" = handshake ]; then
-    taskset -c "$CLIENT_CPU" "$HANDSHAKES" "127.0.0.1:$port" 2 16 >/dev/null   # warm-up
-    before=$(cpu_ticks "$server_pid")
-    out=$(taskset -c "$CLIENT_CPU" "$HANDSHAKES" "127.0.0.1:$port" "$DURATION" 16)
-    after=$(cpu_ticks "$server_pid")
-    requests=$(echo "$out" | awk '/^handshakes:/ {print $2}')
-    if ! echo "$out" | grep -q '^errors: 0$'; then
-      echo "bench: $name/$workload reported errors: $out" >&2
-    fi
-  else
-    local connections=$CONNECTIONS script=()
-    [ "$workload" = keepalive256 ] && connections=256
-    taskset -c "$CLIENT_CPU" wrk -t1 -c"$connections" -d2s "$url" >/dev/null   # warm-up
-    [ "$workload" = pipelined ] && script=(-s bench/pipeline.lua)
-    [ "$workload" = post ] && script=(-s bench/post.lua)
-    before=$(cpu_ticks "$server_pid")
-    out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$connections" -d"${DURATION}s" "${script[@]}" "$url" -- 16)
-    after=$(cpu_ticks "$server_pid")
-    requests=$(echo "$out" | awk '/requests in/ {print $1}')
-    if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
-      echo "bench: $name/$workload reported errors:" >&2; echo "$out" >&2
-    fi
+  load "$workload" 2 >/dev/null   # warm-up
+  local before after out summary requests syscalls=-
+  before=$(cpu_ticks "$server_pid")
+  out=$(load "$workload" "$DURATION")
+  after=$(cpu_ticks "$server_pid")
+  summary=$(echo "$out" | tail -n1)
+  requests=$(echo "$summary" | awk '{print $2}')
+  if [ "$(echo "$summary" | awk '{print $3}')" != 0 ]; then
+    echo "bench: $name/$workload reported errors:" >&2; echo "$out" | tail -n 20 >&2
+  fi
+  if [ "$round" = 1 ] && [[ " $SYSCALL_WORKLOADS " == *" $workload "* ]] && [ -n "$PERF" ]; then
+    syscalls=$(syscalls_per_request "$workload")
   fi
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
   echo "$out" >"$OUT/$name-$workload-$round.out"
-  awk -v r="$requests" -v d="$DURATION" -v t=$((after - before)) -v hz="$TICKS" \
-    'BEGIN { printf "%.0f %.3f\n", r / d, (t / hz) * 1e6 / r }'
+  awk -v r="$requests" -v d="$DURATION" -v t=$((after - before)) -v hz="$TICKS" -v s="$syscalls" \
+    'BEGIN { printf "%.0f %.3f %s\n", r / d, (t / hz) * 1e6 / r, s }'
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
@@ -223,7 +257,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 # ratio A B WORKLOAD: the median of the per-round ratios of A's CPU per
 # request to B's, so drift between rounds cancels.
 ratio() {
-  paste -d' ' "$OUT/$3.$1" "$OUT/$3.$2" | awk '{print $2 / $4}' | median
+  paste -d' ' "$OUT/$3.$1" "$OUT/$3.$2" | awk '{print $2 / $5}' | median
 }
 
 # The servers a workload runs on: HTTP/3 is Kite's alone, and QUIC runs
@@ -237,7 +271,7 @@ servers_for() {
       h3:* | h3-handshake:*) ;;
       h2c:actix | post-h2c:actix) ;;
       post:nginx | post-h2c:nginx) ;;
-      keepalive:canned | keepalive256:canned | pipelined:canned) echo "$s" ;;
+      keepalive:canned | keepalive256:canned | pipelined:canned | pipelined256:canned) echo "$s" ;;
       *:canned) ;;
       *) echo "$s" ;;
     esac
@@ -253,11 +287,12 @@ for workload in $WORKLOADS; do
   done
 done
 
-printf '%-12s %-10s %12s %12s\n' workload server req/s cpu_us/req
+printf '%-12s %-10s %12s %12s %14s\n' workload server req/s cpu_us/req syscalls/req
 for workload in $WORKLOADS; do
   for server in $(servers_for "$workload"); do
-    printf '%-12s %-10s %12s %12s\n' "$workload" "$server" \
-      "$(cut -d' ' -f1 "$OUT/$workload.$server" | median)" "$(cut -d' ' -f2 "$OUT/$workload.$server" | median)"
+    printf '%-12s %-10s %12s %12s %14s\n' "$workload" "$server" \
+      "$(cut -d' ' -f1 "$OUT/$workload.$server" | median)" "$(cut -d' ' -f2 "$OUT/$workload.$server" | median)" \
+      "$(head -n1 "$OUT/$workload.$server" | cut -d' ' -f3)"
   done
 done
 echo
@@ -279,7 +314,7 @@ for pair in "h3 h2tls" "h3-handshake handshake"; do
   set -- $pair
   if [[ " $WORKLOADS " == *" $1 "* && " $WORKLOADS " == *" $2 "* && -s "$OUT/$1.kite" && -s "$OUT/$2.kite" ]]; then
     printf '%-12s %-22s %8.3f\n' "$1" "kite $1/$2" \
-      "$(paste -d' ' "$OUT/$1.kite" "$OUT/$2.kite" | awk '{print $2 / $4}' | median)"
+      "$(paste -d' ' "$OUT/$1.kite" "$OUT/$2.kite" | awk '{print $2 / $5}' | median)"
   fi
 done
 echo "(server CPU per request; medians of $ROUNDS alternating rounds of ${DURATION}s; lower is better)"

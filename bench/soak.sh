@@ -5,6 +5,7 @@
 #
 #   bench/soak.sh          # 60 s
 #   bench/soak.sh 20       # shorter
+#   KITE_TRANSPORT=uring bench/soak.sh   # on another transport (sockets, mio, uring)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p kite-cli

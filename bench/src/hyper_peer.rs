@@ -79,6 +79,9 @@ fn main() {
                 // prior knowledge in cleartext, by ALPN over TLS.
                 let mut auto = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
                 auto.http2().timer(hyper_util::rt::TokioTimer::new());
+                // Pipelined responses leave in one write, as Kite's do
+                // (hyper's TechEmpower entry sets it too).
+                auto.http1().pipeline_flush(true);
                 match tls {
                     Some(acceptor) => {
                         if let Ok(stream) = acceptor.accept(stream).await {
