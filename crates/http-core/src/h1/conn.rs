@@ -233,7 +233,8 @@ where
             request_version: Version::HTTP_11,
             server_header: self.options.add_server_header,
         };
-        encode::write_head(self.write_buf(), parts.status, &parts.headers, None, &options);
+        let facts = encode::HeaderFacts::of(&parts.headers);
+        encode::write_head(self.write_buf(), parts.status, &parts.headers, &facts, None, &options);
         self.flush().await?;
         let io = std::mem::replace(&mut self.io, Box::new(Detached));
         let prefix = self.read_buf.split().freeze();

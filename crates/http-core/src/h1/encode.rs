@@ -17,11 +17,60 @@ pub(crate) enum Framing {
     CloseDelimited,
 }
 
+/// What Kite must know of a response's own headers, gathered in one pass
+/// over them instead of a map lookup for each.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HeaderFacts {
+    /// The first `content-length`, when it is a number.
+    pub content_length: Option<u64>,
+    /// A `transfer-encoding` is set, and whether its last coding is
+    /// `chunked`.
+    pub transfer_encoding: Option<bool>,
+    /// A `connection` field says `close`.
+    pub close: bool,
+    /// The application set `date`.
+    pub date: bool,
+    /// The application set `server`.
+    pub server: bool,
+}
+
+impl HeaderFacts {
+    /// Reads `headers` once.
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let mut facts = Self::default();
+        let mut seen_length = false;
+        for (name, value) in headers {
+            if name == CONTENT_LENGTH {
+                if !std::mem::replace(&mut seen_length, true) {
+                    facts.content_length = value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok());
+                }
+            } else if name == TRANSFER_ENCODING {
+                if facts.transfer_encoding.is_none() {
+                    let chunked = value
+                        .as_bytes()
+                        .rsplit(|&b| b == b',')
+                        .next()
+                        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                    facts.transfer_encoding = Some(chunked);
+                }
+            } else if name == CONNECTION {
+                facts.close |=
+                    value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            } else if name == DATE {
+                facts.date = true;
+            } else if name == SERVER {
+                facts.server = true;
+            }
+        }
+        facts
+    }
+}
+
 /// Decides the framing, and which framing header Kite must add.
 pub(crate) fn framing(
     status: StatusCode,
     is_head: bool,
-    headers: &HeaderMap,
+    facts: &HeaderFacts,
     hint: &SizeHint,
     is_end_stream: bool,
     version: Version,
@@ -29,13 +78,7 @@ pub(crate) fn framing(
     if status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return (Framing::None, None);
     }
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(transfer_encoding) = headers.get(TRANSFER_ENCODING) {
-        let chunked = transfer_encoding
-            .as_bytes()
-            .rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    if let Some(chunked) = facts.transfer_encoding {
         let framing = match (is_head, chunked && version == Version::HTTP_11) {
             (true, _) => Framing::None,
             (false, true) => Framing::Chunked,
@@ -43,7 +86,7 @@ pub(crate) fn framing(
         };
         return (framing, None);
     }
-    if let Some(length) = declared {
+    if let Some(length) = facts.content_length {
         return (if is_head { Framing::None } else { Framing::Length(length) }, None);
     }
     let exact = if is_end_stream { Some(0) } else { hint.exact() };
@@ -63,14 +106,6 @@ pub(crate) enum FramingHeader {
     Chunked,
 }
 
-/// Whether the application asked to close the connection.
-pub(crate) fn wants_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")))
-}
-
 /// Everything a response head needs besides the application's headers.
 pub(crate) struct HeadOptions {
     pub keep_alive: bool,
@@ -83,6 +118,7 @@ pub(crate) fn write_head(
     dst: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
+    facts: &HeaderFacts,
     framing_header: Option<FramingHeader>,
     options: &HeadOptions,
 ) {
@@ -105,7 +141,7 @@ pub(crate) fn write_head(
         Some(FramingHeader::Chunked) => dst.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         None => {}
     }
-    write_common(dst, headers, options);
+    write_common(dst, facts, options);
 }
 
 /// Appends the head of a response Kite makes itself (errors, rejections):
@@ -118,16 +154,16 @@ pub(crate) fn write_empty(dst: &mut Vec<u8>, status: StatusCode, allow: Option<&
         dst.extend_from_slice(allow.as_bytes());
         dst.extend_from_slice(b"\r\n");
     }
-    write_common(dst, &HeaderMap::new(), options);
+    write_common(dst, &HeaderFacts::default(), options);
 }
 
-fn write_common(dst: &mut Vec<u8>, headers: &HeaderMap, options: &HeadOptions) {
-    if !headers.contains_key(DATE) {
+fn write_common(dst: &mut Vec<u8>, facts: &HeaderFacts, options: &HeadOptions) {
+    if !facts.date {
         dst.extend_from_slice(b"date: ");
         crate::date::extend(dst);
         dst.extend_from_slice(b"\r\n");
     }
-    if options.server_header && !headers.contains_key(SERVER) {
+    if options.server_header && !facts.server {
         dst.extend_from_slice(b"server: kite\r\n");
     }
     if !options.keep_alive {
@@ -205,7 +241,7 @@ mod tests {
 
     #[test]
     fn framing_rules() {
-        let none = HeaderMap::new();
+        let none = HeaderFacts::default();
         let unknown = SizeHint::default();
         let v11 = Version::HTTP_11;
         assert_eq!(
@@ -232,7 +268,18 @@ mod tests {
         assert_eq!(framing(StatusCode::NOT_MODIFIED, false, &none, &unknown, false, v11), (Framing::None, None));
         let mut declared = HeaderMap::new();
         declared.insert(CONTENT_LENGTH, "7".parse().unwrap());
+        declared.append(CONTENT_LENGTH, "8".parse().unwrap());
+        let declared = HeaderFacts::of(&declared);
         assert_eq!(framing(StatusCode::OK, false, &declared, &unknown, false, v11), (Framing::Length(7), None));
+        let mut chunked = HeaderMap::new();
+        chunked.insert(TRANSFER_ENCODING, "gzip, chunked".parse().unwrap());
+        chunked.insert(CONTENT_LENGTH, "7".parse().unwrap());
+        let chunked = HeaderFacts::of(&chunked);
+        assert_eq!(framing(StatusCode::OK, false, &chunked, &unknown, false, v11), (Framing::Chunked, None));
+        assert_eq!(
+            framing(StatusCode::OK, false, &chunked, &unknown, false, Version::HTTP_10),
+            (Framing::CloseDelimited, None)
+        );
     }
 
     #[test]
@@ -240,10 +287,26 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", "text/plain".parse().unwrap());
         let mut out = Vec::new();
-        write_head(&mut out, StatusCode::NOT_FOUND, &headers, Some(FramingHeader::Length(12)), &opts(false));
+        let facts = HeaderFacts::of(&headers);
+        write_head(&mut out, StatusCode::NOT_FOUND, &headers, &facts, Some(FramingHeader::Length(12)), &opts(false));
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 12\r\ndate: "));
         assert!(text.ends_with("server: kite\r\nconnection: close\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn facts_of_the_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(CONNECTION, "keep-alive".parse().unwrap());
+        headers.append(CONNECTION, "Upgrade, CLOSE".parse().unwrap());
+        headers.insert(SERVER, "app".parse().unwrap());
+        let facts = HeaderFacts::of(&headers);
+        assert!(facts.close && facts.server && !facts.date);
+        assert_eq!((facts.content_length, facts.transfer_encoding), (None, None));
+        let mut out = Vec::new();
+        write_head(&mut out, StatusCode::OK, &headers, &facts, None, &opts(true));
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("server: kite") && text.contains("server: app") && text.contains("date: "), "{text}");
     }
 
     #[test]

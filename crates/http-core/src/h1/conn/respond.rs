@@ -10,7 +10,7 @@ use http::{Response, StatusCode, Version};
 use http_body::Body;
 
 use super::H1Connection;
-use crate::h1::encode::{self, Framing, HeadOptions};
+use crate::h1::encode::{self, Framing, HeadOptions, HeaderFacts};
 use crate::h1::feed::BodyFeeder;
 use crate::panic;
 use crate::{BoxError, Error, RequestBody, RequestRejection};
@@ -42,10 +42,11 @@ where
         feeder: &mut Option<BodyFeeder>,
     ) -> Result<bool, Error> {
         let (parts, body) = response.into_parts();
+        let facts = HeaderFacts::of(&parts.headers);
         let (framing, framing_header) =
-            encode::framing(parts.status, is_head, &parts.headers, &body.size_hint(), body.is_end_stream(), version);
-        keep_alive &= framing != Framing::CloseDelimited && !encode::wants_close(&parts.headers);
-        let mut head = HeldHead { parts: None, framing_header, version };
+            encode::framing(parts.status, is_head, &facts, &body.size_hint(), body.is_end_stream(), version);
+        keep_alive &= framing != Framing::CloseDelimited && !facts.close;
+        let mut head = HeldHead { parts: None, facts, framing_header, version };
         if framing != Framing::None && feeder.as_ref().is_some_and(|f| !f.finished) {
             // Boxed, so that only a held head costs the connection's future.
             head.parts = Some(Box::new(parts));
@@ -196,13 +197,14 @@ where
             request_version: head.version,
             server_header: self.options.add_server_header,
         };
-        encode::write_head(self.write_buf(), parts.status, &parts.headers, head.framing_header, &options);
+        encode::write_head(self.write_buf(), parts.status, &parts.headers, &head.facts, head.framing_header, &options);
     }
 }
 
 /// A response head and its framing; `parts` while it is held back.
 struct HeldHead {
     parts: Option<Box<http::response::Parts>>,
+    facts: HeaderFacts,
     framing_header: Option<encode::FramingHeader>,
     version: Version,
 }

@@ -261,7 +261,8 @@ where
                     // On the heap: a request's state (the application's
                     // future, the body feeder, the response) exists only
                     // while it runs, in a block the thread reuses.
-                    this.state = State::Step(Reused::new(this.step.start(conn, step)));
+                    let start = &this.step;
+                    this.state = State::Step(Reused::with(|| start.start(conn, step)));
                 }
                 State::Step(running) => {
                     let (conn, result) = ready!(Pin::new(running).poll(cx));
