@@ -96,7 +96,7 @@ NGINX
   echo "bench: $name did not report its address" >&2; exit 1
 }
 
-printf '%-7s %-6s %10s %12s %14s %12s\n' server scheme idle KB/conn after-close before
+printf '%-10s %-6s %10s %12s %14s %12s\n' server scheme idle KB/conn after-close before
 for scheme in $SCHEMES; do
   for name in $SERVERS; do
     start "$name" "$scheme"
@@ -116,7 +116,7 @@ for scheme in $SCHEMES; do
     sleep 3
     after=$(rss "$server_pid")
     held=${idle_line#idle: }
-    printf '%-7s %-6s %10s %12.2f %14s %12s\n' "$name" "$scheme" "$held" \
+    printf '%-10s %-6s %10s %12.2f %14s %12s\n' "$name" "$scheme" "$held" \
       "$(awk -v a="$during" -v b="$before" -v n="$held" 'BEGIN {print (a - b) / n}')" "${after} KB" "${before} KB"
     [ "$errors_line" = "errors: 0" ] || echo "bench: $name/$scheme: $errors_line" >&2
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=

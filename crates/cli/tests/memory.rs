@@ -90,3 +90,93 @@ async fn kite_returns_freed_memory_once_quiet() {
         "RSS after the connections closed ({after} KiB) is above RSS while they were open ({during} KiB)"
     );
 }
+
+/// Idle keep-alive connections in the big test: 10,000, or fewer where the
+/// descriptor limit allows fewer (each side needs one per connection).
+const IDLE: usize = 10_000;
+
+/// Raises this process's descriptor limit to its hard limit; returns it.
+fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write only `limit`.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    limit.rlim_cur
+}
+
+/// An idle keep-alive connection holds no read buffer on any transport:
+/// 10,000 connections, each idle after one request, grow the server's RSS
+/// by less than 3 KiB each (a 4 KiB buffer apiece would not fit), and
+/// every one still answers a second request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_connections_hold_no_buffer_on_any_transport() {
+    let limit = raise_fd_limit();
+    let count = IDLE.min(limit.saturating_sub(200) as usize);
+    if count < IDLE {
+        eprintln!("the descriptor limit is {limit}: {count} idle connections, not {IDLE}");
+    }
+    for transport in ["sockets", "mio", "uring"] {
+        // The child inherits the raised limit.
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
+            .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
+            .kill_on_drop(true)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("kite starts");
+        let pid = child.id().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line)).await.expect("an address").unwrap();
+        let addr =
+            line.trim().strip_prefix("Now listening on: http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+
+        let request = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        let answer = |stream: &mut std::net::TcpStream| {
+            use std::io::{Read, Write};
+            stream.write_all(request).unwrap();
+            let mut response = Vec::new();
+            let mut buf = [0u8; 512];
+            while !response.ends_with(b"Hello, World!") {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the connection closed before its response");
+                response.extend_from_slice(&buf[..n]);
+            }
+            assert!(response.starts_with(b"HTTP/1.1 200 OK"));
+        };
+        // Warm up (first-use allocations, pools), then the baseline.
+        let warm: Vec<_> = (0..50).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+        let mut warm = warm;
+        warm.iter_mut().for_each(answer);
+        drop(warm);
+        let before = rss(pid);
+        let addr2 = addr.clone();
+        let held = tokio::task::spawn_blocking(move || {
+            let mut held = Vec::with_capacity(count);
+            for _ in 0..count {
+                let mut stream = std::net::TcpStream::connect(&addr2).expect("connect");
+                answer(&mut stream);
+                held.push(stream);
+            }
+            held
+        })
+        .await
+        .unwrap();
+        let during = rss(pid);
+        let per_connection = (during.saturating_sub(before)) as f64 / count as f64;
+        eprintln!("{transport}: {count} idle connections, {per_connection:.2} KiB each ({before} → {during} KiB)");
+        assert!(per_connection < 3.0, "{transport}: {per_connection:.2} KiB per idle connection");
+        // Each one still serves.
+        let mut held = held;
+        tokio::task::spawn_blocking(move || {
+            for stream in held.iter_mut().step_by(97) {
+                answer(stream);
+            }
+        })
+        .await
+        .unwrap();
+        child.kill().await.unwrap();
+    }
+}

@@ -32,6 +32,49 @@ pub(crate) struct Chunk {
     pub end: u32,
 }
 
+/// The received chunks a connection holds, in order: the first inline, so
+/// the usual one (a request in one buffer) needs no allocation and an
+/// idle connection holds none.
+#[derive(Default)]
+pub(crate) struct Chunks {
+    first: Option<Chunk>,
+    /// Empty while `first` is `None`.
+    rest: VecDeque<Chunk>,
+}
+
+impl Chunks {
+    pub fn push_back(&mut self, chunk: Chunk) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.rest.push_back(chunk);
+        }
+    }
+
+    pub fn front_mut(&mut self) -> Option<&mut Chunk> {
+        self.first.as_mut()
+    }
+
+    pub fn pop_front(&mut self) -> Option<Chunk> {
+        let first = self.first.take();
+        self.first = self.rest.pop_front();
+        first
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Takes every chunk out, in order.
+    pub fn drain(&mut self) -> impl Iterator<Item = Chunk> + '_ {
+        self.first.take().into_iter().chain(self.rest.drain(..))
+    }
+}
+
 /// Where a connection's multishot receive stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Recv {
@@ -62,7 +105,7 @@ impl Recv {
 /// What the loop and the stream share, under one lock.
 pub(crate) struct ConnState {
     /// Received bytes the reader has not taken, in order.
-    pub received: VecDeque<Chunk>,
+    pub received: Chunks,
     /// The peer closed its side (a zero-length receive).
     pub read_eof: bool,
     /// A receive failed with this OS error.
@@ -135,7 +178,7 @@ impl Conn {
             fd: Mutex::new(Some(fd)),
             raw,
             state: Mutex::new(ConnState {
-                received: VecDeque::new(),
+                received: Chunks::default(),
                 read_eof: false,
                 read_error: None,
                 read_waker: None,

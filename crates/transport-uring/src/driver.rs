@@ -295,7 +295,7 @@ impl Driver {
             return;
         }
         let mut buffers = lock(&self.shared.buffers);
-        for chunk in state.received.drain(..) {
+        for chunk in state.received.drain() {
             buffers.give_back(chunk.id);
         }
         buffers.publish();

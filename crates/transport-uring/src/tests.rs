@@ -309,3 +309,21 @@ async fn an_aborted_task_closes_its_connection() {
         assert!(closed.is_ok(), "round {round}: the aborted task's connection closes");
     }
 }
+
+#[test]
+fn chunks_keep_their_order_across_the_inline_slot() {
+    use crate::conn::{Chunk, Chunks};
+    let mut chunks = Chunks::default();
+    assert!(chunks.is_empty() && chunks.front_mut().is_none());
+    for id in 0..5 {
+        chunks.push_back(Chunk { id, start: 0, end: 1 });
+    }
+    assert_eq!(chunks.len(), 5);
+    assert_eq!(chunks.pop_front().map(|c| c.id), Some(0));
+    assert_eq!(chunks.front_mut().map(|c| c.id), Some(1));
+    chunks.push_back(Chunk { id: 9, start: 0, end: 1 });
+    let order: Vec<u16> = chunks.drain().map(|c| c.id).collect();
+    assert_eq!(order, [1, 2, 3, 4, 9]);
+    assert!(chunks.is_empty());
+    assert_eq!(chunks.len(), 0);
+}
