@@ -22,11 +22,17 @@ fn nginx() -> Option<String> {
 #[tokio::test]
 async fn nginx_proxies_to_kite_over_a_unix_socket() {
     let Some(nginx) = nginx() else { return };
-    let dir = std::env::temp_dir().join(format!("kite-nginx-{}", std::process::id()));
+    for transport in transports() {
+        proxied_on(transport, &nginx).await;
+    }
+}
+
+async fn proxied_on(transport: &str, nginx: &str) {
+    let dir = std::env::temp_dir().join(format!("kite-nginx-{transport}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("kite.sock");
     let path = socket.clone();
-    let server = start_with("sockets", ServerOptions::default(), move |builder| {
+    let server = start_with(transport, ServerOptions::default(), move |builder| {
         builder.listen_address_with(kite::ListenAddress::Unix(path), |listen| listen.permissions(0o660))
     })
     .await;
@@ -64,7 +70,7 @@ http {{
         sock = socket.display()
     );
     std::fs::write(dir.join("nginx.conf"), config).unwrap();
-    let mut child = tokio::process::Command::new(&nginx)
+    let mut child = tokio::process::Command::new(nginx)
         .arg("-p")
         .arg(&dir)
         .arg("-c")

@@ -32,6 +32,8 @@ pub(crate) const CLOSE_DEADLINE: Duration = Duration::from_secs(10);
 /// `IORING_ENTER_GETEVENTS`: an enter that also runs the completion work
 /// the ring deferred (the crate keeps its constant private).
 const ENTER_GETEVENTS: u32 = 1;
+/// `IORING_ENTER_SQ_WAKEUP`: wakes a sleeping SQPOLL thread.
+const ENTER_SQ_WAKEUP: u32 = 2;
 
 /// How long a stopping loop waits for the kernel to end its ops before it
 /// lets the ring go.
@@ -55,12 +57,16 @@ pub(crate) struct Driver {
     sends: usize,
     /// The ring defers completion work until asked: enter with GETEVENTS.
     defer_taskrun: bool,
+    /// A kernel thread polls the submission queue.
+    sqpoll: bool,
     stopped: bool,
 }
 
 impl Driver {
     pub fn new(ring: IoUring, shared: Arc<Shared>, defer_taskrun: bool) -> Self {
+        let sqpoll = ring.params().is_setup_sqpoll();
         Self {
+            sqpoll,
             ring,
             shared,
             ops: Ops::default(),
@@ -128,10 +134,19 @@ impl Driver {
     fn enter(&mut self, wait: bool) -> io::Result<()> {
         loop {
             let to_submit = self.ring.submission().len() as u32;
-            if !wait && to_submit == 0 && !self.work_pending() {
+            let mut flags = if wait || self.defer_taskrun { ENTER_GETEVENTS } else { 0 };
+            if self.sqpoll {
+                // The kernel thread submits; it needs waking only once it
+                // went to sleep, and the loop enters only to wait or wake.
+                let sq = self.ring.submission();
+                if sq.need_wakeup() {
+                    flags |= ENTER_SQ_WAKEUP;
+                } else if !wait && !sq.cq_overflow() {
+                    return Ok(());
+                }
+            } else if !wait && to_submit == 0 && !self.work_pending() {
                 return Ok(());
             }
-            let flags = if wait || self.defer_taskrun { ENTER_GETEVENTS } else { 0 };
             // SAFETY: every queued entry's buffers stay valid until its
             // completion (see the `push` calls); no argument is passed.
             let entered =

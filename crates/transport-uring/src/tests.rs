@@ -327,3 +327,28 @@ fn chunks_keep_their_order_across_the_inline_slot() {
     assert!(chunks.is_empty());
     assert_eq!(chunks.len(), 0);
 }
+
+/// With SQPOLL a kernel thread takes the submissions; the loop still
+/// waits in the kernel for completions, and bytes flow both ways.
+#[tokio::test]
+async fn sqpoll_rings_serve_too() {
+    let transport = transport(UringOptions::default().threads(1).sqpoll(Some(Duration::from_millis(10))));
+    let (mut listener, addr) = bind_local(&transport).await;
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut connection = listener.accept().await.unwrap();
+    for round in 0..20u8 {
+        if round % 5 == 4 {
+            // Idle past the kernel thread's 10 ms: it sleeps, and the
+            // next submission must wake it.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        client.write_all(&[round; 100]).await.unwrap();
+        let mut got = [0u8; 100];
+        tokio::time::timeout(WAIT, connection.read_exact(&mut got)).await.unwrap().unwrap();
+        assert_eq!(got, [round; 100]);
+        connection.write_all(&got).await.unwrap();
+        let mut back = [0u8; 100];
+        tokio::time::timeout(WAIT, client.read_exact(&mut back)).await.unwrap().unwrap();
+        assert_eq!(back, [round; 100]);
+    }
+}
