@@ -124,8 +124,11 @@ pub(crate) struct ConnState {
     /// A send failed with this OS error; later writes fail with it too.
     pub write_error: Option<i32>,
     pub write_waker: Option<Waker>,
-    /// Our side was shut down (`shutdown(SHUT_WR)`).
+    /// The stream was shut down for writing: no more writes; the loop
+    /// sends the end of the stream after the last queued byte.
     pub write_shut: bool,
+    /// The end of the stream went to the kernel (`shutdown(SHUT_WR)`).
+    pub fin_sent: bool,
 
     /// The connection is on its loop's list of connections to service.
     pub scheduled: bool,
@@ -190,6 +193,7 @@ impl Conn {
                 write_error: None,
                 write_waker: None,
                 write_shut: false,
+                fin_sent: false,
                 // The loop arms the first receive as soon as it sees it.
                 scheduled: true,
                 closing: false,

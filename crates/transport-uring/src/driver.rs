@@ -252,6 +252,7 @@ impl Driver {
         }
         if state.send_op.is_none() && state.write_error.is_none() {
             self.start_send(conn, &mut state);
+            self.send_fin(conn, &mut state);
         }
     }
 
@@ -282,6 +283,15 @@ impl Driver {
         state.send_op = Some(user_data);
         self.sends += 1;
         self.push(entry);
+    }
+
+    /// Sends the end of the stream once a stream shut down for writing has
+    /// nothing left to send (a closing one's close does it instead).
+    fn send_fin(&mut self, conn: &Conn, state: &mut ConnState) {
+        if state.write_shut && !state.fin_sent && !state.closing && state.unsent() == 0 && state.send_op.is_none() {
+            state.fin_sent = true;
+            self.push(opcode::Shutdown::new(types::Fd(conn.raw_fd()), libc::SHUT_WR).build().user_data(IGNORED));
+        }
     }
 
     /// Closes a dropped stream's connection once nothing is in flight.
@@ -534,6 +544,7 @@ impl Driver {
                 if state.queued.is_empty() {
                     send_pool::give(std::mem::take(&mut state.queued));
                 }
+                self.send_fin(conn, &mut state);
             }
         } else {
             let errno = if result == -libc::ECANCELED { libc::ETIMEDOUT } else { -result };

@@ -21,9 +21,9 @@ use crate::send_pool;
 /// all its connections. A write returns once its bytes are queued (up to
 /// 256 KiB unsent, then it waits), as a socket's returns once they are in
 /// its send buffer; a send error shows at the next write, flush or
-/// shutdown. `poll_shutdown` waits until everything queued is sent. When
-/// the stream is dropped, the loop still sends what is queued, for at most
-/// 10 s, then closes the socket.
+/// shutdown. `poll_shutdown` returns at once and the end of the stream
+/// follows the last queued byte. When the stream is dropped, the loop
+/// still sends what is queued, for at most 10 s, then closes the socket.
 pub struct UringStream {
     conn: Arc<Conn>,
     event_loop: LoopHandle,
@@ -185,27 +185,29 @@ impl AsyncWrite for UringStream {
         }
     }
 
-    /// Waits until everything written has been sent, then shuts the
-    /// socket down for writing (the peer reads the end of the stream).
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Shuts the stream down for writing: later writes fail, and the peer
+    /// reads the end of the stream after the last byte written, which the
+    /// loop sends without further help (as the kernel sends a socket's FIN
+    /// after its send buffer). Ready at once, as `shutdown(2)` is.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut state = self.conn.state();
         if let Some(errno) = state.write_error {
             return Poll::Ready(Err(crate::conn::os_error(errno)));
         }
-        if state.write_shut {
+        if std::mem::replace(&mut state.write_shut, true) {
             return Poll::Ready(Ok(()));
         }
         if state.unsent() > 0 {
+            // The loop sends the end after the last queued byte.
             if self.dead() {
                 return Poll::Ready(Err(loop_gone()));
             }
-            state.write_waker = Some(cx.waker().clone());
             if state.send_op.is_none() {
                 self.schedule(&mut state);
             }
-            return Poll::Pending;
+            return Poll::Ready(Ok(()));
         }
-        state.write_shut = true;
+        state.fin_sent = true;
         drop(state);
         // SAFETY: the loop closes the descriptor only after this stream is
         // dropped, so it is open for the borrow's whole (short) life.

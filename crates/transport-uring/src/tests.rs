@@ -352,3 +352,34 @@ async fn sqpoll_rings_serve_too() {
         assert_eq!(back, [round; 100]);
     }
 }
+
+/// Shutdown does not wait for the peer to read: with the send queue full
+/// of bytes a client has not read, it returns at once; every byte and then
+/// the end of the stream still reach the client when it reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_at_once_and_the_end_follows_the_queued_bytes() {
+    let transport = transport(UringOptions::default().threads(1));
+    let (mut listener, addr) = bind_local(&transport).await;
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut connection = listener.accept().await.unwrap();
+    // Write until the kernel's buffers and the queue are full.
+    let chunk = vec![5u8; 64 * 1024];
+    let mut written = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), connection.write(&chunk)).await {
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => panic!("write failed: {e}"),
+            Err(_) => break,
+        }
+    }
+    assert!(written > 256 * 1024, "the writes filled the buffers ({written} bytes)");
+    tokio::time::timeout(Duration::from_secs(1), connection.shutdown())
+        .await
+        .expect("shutdown returns without waiting for the peer")
+        .unwrap();
+    assert!(connection.write(b"late").await.is_err(), "no write after shutdown");
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, client.read_to_end(&mut got)).await.expect("the end of the stream arrives").unwrap();
+    assert_eq!(got.len(), written, "every byte before the end");
+    assert!(got.iter().all(|&b| b == 5));
+}
