@@ -18,10 +18,10 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use kite_transport_core::loop_executor::TASKS_PER_TURN;
 
+use crate::accept::{Accept, ListenState, ListenerShared, ACCEPT_QUEUE};
 use crate::buffers::GROUP;
 use crate::conn::{Conn, ConnState, Recv, MAX_HELD_BUFFERS};
 use crate::handle::{lock, Command, Shared};
-use crate::listener::{Accept, ListenerShared, ACCEPT_QUEUE};
 use crate::ops::{Op, Ops, IGNORED};
 use crate::send_pool;
 
@@ -327,7 +327,7 @@ impl Driver {
     }
 
     fn service_listener(&mut self, listener: &Arc<ListenerShared>) {
-        let mut state = lock(&listener.state);
+        let mut state = listener.state();
         state.scheduled = false;
         match state.accept {
             Accept::Armed(user_data) if state.closing => {
@@ -336,16 +336,20 @@ impl Driver {
             }
             Accept::Idle if state.closing => listener.notify_stopped(),
             Accept::Idle if state.accepted.len() < ACCEPT_QUEUE && listener.admission.has_room() => {
-                let user_data = self.ops.insert(Op::Accept(Arc::clone(listener)));
-                let entry = opcode::AcceptMulti::new(types::Fd(listener.raw_fd()))
-                    .flags(libc::SOCK_CLOEXEC)
-                    .build()
-                    .user_data(user_data);
-                self.push(entry);
-                state.accept = Accept::Armed(user_data);
+                self.arm_accept(listener, &mut state);
             }
             _ => {}
         }
+    }
+
+    fn arm_accept(&mut self, listener: &Arc<ListenerShared>, state: &mut ListenState) {
+        let user_data = self.ops.insert(Op::Accept(Arc::clone(listener)));
+        let entry = opcode::AcceptMulti::new(types::Fd(listener.raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data);
+        self.push(entry);
+        state.accept = Accept::Armed(user_data);
     }
 
     fn rearm_starved(&mut self) {
@@ -430,7 +434,7 @@ impl Driver {
     }
 
     fn on_accept(&mut self, listener: &Arc<ListenerShared>, user_data: u64, result: i32, more: bool) {
-        let mut state = lock(&listener.state);
+        let mut state = listener.state();
         if result >= 0 {
             // SAFETY: a successful accept's result is a new descriptor
             // that nothing else owns.
@@ -465,18 +469,8 @@ impl Driver {
             }
         } else if result >= 0 && !full {
             // The kernel ended the accept on its own: arm it again.
-            self.service_listener_locked(listener, &mut state);
+            self.arm_accept(listener, &mut state);
         }
-    }
-
-    fn service_listener_locked(&mut self, listener: &Arc<ListenerShared>, state: &mut crate::listener::ListenState) {
-        let user_data = self.ops.insert(Op::Accept(Arc::clone(listener)));
-        let entry = opcode::AcceptMulti::new(types::Fd(listener.raw_fd()))
-            .flags(libc::SOCK_CLOEXEC)
-            .build()
-            .user_data(user_data);
-        self.push(entry);
-        state.accept = Accept::Armed(user_data);
     }
 
     fn on_recv(&mut self, conn: &Arc<Conn>, user_data: u64, result: i32, flags: u32, more: bool) {
@@ -623,7 +617,7 @@ fn wake_for_stop(op: Op) {
             state.wake_writer();
         }
         Op::Accept(listener) => {
-            let mut state = lock(&listener.state);
+            let mut state = listener.state();
             state.accept = Accept::Idle;
             listener.notify_stopped();
             if let Some(waker) = state.waker.take() {

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use kite_transport_core::loop_executor::{LoopTask, TaskLoop};
 
+use crate::accept::ListenerShared;
 use crate::buffers::{BufferMemory, BufferRing};
 use crate::conn::Conn;
-use crate::listener::ListenerShared;
 
 pub(crate) type Task = LoopTask<LoopHandle>;
 

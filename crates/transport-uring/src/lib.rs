@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod accept;
 mod buffers;
 mod conn;
 mod driver;

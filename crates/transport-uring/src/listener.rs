@@ -1,78 +1,20 @@
 //! Listeners of the io_uring transport: a multishot accept on one loop,
 //! each accepted socket handed to the next loop in turn.
 
-use std::collections::VecDeque;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use kite_socket::{self as socket, SocketFile, SocketOptions, UnixPathState};
-use kite_transport_core::{Admission, Connection, ConnectionContext, ConnectionId, Endpoint, Listener};
+use kite_transport_core::{Connection, ConnectionContext, ConnectionId, Endpoint, Listener};
 
+use crate::accept::{Accept, ListenState, ListenerShared};
 use crate::conn::Conn;
-use crate::handle::{lock, Command, LoopHandle};
+use crate::handle::{Command, LoopHandle};
 use crate::stream::UringStream;
 use crate::{RingLoops, TRANSPORT_NAME};
-
-/// How many accepted sockets a listener holds for its consumer before the
-/// loop stops accepting and leaves new connections in the kernel's
-/// backlog. Small: connections held here are accepted and not yet served.
-pub(crate) const ACCEPT_QUEUE: usize = 16;
-
-/// Where a listener's multishot accept stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Accept {
-    /// Not armed: the consumer arms it when it waits.
-    Idle,
-    /// Armed, with its op's user data.
-    Armed(u64),
-    /// A cancel is on its way (the queue is full, the connection limit is
-    /// reached, or the listener closes).
-    Cancelling(u64),
-}
-
-pub(crate) struct ListenState {
-    pub accepted: VecDeque<OwnedFd>,
-    pub waker: Option<Waker>,
-    pub accept: Accept,
-    /// An accept failed (a full file table, say): the next poll reports it.
-    pub error: Option<io::Error>,
-    /// On the loop's list of things to service.
-    pub scheduled: bool,
-    /// The listener stops: the loop cancels the accept.
-    pub closing: bool,
-}
-
-impl ListenState {
-    /// Whether the consumer wants the accept armed: it waits, or the queue
-    /// has room again.
-    fn wants_accept(&self) -> bool {
-        self.accept == Accept::Idle && !self.closing && self.accepted.len() < ACCEPT_QUEUE
-    }
-}
-
-/// What a listener shares with the loop that accepts for it.
-pub(crate) struct ListenerShared {
-    fd: OwnedFd,
-    pub admission: Arc<Admission>,
-    pub state: Mutex<ListenState>,
-    /// Signalled when a closing listener's accept has ended.
-    stopped: Condvar,
-}
-
-impl ListenerShared {
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.fd.as_raw_fd()
-    }
-
-    /// The loop's word that no accept is armed any more.
-    pub fn notify_stopped(&self) {
-        self.stopped.notify_all();
-    }
-}
 
 /// A bound TCP or Unix listener of the io_uring transport. One loop runs
 /// its multishot accept; each accepted socket goes to the next loop in
@@ -129,26 +71,14 @@ impl UringListener {
             }
         };
         let (event_loop, _) = loops.next();
-        let shared = Arc::new(ListenerShared {
-            fd,
-            admission: Arc::clone(&loops.admission),
-            state: Mutex::new(ListenState {
-                accepted: VecDeque::new(),
-                waker: None,
-                accept: Accept::Idle,
-                error: None,
-                scheduled: false,
-                closing: false,
-            }),
-            stopped: Condvar::new(),
-        });
+        let shared = Arc::new(ListenerShared::new(fd, Arc::clone(&loops.admission)));
         Ok(Self { shared, event_loop, local, unix, loops, _file: file })
     }
 
     /// How many accepted sockets wait for the consumer.
     #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
-        lock(&self.shared.state).accepted.len()
+        self.shared.state().accepted.len()
     }
 
     /// Makes a connection of an accepted socket, served by the next loop.
@@ -188,14 +118,14 @@ impl Listener for UringListener {
 
     fn listening_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
-        Some(self.shared.fd.as_fd())
+        Some(self.shared.fd().as_fd())
     }
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>> {
         // At the connection limit, leave new connections in the backlog.
         std::task::ready!(self.loops.admission.poll_room(cx));
         let fd = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             match state.accepted.pop_front() {
                 Some(fd) => {
                     if state.wants_accept() {
@@ -226,7 +156,7 @@ impl Listener for UringListener {
 
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Vec<Connection>> {
         let fds = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             if !state.closing {
                 state.closing = true;
                 self.schedule(&mut state);
@@ -244,7 +174,7 @@ impl Listener for UringListener {
 impl Drop for UringListener {
     fn drop(&mut self) {
         let shared = self.event_loop.shared();
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state();
         if !state.closing {
             state.closing = true;
             self.schedule(&mut state);
@@ -266,7 +196,7 @@ impl Drop for UringListener {
                     tracing::warn!("an io_uring listener's accept was not cancelled within 1 s");
                     break;
                 }
-                state = self.shared.stopped.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+                state = self.shared.wait_stopped(state, left);
             }
         }
     }

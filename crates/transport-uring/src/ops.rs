@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
+use crate::accept::ListenerShared;
 use crate::conn::Conn;
-use crate::listener::ListenerShared;
 
 /// The user data of ops whose completion nobody waits for (cancels,
 /// timer removals, closes).
