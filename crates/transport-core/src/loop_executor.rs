@@ -2,11 +2,12 @@
 //! libuv-style transport (mio, io_uring), so the loop that completes a
 //! socket's IO also runs the task that waits on it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::{AbortTask, BoxTask, TaskSpawner};
+use crate::{AbortTask, Admission, BoxTask, ConnectionExecutor, TaskSpawner};
 
 /// How many tasks one turn of a loop should run before it looks for IO
 /// again, so a busy loop still picks up new events.
@@ -64,12 +65,7 @@ impl<L: TaskLoop> LoopTask<L> {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(())) => *slot = None,
             Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                self.event_loop.task_panicked(&message);
+                self.event_loop.task_panicked(&panic_message(panic.as_ref()));
                 *slot = None;
             }
         }
@@ -116,5 +112,56 @@ impl<L: TaskLoop> TaskSpawner for LoopSpawner<L> {
                 drop(dropped);
             }
         })
+    }
+}
+
+/// The text of a caught panic's payload: what a loop logs when a task or
+/// the loop itself panicked.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// A loop transport's loops, handed out in turn to the connections it
+/// accepts, each with the [`ConnectionExecutor`] feature that runs tasks
+/// on it, and the transport's connection count against its limit.
+pub struct LoopSet<L: TaskLoop> {
+    admission: Arc<Admission>,
+    loops: Vec<L>,
+    executors: Vec<ConnectionExecutor>,
+    next: AtomicUsize,
+}
+
+impl<L: TaskLoop> LoopSet<L> {
+    /// The set of `loops` (at least one), with room for `max_connections`
+    /// open at once (`None`: no limit).
+    pub fn new(loops: Vec<L>, max_connections: Option<usize>) -> Self {
+        assert!(!loops.is_empty(), "a loop transport has at least one loop");
+        let executors = loops.iter().map(|l| ConnectionExecutor::new(LoopSpawner::new(l.clone()))).collect();
+        Self { admission: Admission::new(max_connections), loops, executors, next: AtomicUsize::new(0) }
+    }
+
+    /// The next loop, round-robin, and its executor feature.
+    pub fn next(&self) -> (L, &ConnectionExecutor) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.loops.len();
+        (self.loops[i].clone(), &self.executors[i])
+    }
+
+    /// The transport's open connections against its limit.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
+    }
+
+    /// How many loops there are.
+    pub fn len(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// Always false: a set has at least one loop.
+    pub fn is_empty(&self) -> bool {
+        self.loops.is_empty()
     }
 }

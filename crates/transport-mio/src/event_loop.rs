@@ -139,11 +139,7 @@ impl LoopHandle {
             let _runtime = thread_shared.runtime.as_ref().map(|runtime| runtime.enter());
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&thread_shared, poll)));
             if let Err(panic) = outcome {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let message = kite_transport_core::loop_executor::panic_message(panic.as_ref());
                 tracing::error!(event_loop = index, panic = %message, "a mio event loop panicked; its connections fail");
             }
             thread_shared.die();

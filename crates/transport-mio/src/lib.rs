@@ -53,8 +53,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kite_socket::SocketOptions;
-use kite_transport_core::loop_executor::LoopSpawner;
-use kite_transport_core::{Admission, ConnectionExecutor, Endpoint, Listener, Transport};
+use kite_transport_core::loop_executor::LoopSet;
+use kite_transport_core::{Endpoint, Listener, Transport};
 
 use event_loop::LoopHandle;
 pub use listener::MioListener;
@@ -118,22 +118,8 @@ impl MioOptions {
     }
 }
 
-/// The loops of one transport, handed out in turn, each with the executor
-/// feature that runs tasks on it.
-pub(crate) struct EventLoops {
-    pub(crate) admission: Arc<Admission>,
-    loops: Vec<LoopHandle>,
-    executors: Vec<ConnectionExecutor>,
-    next: AtomicUsize,
-}
-
-impl EventLoops {
-    /// The next loop, round-robin, and its executor.
-    pub(crate) fn next(&self) -> (LoopHandle, &ConnectionExecutor) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.loops.len();
-        (self.loops[i].clone(), &self.executors[i])
-    }
-}
+/// The loops of one transport.
+pub(crate) type EventLoops = LoopSet<LoopHandle>;
 
 /// The mio transport. Cloning shares the event loops. Its threads are
 /// named `kite-mio-{transport}-{loop}`.
@@ -163,18 +149,7 @@ impl MioTransport {
         let loops = (0..options.threads)
             .map(|index| LoopHandle::start(transport, index, runtime.clone()))
             .collect::<io::Result<Vec<_>>>()?;
-        let executors =
-            loops.iter().map(|event_loop| ConnectionExecutor::new(LoopSpawner::new(event_loop.clone()))).collect();
-        Ok(Self {
-            loops: Arc::new(EventLoops {
-                admission: Admission::new(options.max_connections),
-                loops,
-                executors,
-                next: AtomicUsize::new(0),
-            }),
-            options,
-            id: transport,
-        })
+        Ok(Self { loops: Arc::new(LoopSet::new(loops, options.max_connections)), options, id: transport })
     }
 
     /// The number in the names of this transport's threads
@@ -185,12 +160,12 @@ impl MioTransport {
 
     /// How many connections of this transport are open.
     pub fn live_connections(&self) -> usize {
-        self.loops.admission.live()
+        self.loops.admission().live()
     }
 
     /// How many event loops run.
     pub fn threads(&self) -> usize {
-        self.loops.loops.len()
+        self.loops.len()
     }
 }
 

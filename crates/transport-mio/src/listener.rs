@@ -84,7 +84,7 @@ impl Listener for MioListener {
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>> {
         // At the connection limit, leave new connections in the backlog.
-        ready!(self.loops.admission.poll_room(cx));
+        ready!(self.loops.admission().poll_room(cx));
         let (io, remote, executor) = match &self.kind {
             Kind::Tcp(listener) => {
                 let (stream, remote) = ready!(listener.poll_io(cx, Way::Read, |l| l.accept()))?;
@@ -92,7 +92,7 @@ impl Listener for MioListener {
                     tracing::debug!(error = %e, %remote, "failed to set socket options on accepted connection");
                 }
                 let (event_loop, executor) = self.loops.next();
-                let admitted = self.loops.admission.admit();
+                let admitted = self.loops.admission().admit();
                 (
                     MioStream::tcp(Registered::new(stream, event_loop)?, admitted),
                     Endpoint::Tcp(remote),
@@ -106,7 +106,7 @@ impl Listener for MioListener {
                     None => Endpoint::Unnamed,
                 };
                 let (event_loop, executor) = self.loops.next();
-                let admitted = self.loops.admission.admit();
+                let admitted = self.loops.admission().admit();
                 (MioStream::unix(Registered::new(stream, event_loop)?, admitted), remote, executor.clone())
             }
         };

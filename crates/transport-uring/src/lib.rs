@@ -65,8 +65,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kite_socket::SocketOptions;
-use kite_transport_core::loop_executor::LoopSpawner;
-use kite_transport_core::{Admission, ConnectionExecutor, Endpoint, Listener, Transport};
+use kite_transport_core::loop_executor::LoopSet;
+use kite_transport_core::{Endpoint, Listener, Transport};
 
 use handle::LoopHandle;
 pub use listener::UringListener;
@@ -177,22 +177,8 @@ impl UringOptions {
     }
 }
 
-/// The loops of one transport, handed out in turn, each with the executor
-/// feature that runs tasks on it.
-pub(crate) struct RingLoops {
-    pub(crate) admission: Arc<Admission>,
-    loops: Vec<LoopHandle>,
-    executors: Vec<ConnectionExecutor>,
-    next: AtomicUsize,
-}
-
-impl RingLoops {
-    /// The next loop, round-robin, and its executor.
-    pub(crate) fn next(&self) -> (LoopHandle, &ConnectionExecutor) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.loops.len();
-        (self.loops[i].clone(), &self.executors[i])
-    }
-}
+/// The loops of one transport.
+pub(crate) type RingLoops = LoopSet<LoopHandle>;
 
 /// The io_uring transport. Cloning shares the loops. Its threads are
 /// named `kite-uring-{transport}-{loop}`.
@@ -226,18 +212,7 @@ impl UringTransport {
         let loops = (0..options.threads)
             .map(|index| setup::spawn_loop(transport, index, &options, runtime.clone()))
             .collect::<io::Result<Vec<_>>>()?;
-        let executors =
-            loops.iter().map(|event_loop| ConnectionExecutor::new(LoopSpawner::new(event_loop.clone()))).collect();
-        Ok(Self {
-            loops: Arc::new(RingLoops {
-                admission: Admission::new(options.max_connections),
-                loops,
-                executors,
-                next: AtomicUsize::new(0),
-            }),
-            options,
-            id: transport,
-        })
+        Ok(Self { loops: Arc::new(LoopSet::new(loops, options.max_connections)), options, id: transport })
     }
 
     /// The number in the names of this transport's threads
@@ -248,12 +223,12 @@ impl UringTransport {
 
     /// How many connections of this transport are open.
     pub fn live_connections(&self) -> usize {
-        self.loops.admission.live()
+        self.loops.admission().live()
     }
 
     /// How many loops run.
     pub fn threads(&self) -> usize {
-        self.loops.loops.len()
+        self.loops.len()
     }
 }
 

@@ -71,7 +71,7 @@ impl UringListener {
             }
         };
         let (event_loop, _) = loops.next();
-        let shared = Arc::new(ListenerShared::new(fd, Arc::clone(&loops.admission)));
+        let shared = Arc::new(ListenerShared::new(fd, Arc::clone(loops.admission())));
         Ok(Self { shared, event_loop, local, unix, loops, _file: file })
     }
 
@@ -97,7 +97,7 @@ impl UringListener {
         let conn = Arc::new(Conn::new(fd));
         // The new connection is scheduled: its loop arms the receive now.
         event_loop.shared().command(Command::Conn(Arc::clone(&conn)));
-        let stream = UringStream::new(conn, event_loop, self.loops.admission.admit(), self.unix);
+        let stream = UringStream::new(conn, event_loop, self.loops.admission().admit(), self.unix);
         let mut context = ConnectionContext::new(ConnectionId::next(), self.local.clone(), remote, TRANSPORT_NAME);
         // The connection's task belongs on the loop that completes its IO.
         context.features_mut().insert(executor.clone());
@@ -123,7 +123,7 @@ impl Listener for UringListener {
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connection>> {
         // At the connection limit, leave new connections in the backlog.
-        std::task::ready!(self.loops.admission.poll_room(cx));
+        std::task::ready!(self.loops.admission().poll_room(cx));
         let fd = {
             let mut state = self.shared.state();
             match state.accepted.pop_front() {

@@ -180,11 +180,7 @@ pub(crate) fn spawn_loop(
         let mut driver = driver;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.run()));
         if let Err(panic) = outcome {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let message = kite_transport_core::loop_executor::panic_message(panic.as_ref());
             tracing::error!(event_loop = index, panic = %message, "an io_uring loop panicked; its connections fail");
         }
         // Dropping the driver ends its ops and marks the loop dead.

@@ -1,7 +1,7 @@
 use std::task::Poll;
 use std::time::Duration;
 
-use kite_transport_core::{Endpoint, Transport};
+use kite_transport_core::{ConnectionExecutor, Endpoint, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
