@@ -22,10 +22,12 @@ fn rss(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[tokio::test]
-async fn kite_returns_freed_memory_once_quiet() {
+/// Starts `kite` on a free port with `args`, its stderr piped; returns
+/// the child, its pid and the address it listens on.
+async fn start_kite(args: &[&str]) -> (tokio::process::Child, u32, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args(["--urls", "http://127.0.0.1:0", "--log", "warn,kite::trim=debug"])
+        .args(["--urls", "http://127.0.0.1:0"])
+        .args(args)
         .kill_on_drop(true)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -36,6 +38,12 @@ async fn kite_returns_freed_memory_once_quiet() {
     let mut line = String::new();
     tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line)).await.expect("an address").unwrap();
     let addr = line.trim().strip_prefix("Now listening on: http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    (child, pid, addr)
+}
+
+#[tokio::test]
+async fn kite_returns_freed_memory_once_quiet() {
+    let (mut child, pid, addr) = start_kite(&["--log", "warn,kite::trim=debug"]).await;
 
     // Trimming events as they are logged, with when they were read: one
     // logged before the burst ends (after start-up) must not count.
@@ -120,18 +128,10 @@ async fn ten_thousand_idle_connections_hold_no_buffer_on_any_transport() {
     }
     for transport in ["sockets", "mio", "uring"] {
         // The child inherits the raised limit.
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
-            .args(["--urls", "http://127.0.0.1:0", "--log", "warn", "--transport", transport])
-            .kill_on_drop(true)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("kite starts");
-        let pid = child.id().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line)).await.expect("an address").unwrap();
-        let addr =
-            line.trim().strip_prefix("Now listening on: http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+        let (mut child, pid, addr) = start_kite(&["--log", "warn", "--transport", transport]).await;
+        // Keep the piped log flowing, so the server never waits on it.
+        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
 
         let request = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n\r\n";
         let answer = |stream: &mut std::net::TcpStream| {
