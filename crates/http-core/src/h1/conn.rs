@@ -6,12 +6,12 @@ mod serving;
 pub(crate) use serving::{Serving, StartStep, Stepped};
 
 use std::future::{poll_fn, Future};
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use kite_transport_core::{CloseSignal, CloseWatch, ConnectionIo};
@@ -462,19 +462,40 @@ where
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => self.write_pos += n,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return self.write_blocked(cx, self.write_buf.len() - self.write_pos),
+            }
+        }
+        self.timer.write_done();
+        self.write_buf.clear();
+        self.write_pos = 0;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Writes what is gathered and then `chunk`, in one vectored write
+    /// where the stream takes one, and flushes: a large body chunk leaves
+    /// from the application's buffer without a copy into `write_buf`.
+    fn poll_write_through(&mut self, cx: &mut Context<'_>, chunk: &mut Bytes) -> Poll<io::Result<()>> {
+        while self.write_pos < self.write_buf.len() || !chunk.is_empty() {
+            let gathered = &self.write_buf[self.write_pos..];
+            let io = Pin::new(&mut self.io);
+            let polled = if gathered.is_empty() {
+                io.poll_write(cx, chunk)
+            } else if io.is_write_vectored() {
+                io.poll_write_vectored(cx, &[IoSlice::new(gathered), IoSlice::new(chunk)])
+            } else {
+                io.poll_write(cx, gathered)
+            };
+            match polled {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    let from_gathered = n.min(gathered.len());
+                    self.write_pos += from_gathered;
+                    chunk.advance(n - from_gathered);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
-                    self.timer.write_pending(self.write_buf.len() - self.write_pos);
-                    if self.timer.poll_timeout(Timeout::ResponseRate, cx).is_ready() {
-                        tracing::debug!(
-                            connection_id = %self.info.id(),
-                            "the client reads slower than MinResponseDataRate; aborting the connection"
-                        );
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the client read the response slower than MinResponseDataRate",
-                        )));
-                    }
-                    return Poll::Pending;
+                    let left = self.write_buf.len() - self.write_pos + chunk.len();
+                    return self.write_blocked(cx, left);
                 }
             }
         }
@@ -482,6 +503,23 @@ where
         self.write_buf.clear();
         self.write_pos = 0;
         Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// The client is not reading: `left` bytes wait. Aborts the
+    /// connection once it reads slower than MinResponseDataRate.
+    fn write_blocked(&mut self, cx: &mut Context<'_>, left: usize) -> Poll<io::Result<()>> {
+        self.timer.write_pending(left);
+        if self.timer.poll_timeout(Timeout::ResponseRate, cx).is_ready() {
+            tracing::debug!(
+                connection_id = %self.info.id(),
+                "the client reads slower than MinResponseDataRate; aborting the connection"
+            );
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read the response slower than MinResponseDataRate",
+            )));
+        }
+        Poll::Pending
     }
 
     async fn flush(&mut self) -> io::Result<()> {

@@ -6,6 +6,7 @@ use std::io;
 use std::pin::pin;
 use std::task::{ready, Poll};
 
+use bytes::{Buf, Bytes};
 use http::{Response, StatusCode, Version};
 use http_body::Body;
 
@@ -14,6 +15,11 @@ use crate::h1::encode::{self, Framing, HeadOptions, HeaderFacts};
 use crate::h1::feed::BodyFeeder;
 use crate::panic;
 use crate::{BoxError, Error, RequestBody, RequestRejection};
+
+/// A body chunk at least this long is written straight from the
+/// application's buffer, behind what is gathered (one vectored write),
+/// instead of being copied into the connection's write buffer.
+const WRITE_THROUGH: usize = 16 * 1024;
 
 impl<S, B> H1Connection<'_, S>
 where
@@ -61,12 +67,21 @@ where
         let mut body = pin!(body);
         let mut written: u64 = 0;
         let mut trailers = None;
+        // A large chunk being written through, not copied.
+        let mut through: Option<Bytes> = None;
         let max_buffer = self.options.limits.max_response_buffer_size;
         let streamed = poll_fn(|cx| loop {
             if let Some(f) = feeder.as_mut() {
                 self.poll_feed(cx, f);
                 if let (true, Some(rejection)) = (head.is_held(), f.rejection) {
                     return Poll::Ready(Err(Stop::Rejected(rejection)));
+                }
+            }
+            if let Some(chunk) = through.as_mut() {
+                ready!(self.poll_write_through(cx, chunk)).map_err(Stop::Io)?;
+                through = None;
+                if framing == Framing::Chunked {
+                    self.write_buf.extend_from_slice(b"\r\n");
                 }
             }
             if self.write_buf.len() >= max_buffer {
@@ -80,8 +95,8 @@ where
                 Poll::Ready(Some(Ok(frame))) => {
                     self.release_head(&mut head, &mut keep_alive, feeder);
                     match frame.into_data() {
-                        Ok(data) => {
-                            let len = bytes::Buf::remaining(&data);
+                        Ok(mut data) => {
+                            let len = data.remaining();
                             if len == 0 {
                                 continue;
                             }
@@ -95,6 +110,11 @@ where
                             }
                             if framing == Framing::Chunked {
                                 encode::write_chunk_size(&mut self.write_buf, len);
+                            }
+                            if len >= WRITE_THROUGH {
+                                // Free for `Bytes`, a copy for other buffers.
+                                through = Some(data.copy_to_bytes(len));
+                                continue;
                             }
                             put_buf(&mut self.write_buf, data);
                             if framing == Framing::Chunked {
@@ -225,7 +245,7 @@ enum Stop {
     Io(io::Error),
 }
 
-fn put_buf(dst: &mut Vec<u8>, mut data: impl bytes::Buf) {
+fn put_buf(dst: &mut Vec<u8>, mut data: impl Buf) {
     while data.has_remaining() {
         let chunk = data.chunk();
         dst.extend_from_slice(chunk);
