@@ -8,25 +8,10 @@ mod common;
 mod h3_client;
 
 use bytes::{Buf, Bytes};
-use common::{digest, pattern, start_with, TestServer, WAIT};
+use common::{digest, pattern, start_h3, start_with, WAIT};
 use h3_client::connect;
 use http::{HeaderMap, Request, StatusCode};
 use kite::{Protocols, ServerOptions};
-
-/// A server whose HTTPS endpoint speaks HTTP/1.1, HTTP/2 and HTTP/3, and
-/// its certificate.
-async fn start_h3(transport: &str, options: ServerOptions) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
-    let (certificate, der) = common::self_signed();
-    let server = start_with(transport, options, move |builder| {
-        builder.listen_with(([127, 0, 0, 1], 0), move |listen| {
-            listen
-                .protocols(Protocols::Http1AndHttp2AndHttp3)
-                .use_https(kite::TlsOptions::new().certificate(certificate))
-        })
-    })
-    .await;
-    (server, der)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_over_http3_names_the_protocol_and_the_handshake() {

@@ -580,6 +580,24 @@ pub async fn python_client_text(python: &str, script: &str, args: &[&str]) -> St
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// A server whose HTTPS endpoint speaks HTTP/1.1, HTTP/2 and HTTP/3 (on
+/// QUIC, whatever `transport` serves TCP), and its certificate.
+pub async fn start_h3(
+    transport: &str,
+    options: ServerOptions,
+) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
+    let (certificate, der) = self_signed();
+    let server = start_with(transport, options, move |builder| {
+        builder.listen_with(([127, 0, 0, 1], 0), move |listen| {
+            listen
+                .protocols(kite::Protocols::Http1AndHttp2AndHttp3)
+                .use_https(kite::TlsOptions::new().certificate(certificate))
+        })
+    })
+    .await;
+    (server, der)
+}
+
 /// A server on an HTTPS endpoint with a fresh self-signed certificate for
 /// `localhost`, and that certificate, to trust it.
 pub async fn start_https(transport: &str) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {

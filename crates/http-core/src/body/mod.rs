@@ -28,4 +28,10 @@ pub enum BodyError {
     /// code before the body ended; `0x8` is CANCEL.
     #[error("the client reset the stream with error code {0:#x}")]
     Reset(u32),
+    /// The request's framing contradicts itself: an HTTP/3 body whose DATA
+    /// frames do not add up to its `content-length`. The stream is reset
+    /// with the protocol's message error (H3_MESSAGE_ERROR), whether or
+    /// not the response has started.
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
 }

@@ -40,7 +40,14 @@ pub(super) async fn answer<B>(
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (mut parts, body) = response_parts(outcome, is_head);
+    let failed = |error: &dyn std::fmt::Display, what: &str| {
+        if client_caused(shared) {
+            tracing::debug!(%error, "{what}, after the request body failed");
+        } else {
+            tracing::error!(%error, "{what}");
+        }
+    };
+    let (mut parts, body) = response_parts(outcome, is_head, &failed);
     let mut body = pin!(body);
 
     // `None`: no frame taken yet; `Some(None)`: the body ended.
@@ -69,7 +76,7 @@ pub(super) async fn answer<B>(
         }
     }
 
-    if let Some(status) = status_instead(shared, &first) {
+    if let Some(status) = status_instead(shared, &first, &failed) {
         parts = status_parts(status);
         body.set(None);
         first = None;
@@ -98,12 +105,25 @@ pub(super) async fn answer<B>(
     }
 }
 
+/// Logs a failure of the application: `what` happened, because of
+/// `error`. Each protocol logs under its own target, and at the level the
+/// cause deserves ([`client_caused`]).
+pub(crate) type Failed<'a> = &'a dyn Fn(&dyn std::fmt::Display, &str);
+
+/// Whether the request body failed first (the client reset the stream,
+/// broke its framing, or went away): the application's failure that
+/// follows is the client's doing, not the server's.
+pub(crate) fn client_caused(shared: &Shared) -> bool {
+    shared.lock().error.is_some()
+}
+
 /// The head and, when it has one, the body of the application's answer:
 /// a failed application becomes a 500 without a body, and a HEAD, 204 or
 /// 304 response, or one whose body is already over, has none.
 pub(crate) fn response_parts<B: Body>(
     outcome: Result<Response<B>, BoxError>,
     is_head: bool,
+    failed: Failed<'_>,
 ) -> (http::response::Parts, Option<B>) {
     let (parts, body) = match outcome {
         Ok(response) => {
@@ -111,7 +131,7 @@ pub(crate) fn response_parts<B: Body>(
             (parts, Some(body))
         }
         Err(error) => {
-            tracing::error!(%error, "the application failed; sending 500");
+            failed(&error, "the application failed; sending 500");
             (status_parts(StatusCode::INTERNAL_SERVER_ERROR), None)
         }
     };
@@ -125,12 +145,12 @@ pub(crate) fn response_parts<B: Body>(
 /// The status a response gets instead of the application's: a refused
 /// request body's (413, 408), or 500 for a response body that failed
 /// before its head left. `first` is the body's first frame, if taken.
-pub(crate) fn status_instead<D>(shared: &Shared, first: &Option<Polled<D>>) -> Option<StatusCode> {
+pub(crate) fn status_instead<D>(shared: &Shared, first: &Option<Polled<D>>, failed: Failed<'_>) -> Option<StatusCode> {
     if let Some(BodyError::Rejected(rejection)) = &shared.lock().error {
         return Some(rejection.status());
     }
     if let Some(Some(Err(error))) = first {
-        tracing::error!(%error, "the response body failed before its head was sent; sending 500");
+        failed(error, "the response body failed before its head was sent; sending 500");
         return Some(StatusCode::INTERNAL_SERVER_ERROR);
     }
     None

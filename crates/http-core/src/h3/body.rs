@@ -60,6 +60,24 @@ impl H3Body {
         Poll::Ready(Some(Err(error)))
     }
 
+    /// The body contradicts its `content-length` (RFC 9114 §4.1.2): the
+    /// client stops sending, and the answer resets the stream, both with
+    /// H3_MESSAGE_ERROR.
+    fn malformed(&mut self, why: &'static str) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        tracing::debug!(
+            target: "kite::bad_requests",
+            received = self.received,
+            "malformed HTTP/3 request: {why}; resetting the stream with H3_MESSAGE_ERROR"
+        );
+        if let Some(mut recv) = self.recv.take() {
+            recv.stop_sending(h3::error::Code::H3_MESSAGE_ERROR);
+        }
+        self.done = true;
+        let error = BodyError::Malformed(why);
+        self.shared.fail(error.clone(), None);
+        Poll::Ready(Some(Err(error)))
+    }
+
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if self.done {
             return Poll::Ready(None);
@@ -83,12 +101,18 @@ impl H3Body {
                     if let Some((rate, clock)) = &self.rate {
                         rate.received(data.len() as u64, clock.now_ms());
                     }
+                    if content_length.is_some_and(|length| self.received > length) {
+                        return self.malformed("DATA past the content-length");
+                    }
                     if limit.is_some_and(|limit| self.received > limit) {
                         return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Poll::Ready(Ok(None)) => {
+                    if content_length.is_some_and(|length| self.received != length) {
+                        return self.malformed("the body ended short of its content-length");
+                    }
                     self.data_done = true;
                     if let Some((rate, _)) = &self.rate {
                         rate.end();

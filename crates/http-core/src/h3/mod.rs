@@ -3,17 +3,18 @@
 //! trailers both ways, and graceful GOAWAY.
 
 pub(crate) mod body;
+mod head;
 mod quic;
 mod respond;
+mod watch;
 
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use http::header::CONTENT_LENGTH;
 use http::{Method, Request, Response};
 use http_body::Body;
 use kite_transport_core::MultiplexedConnection;
@@ -29,6 +30,12 @@ use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, Mi
 
 /// HTTP/3's code for a clean close.
 const H3_NO_ERROR: u64 = 0x100;
+
+/// How long a connection that sent GOAWAY and has nothing left to answer
+/// stays open before it closes, unless the client closes first: closing
+/// at once would drop the GOAWAY unsent (a QUIC close discards what is
+/// queued), and the client would see only the close.
+const GOAWAY_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 type Resolver = h3::server::RequestResolver<H3Connection, Bytes>;
 
@@ -61,7 +68,9 @@ where
     let mut closer = io.clone_opener();
     let mut builder = h3::server::builder();
     builder.max_field_section_size(options.http3.max_request_header_field_size.into());
-    let mut connection: h3::server::Connection<H3Connection, Bytes> = match builder.build(H3Connection::new(io)).await {
+    let quic = H3Connection::new(io, info.id());
+    let signals = quic.signals();
+    let mut connection: h3::server::Connection<H3Connection, Bytes> = match builder.build(quic).await {
         Ok(connection) => connection,
         Err(e) => {
             tracing::debug!(connection_id = %info.id(), error = %e, "HTTP/3 connection setup failed");
@@ -75,7 +84,12 @@ where
     let mut heads = FuturesUnordered::new();
     let mut streams = FuturesUnordered::new();
     let mut closing = false;
+    // Set with the GOAWAY: until it fires, a drained connection stays open.
+    let mut linger: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut close = close.watch();
+    // The client's GOAWAY ended accept: ours goes back once the last
+    // requests are answered.
+    let mut answer_goaway = false;
     let keep_alive = options.limits.keep_alive_timeout;
     timer.set_deadline(keep_alive);
     let result = loop {
@@ -85,7 +99,16 @@ where
                 if !closing && close.poll_requested(cx).is_ready() {
                     return Poll::Ready(Event::Close);
                 }
-                if closing && streams.is_empty() && heads.is_empty() {
+                // The client's GOAWAY is answered with the server's.
+                if !closing && signals.poll_goaway(cx).is_ready() {
+                    tracing::debug!(target: "kite::http3", connection_id = %info.id(), "the client sent GOAWAY");
+                    return Poll::Ready(Event::Close);
+                }
+                if closing
+                    && streams.is_empty()
+                    && heads.is_empty()
+                    && linger.as_mut().is_none_or(|linger| linger.as_mut().poll(cx).is_ready())
+                {
                     return Poll::Ready(Event::Drained);
                 }
                 if timer.poll_timeout(Timeout::Tick, cx).is_ready() {
@@ -125,6 +148,7 @@ where
                 // GOAWAY: the requests accepted so far finish; accept then
                 // ends once they have.
                 closing = true;
+                linger = Some(Box::pin(tokio::time::sleep(GOAWAY_LINGER)));
                 if let Err(e) = connection.shutdown(1).await {
                     break outcome(e, &info);
                 }
@@ -137,7 +161,12 @@ where
                 closer.close(H3_NO_ERROR, b"");
                 break Ok(());
             }
-            Event::Accepted(Ok(None)) => break Ok(()),
+            Event::Accepted(Ok(None)) => {
+                // The client's GOAWAY and its last request can end accept
+                // in the same poll: the server's GOAWAY still goes back.
+                answer_goaway = !closing && signals.goaway_received() && connection.shutdown(1).await.is_ok();
+                break Ok(());
+            }
             Event::Accepted(Err(e)) => break outcome(e, &info),
             Event::ServiceFailed(e) => {
                 tracing::error!(connection_id = %info.id(), error = %e, "service is not ready; closing the connection");
@@ -155,6 +184,10 @@ where
         }
     })
     .await;
+    if answer_goaway {
+        tokio::time::sleep(GOAWAY_LINGER).await;
+        closer.close(H3_NO_ERROR, b"");
+    }
     result
 }
 
@@ -208,7 +241,10 @@ fn start<S, B>(
     info: &ConnectionInfo,
     rates: &mut StreamRates,
     options: &HttpOptions,
-) -> futures_util::future::Either<impl Future<Output = ()>, impl Future<Output = ()>>
+) -> futures_util::future::Either<
+    futures_util::future::Either<std::future::Ready<()>, impl Future<Output = ()>>,
+    impl Future<Output = ()>,
+>
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
@@ -217,23 +253,33 @@ where
 {
     use futures_util::future::Either;
     let (mut parts, ()) = request.into_parts();
-    let (mut send, recv) = stream.split();
+    let (mut send, mut recv) = stream.split();
+    if let Some(why) = head::malformed(&parts.headers) {
+        // A stream error (RFC 9114 §4.1.2): the stream is reset both ways
+        // and the application never sees the request.
+        tracing::debug!(
+            target: "kite::bad_requests",
+            connection_id = %info.id(),
+            "malformed HTTP/3 request: {why}; resetting the stream with H3_MESSAGE_ERROR"
+        );
+        send.stop_stream(h3::error::Code::H3_MESSAGE_ERROR);
+        recv.stop_sending(h3::error::Code::H3_MESSAGE_ERROR);
+        return Either::Left(Either::Left(std::future::ready(())));
+    }
     // h3 bounds the field section itself (Http3Limits).
     if let Some(rejection) = crate::h2::check_head(&parts, options, None, info, "HTTP/3") {
         let mut response = Response::new(());
         *response.status_mut() = rejection.status();
-        let mut recv = recv;
-        return Either::Left(async move {
+        return Either::Left(Either::Right(async move {
             if send.send_response(response).await.is_ok() {
                 let _ = send.finish().await;
             }
             // The request is not read: the client stops sending, told so
             // after the answer (a dropped stream would say code 0).
             recv.stop_sending(h3::error::Code::H3_NO_ERROR);
-        });
+        }));
     }
-    let content_length =
-        parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let content_length = head::content_length(&parts.headers);
     let shared = Shared::new(options.limits.max_request_body_size, content_length);
     parts.extensions.insert(info.clone());
     parts.extensions.insert(MaxRequestBodySize::new(Arc::clone(&shared)));

@@ -3,6 +3,7 @@
 //! implementation. The one place that knows h3's transport API: a new h3
 //! version changes this file.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,6 +12,13 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, Bytes};
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
 use kite_transport_core::multiplexed::{BidiStream, MultiplexedIo, RecvStream, SendStream, StreamError, StreamOpener};
+use kite_transport_core::ConnectionId;
+
+use super::watch::{self, ControlWatch, EncoderWatch, Signals, Typing, Violation};
+
+/// HTTP/3's code for "no error", which a request stream's unread rest is
+/// stopped with.
+const H3_NO_ERROR: u64 = 0x100;
 
 fn connection_error(error: io::Error) -> ConnectionErrorIncoming {
     match StreamError::of(&error) {
@@ -39,14 +47,59 @@ fn stream_id(id: u64) -> StreamId {
     StreamId::try_from(id & ((1 << 62) - 1)).expect("a 62-bit stream id is valid")
 }
 
-/// A connection's streams, for h3.
+/// A connection's streams, for h3, with the unidirectional streams the
+/// client opens checked on the way (`watch`).
 pub(crate) struct H3Connection {
     io: Box<dyn MultiplexedIo>,
+    id: ConnectionId,
+    /// Unidirectional streams whose type is still arriving.
+    typing: Vec<Typing>,
+    /// Unidirectional streams ready for h3.
+    typed: VecDeque<H3Recv>,
+    /// The client's QPACK encoder stream, read by Kite.
+    encoder: Option<EncoderWatch>,
+    signals: Arc<Signals>,
 }
 
 impl H3Connection {
-    pub fn new(io: Box<dyn MultiplexedIo>) -> Self {
-        Self { io }
+    pub fn new(io: Box<dyn MultiplexedIo>, id: ConnectionId) -> Self {
+        Self { io, id, typing: Vec::new(), typed: VecDeque::new(), encoder: None, signals: Arc::default() }
+    }
+
+    /// What the client's streams tell the serving loop (its GOAWAY).
+    pub fn signals(&self) -> Arc<Signals> {
+        Arc::clone(&self.signals)
+    }
+
+    /// Sorts a unidirectional stream by its type.
+    fn typed(&mut self, kind: u64, typing: Typing) -> Result<(), Violation> {
+        let (recv, read, type_len) = typing.into_parts();
+        match kind {
+            watch::PUSH => return Err((watch::H3_STREAM_CREATION_ERROR, "the client opened a push stream")),
+            watch::ENCODER if self.encoder.is_some() => {
+                return Err((watch::H3_STREAM_CREATION_ERROR, "the client opened a second QPACK encoder stream"));
+            }
+            watch::ENCODER => self.encoder = Some(EncoderWatch::new(recv, read, type_len)),
+            watch::CONTROL => {
+                let mut control = ControlWatch::new(Arc::clone(&self.signals));
+                control.observe(&read[type_len..]);
+                self.typed.push_back(H3Recv { recv, prefix: read, control: Some(control), ended: false });
+            }
+            _ => self.typed.push_back(H3Recv { recv, prefix: read, control: None, ended: false }),
+        }
+        Ok(())
+    }
+
+    /// Closes the connection with the error the client earned.
+    fn violated(&mut self, (code, why): Violation) -> ConnectionErrorIncoming {
+        tracing::debug!(
+            target: "kite::http3",
+            connection_id = %self.id,
+            code = format_args!("{code:#x}"),
+            "{why}; closing the connection"
+        );
+        self.io.close(code, why.as_bytes());
+        ConnectionErrorIncoming::ApplicationClose { error_code: code }
     }
 }
 
@@ -64,6 +117,24 @@ pub(crate) struct H3Send {
 /// The receiving half of a stream.
 pub(crate) struct H3Recv {
     recv: Box<dyn RecvStream>,
+    /// Bytes Kite read first (a unidirectional stream's type), handed on
+    /// before the rest.
+    prefix: Bytes,
+    /// Set on the client's control stream.
+    control: Option<ControlWatch>,
+    /// The stream reached its end.
+    ended: bool,
+}
+
+impl Drop for H3Recv {
+    /// A stream dropped before its end asks the client to stop sending
+    /// with H3_NO_ERROR, not the transport's default code 0, which is no
+    /// HTTP/3 code. A stream already stopped keeps its first code.
+    fn drop(&mut self) {
+        if !self.ended {
+            self.recv.stop_sending(H3_NO_ERROR);
+        }
+    }
 }
 
 /// Both halves.
@@ -80,7 +151,7 @@ impl H3Send {
 
 impl H3Recv {
     fn new(recv: Box<dyn RecvStream>) -> Self {
-        Self { recv }
+        Self { recv, prefix: Bytes::new(), control: None, ended: false }
     }
 }
 
@@ -102,7 +173,35 @@ impl quic::Connection<Bytes> for H3Connection {
     type OpenStreams = H3Opener;
 
     fn poll_accept_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Recv, ConnectionErrorIncoming>> {
-        self.io.poll_accept_uni(cx).map(|r| r.map(H3Recv::new).map_err(connection_error))
+        loop {
+            match self.io.poll_accept_uni(cx) {
+                Poll::Ready(Ok(recv)) => self.typing.push(Typing::new(recv)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(connection_error(e))),
+                Poll::Pending => break,
+            }
+        }
+        let mut i = 0;
+        while i < self.typing.len() {
+            match self.typing[i].poll_type(cx) {
+                Poll::Pending => i += 1,
+                // Ended or reset before its type: tolerated (RFC 9114
+                // §6.2), and a lost connection shows in the accept above.
+                Poll::Ready(Ok(None) | Err(_)) => drop(self.typing.swap_remove(i)),
+                Poll::Ready(Ok(Some(kind))) => {
+                    let typing = self.typing.swap_remove(i);
+                    if let Err(violation) = self.typed(kind, typing) {
+                        return Poll::Ready(Err(self.violated(violation)));
+                    }
+                }
+            }
+        }
+        if let Some(Poll::Ready(Err(violation))) = self.encoder.as_mut().map(|encoder| encoder.poll(cx)) {
+            return Poll::Ready(Err(self.violated(violation)));
+        }
+        match self.typed.pop_front() {
+            Some(recv) => Poll::Ready(Ok(recv)),
+            None => Poll::Pending,
+        }
     }
 
     fn poll_accept_bidi(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Bidi, ConnectionErrorIncoming>> {
@@ -194,7 +293,16 @@ impl quic::RecvStream for H3Recv {
     type Buf = Bytes;
 
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        self.recv.poll_read_chunk(cx).map_err(stream_error)
+        if !self.prefix.is_empty() {
+            return Poll::Ready(Ok(Some(std::mem::take(&mut self.prefix))));
+        }
+        let data = ready!(self.recv.poll_read_chunk(cx)).map_err(stream_error)?;
+        match (&data, &mut self.control) {
+            (Some(chunk), Some(control)) => control.observe(chunk),
+            (None, _) => self.ended = true,
+            _ => {}
+        }
+        Poll::Ready(Ok(data))
     }
 
     fn stop_sending(&mut self, error_code: u64) {

@@ -13,8 +13,17 @@ use http_body::Body;
 
 use super::quic::H3Send;
 use crate::body::shared::Shared;
-use crate::h2::respond::{poll_body, prepare_headers, response_parts, status_instead, status_parts, Polled};
-use crate::BoxError;
+use crate::h2::respond::{
+    client_caused, poll_body, prepare_headers, response_parts, status_instead, status_parts, Polled,
+};
+use crate::{BodyError, BoxError};
+
+/// Whether the request broke its own framing ([`BodyError::Malformed`]):
+/// the stream is then reset with H3_MESSAGE_ERROR, however far the
+/// response has got.
+fn malformed(shared: &Shared) -> bool {
+    matches!(shared.lock().error, Some(BodyError::Malformed(_)))
+}
 
 /// What an HTTP/3 response carries beyond the application's own headers.
 #[derive(Clone, Copy)]
@@ -39,7 +48,14 @@ pub(super) async fn answer<B>(
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (mut parts, body) = response_parts(outcome, extras.is_head);
+    let failed = |error: &dyn std::fmt::Display, what: &str| {
+        if client_caused(shared) {
+            tracing::debug!(target: "kite::http3", %error, "{what}, after the request body failed");
+        } else {
+            tracing::error!(target: "kite::http3", %error, "{what}");
+        }
+    };
+    let (mut parts, body) = response_parts(outcome, extras.is_head, &failed);
     let mut body = pin!(body);
 
     // `None`: no frame taken yet; `Some(None)`: the body ended.
@@ -52,7 +68,10 @@ pub(super) async fn answer<B>(
         })
         .await;
     }
-    if let Some(status) = status_instead(shared, &first) {
+    if malformed(shared) {
+        return send.stop_stream(Code::H3_MESSAGE_ERROR);
+    }
+    if let Some(status) = status_instead(shared, &first, &failed) {
         parts = status_parts(status);
         body.set(None);
         first = None;
@@ -73,6 +92,9 @@ pub(super) async fn answer<B>(
                 None => poll_fn(|cx| poll_body(body.as_mut(), cx)).await,
             };
             let Some(frame) = frame else { break };
+            if malformed(shared) {
+                return send.stop_stream(Code::H3_MESSAGE_ERROR);
+            }
             let sent = match frame.map(|f| f.into_data()) {
                 Ok(Ok(mut data)) => send.send_data(data.copy_to_bytes(data.remaining())).await,
                 Ok(Err(frame)) => match frame.into_trailers() {
@@ -85,7 +107,7 @@ pub(super) async fn answer<B>(
                     Err(_) => Ok(()),
                 },
                 Err(error) => {
-                    tracing::debug!(%error, "response body failed; resetting the stream");
+                    tracing::debug!(target: "kite::http3", %error, "response body failed; resetting the stream");
                     send.stop_stream(Code::H3_INTERNAL_ERROR);
                     return;
                 }
@@ -94,6 +116,9 @@ pub(super) async fn answer<B>(
                 return tracing::debug!(error = %e, "the client went away during the response");
             }
         }
+    }
+    if malformed(shared) {
+        return send.stop_stream(Code::H3_MESSAGE_ERROR);
     }
     if let Err(e) = send.finish().await {
         tracing::debug!(error = %e, "the client went away at the end of the response");
