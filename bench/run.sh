@@ -20,9 +20,14 @@
 # connections x 32 streams). HTTP/3, Kite only (hyper has none): h3
 # (GET /plaintext, 16 QUIC connections x 32 streams, from the bench's own
 # h3-load client, as h2load here has no HTTP/3) beside h2tls (the same
-# over TLS with h2load), and h3-handshake (a new QUIC connection with a
-# full TLS 1.3 handshake per request) beside handshake. For these the
-# run also prints Kite's HTTP/3 figure over its TCP one.
+# over TLS with h2load), h3-handshake (a new QUIC connection with a
+# full TLS 1.3 handshake per request) beside handshake, and h3-post (a
+# POST of LARGE_BODY_BYTES, 2 MB by default, to /echo, 4 connections x 4
+# streams) beside h2tls-post (the same with h2load over TLS). For these
+# the run also prints each server's HTTP/3 figure over its TCP one. The
+# HTTP/3 peer is Caddy (Debian's 2.6, on quic-go), answering /plaintext
+# from its configuration (`respond`) with the same certificate, on the
+# h2tls, handshake, h3 and h3-handshake rows (it has no echo).
 #
 # Each server runs pinned to CPU 0 and wrk to CPU 1; the servers take turns,
 # ROUNDS times per workload. For each run it reads the server's user+sys CPU
@@ -30,6 +35,8 @@
 # CPU microseconds per request. It prints medians and ratios: each Kite
 # transport against hyper, actix and the canned floor, and mio against
 # sockets. actix has no h2c (HTTP/2 only over TLS), and no HTTP/3.
+# Caddy, when SERVERS names it, runs with GOMAXPROCS=1 (pinned to one CPU
+# as the others are) and its admin endpoint and automatic HTTPS off.
 #
 #   bench/run.sh                 # 3 rounds of 10 s per server and workload
 #   ROUNDS=5 DURATION=15 bench/run.sh
@@ -54,9 +61,10 @@ CONNECTIONS=${CONNECTIONS:-50}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/results}
-SERVERS=${SERVERS:-kite kite-mio kite-uring hyper actix nginx canned}
-WORKLOADS=${WORKLOADS:-keepalive keepalive256 pipelined pipelined256 h2c https handshake post post-h2c h2tls h3 h3-handshake}
+SERVERS=${SERVERS:-kite kite-mio kite-uring hyper actix nginx caddy canned}
+WORKLOADS=${WORKLOADS:-keepalive keepalive256 pipelined pipelined256 h2c https handshake post post-h2c h2tls h3 h3-handshake h2tls-post h3-post}
 BODY_BYTES=${BODY_BYTES:-4096}
+LARGE_BODY_BYTES=${LARGE_BODY_BYTES:-2097152}
 # The workloads whose system calls per request are counted (in round 1,
 # in a separate 2-second load under perf).
 SYSCALL_WORKLOADS=${SYSCALL_WORKLOADS:-keepalive keepalive256 pipelined pipelined256 https post}
@@ -71,6 +79,9 @@ for tool in wrk h2load taskset; do
 done
 if [[ " $SERVERS " == *" nginx "* ]] && [ ! -x "$NGINX" ]; then
   echo "bench: nginx is required for SERVERS=nginx (apt-get install nginx)" >&2; exit 1
+fi
+if [[ " $SERVERS " == *" caddy "* ]] && ! command -v caddy >/dev/null; then
+  echo "bench: caddy is required for SERVERS=caddy (apt-get install caddy)" >&2; exit 1
 fi
 
 cargo build --release -q -p kite-cli
@@ -91,6 +102,8 @@ KEY="$OUT/certs/localhost.key.pem"
 # The POST body, for h2load -d (wrk's comes from bench/post.lua).
 BODY="$OUT/body.bin"
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'k' >"$BODY"
+LARGE_BODY="$OUT/large-body.bin"
+head -c "$LARGE_BODY_BYTES" /dev/zero | tr '\0' 'k' >"$LARGE_BODY"
 export BODY_BYTES
 
 server_pid=
@@ -112,6 +125,7 @@ start() {
     actix) taskset -c "$SERVER_CPU" "$ACTIX" 127.0.0.1:0 "${hyper_tls[@]}" >"$log" 2>&1 & ;;
     canned) taskset -c "$SERVER_CPU" "$CANNED" 127.0.0.1:0 >"$log" 2>&1 & ;;
     nginx) start_nginx "$scheme" "$log"; return 0 ;;
+    caddy) start_caddy "$log"; return 0 ;;
     # A second Kite build, when KITE_B names its binary.
     kite-b) taskset -c "$SERVER_CPU" "$KITE_B" --urls "$scheme://127.0.0.1:0" --log warn "${kite_tls[@]}" >"$log" 2>&1 & ;;
     *) echo "bench: unknown server $1" >&2; exit 1 ;;
@@ -163,6 +177,36 @@ NGINX
   echo "bench: nginx did not start" >&2; cat "$log" >&2; exit 1
 }
 
+# start_caddy LOG: Caddy on a free port, HTTPS only (HTTP/1.1, HTTP/2 and
+# HTTP/3 on the same port), answering /plaintext from its configuration.
+start_caddy() {
+  local log=$1 conf="$OUT/Caddyfile"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$conf" <<CADDY
+{
+	admin off
+	auto_https off
+	servers {
+		protocols h1 h2 h3
+	}
+}
+https://:$port {
+	bind 127.0.0.1
+	tls $CERT $KEY
+	respond /plaintext "Hello, World!" 200
+}
+CADDY
+  GOMAXPROCS=1 XDG_DATA_HOME="$OUT/caddy" XDG_CONFIG_HOME="$OUT/caddy" \
+    taskset -c "$SERVER_CPU" caddy run --config "$conf" --adapter caddyfile >"$log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "bench: caddy did not start" >&2; cat "$log" >&2; exit 1
+}
+
 # The CPU time of a server and its children (nginx's worker), in ticks.
 cpu_ticks() {
   local pid total=0
@@ -177,19 +221,24 @@ cpu_ticks() {
 # the requests it completed and whether it saw errors.
 load() {
   local workload=$1 seconds=$2 scheme=http out requests errors=0
-  case $workload in https | handshake | h2tls | h3 | h3-handshake) scheme=https ;; esac
+  case $workload in https | handshake | h2tls | h3 | h3-handshake | h2tls-post | h3-post) scheme=https ;; esac
   local url="$scheme://127.0.0.1:$port/plaintext" h2data=()
-  case $workload in post | post-h2c) url="$scheme://127.0.0.1:$port/echo" ;; esac
+  case $workload in post | post-h2c | h2tls-post) url="$scheme://127.0.0.1:$port/echo" ;; esac
   [ "$workload" = post-h2c ] && h2data=(-d "$BODY" -H "content-type: application/octet-stream")
-  if [ "$workload" = h3 ] || [ "$workload" = h3-handshake ]; then
-    local mode=32
-    [ "$workload" = h3-handshake ] && mode=handshake
-    out=$(taskset -c "$CLIENT_CPU" "$H3LOAD" "127.0.0.1:$port" "$seconds" 16 "$mode")
+  [ "$workload" = h2tls-post ] && h2data=(-d "$LARGE_BODY" -H "content-type: application/octet-stream")
+  if [ "$workload" = h3 ] || [ "$workload" = h3-handshake ] || [ "$workload" = h3-post ]; then
+    local shape=(16 32)
+    [ "$workload" = h3-handshake ] && shape=(16 handshake)
+    [ "$workload" = h3-post ] && shape=(4 4 "$LARGE_BODY_BYTES")
+    out=$(taskset -c "$CLIENT_CPU" "$H3LOAD" "127.0.0.1:$port" "$seconds" "${shape[@]}")
     requests=$(echo "$out" | awk '/^requests:/ {print $2}')
     echo "$out" | grep -q '^errors: 0$' || errors=1
-  elif [ "$workload" = h2c ] || [ "$workload" = post-h2c ] || [ "$workload" = h2tls ]; then
-    # 16 connections x 32 concurrent streams, prior knowledge.
-    out=$(taskset -c "$CLIENT_CPU" h2load -c16 -m32 -D"$seconds" "${h2data[@]}" "$url")
+  elif [ "$workload" = h2c ] || [ "$workload" = post-h2c ] || [ "$workload" = h2tls ] || [ "$workload" = h2tls-post ]; then
+    # 16 connections x 32 concurrent streams, prior knowledge; 4 x 4 for
+    # the large bodies.
+    local shape=(-c16 -m32)
+    [ "$workload" = h2tls-post ] && shape=(-c4 -m4)
+    out=$(taskset -c "$CLIENT_CPU" h2load "${shape[@]}" -D"$seconds" "${h2data[@]}" "$url")
     requests=$(echo "$out" | awk '/^requests:/ {print $8}')
     echo "$out" | grep -q " 0 failed, 0 errored" || errors=1
   elif [ "$workload" = handshake ]; then
@@ -231,7 +280,7 @@ syscalls_per_request() {
 measure() {
   local name=$1 workload=$2 scheme=http
   WORKLOAD=$workload
-  case $workload in https | handshake | h2tls | h3 | h3-handshake) scheme=https ;; esac
+  case $workload in https | handshake | h2tls | h3 | h3-handshake | h2tls-post | h3-post) scheme=https ;; esac
   start "$name" "$scheme"
   load "$workload" 2 >/dev/null   # warm-up
   local before after out summary requests syscalls=-
@@ -260,15 +309,19 @@ ratio() {
   paste -d' ' "$OUT/$3.$1" "$OUT/$3.$2" | awk '{print $2 / $5}' | median
 }
 
-# The servers a workload runs on: HTTP/3 is Kite's alone, and QUIC runs
-# on its own UDP socket whatever the TCP transport; actix speaks no h2c;
-# nginx has no echo; the canned floor answers only HTTP/1.1 GETs.
+# The servers a workload runs on: HTTP/3 is Kite's and Caddy's, and QUIC
+# runs on its own UDP socket whatever Kite's TCP transport; actix speaks
+# no h2c; nginx and Caddy have no echo; Caddy here serves only HTTPS; the
+# canned floor answers only HTTP/1.1 GETs.
 servers_for() {
   local s
   for s in $SERVERS; do
     case "$1:$s" in
-      h3:kite | h3-handshake:kite) echo "$s" ;;
-      h3:* | h3-handshake:*) ;;
+      h3:kite | h3-handshake:kite | h3-post:kite | h3:caddy | h3-handshake:caddy) echo "$s" ;;
+      h3:* | h3-handshake:* | h3-post:*) ;;
+      h2tls:caddy | handshake:caddy) echo "$s" ;;
+      *:caddy) ;;
+      h2tls-post:nginx) ;;
       h2c:actix | post-h2c:actix) ;;
       post:nginx | post-h2c:nginx) ;;
       keepalive:canned | keepalive256:canned | pipelined:canned | pipelined256:canned) echo "$s" ;;
@@ -300,7 +353,7 @@ printf '%-12s %-22s %8s\n' workload ratio value
 for workload in $WORKLOADS; do
   for pair in "kite hyper" "kite actix" "kite nginx" "kite canned" "hyper canned" "actix canned" "nginx canned" \
     "kite-mio hyper" "kite-mio kite" "kite-uring hyper" "kite-uring actix" "kite-uring nginx" "kite-uring canned" \
-    "kite-uring kite" "kite-b kite" "kite-b hyper"; do
+    "kite-uring kite" "kite-b kite" "kite-b hyper" "kite caddy"; do
     set -- $pair
     # Only servers measured in this workload; result files of earlier runs stay.
     ran=" $(servers_for "$workload" | tr '\n' ' ') "
@@ -309,12 +362,15 @@ for workload in $WORKLOADS; do
     fi
   done
 done
-# Kite's HTTP/3 against its own TCP figure on the same route.
-for pair in "h3 h2tls" "h3-handshake handshake"; do
+# Each HTTP/3 server's HTTP/3 against its own TCP figure on the same route.
+for pair in "h3 h2tls" "h3-handshake handshake" "h3-post h2tls-post"; do
   set -- $pair
-  if [[ " $WORKLOADS " == *" $1 "* && " $WORKLOADS " == *" $2 "* && -s "$OUT/$1.kite" && -s "$OUT/$2.kite" ]]; then
-    printf '%-12s %-22s %8.3f\n' "$1" "kite $1/$2" \
-      "$(paste -d' ' "$OUT/$1.kite" "$OUT/$2.kite" | awk '{print $2 / $5}' | median)"
-  fi
+  for server in kite caddy; do
+    if [[ " $WORKLOADS " == *" $1 "* && " $WORKLOADS " == *" $2 "* && -s "$OUT/$1.$server" && -s "$OUT/$2.$server" ]] \
+      && [[ " $(servers_for "$1" | tr '\n' ' ') " == *" $server "* ]]; then
+      printf '%-12s %-22s %8.3f\n' "$1" "$server $1/$2" \
+        "$(paste -d' ' "$OUT/$1.$server" "$OUT/$2.$server" | awk '{print $2 / $5}' | median)"
+    fi
+  done
 done
 echo "(server CPU per request; medians of $ROUNDS alternating rounds of ${DURATION}s; lower is better)"

@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! h3-load 127.0.0.1:5001 SECONDS CONNECTIONS STREAMS     # requests
+//! h3-load 127.0.0.1:5001 SECONDS CONNECTIONS STREAMS BODY_BYTES   # POST /echo
 //! h3-load 127.0.0.1:5001 SECONDS CONCURRENCY handshake   # handshakes
 //! ```
 //!
 //! `requests`: CONNECTIONS QUIC connections, each with STREAMS request
-//! loops of `GET /plaintext`, as `h2load -cC -mS`. `handshake`: each
+//! loops of `GET /plaintext`, as `h2load -cC -mS`; with BODY_BYTES, of a
+//! `POST /echo` with that many bytes, the echo read whole and its length
+//! checked, as `h2load -d`. `handshake`: each
 //! exchange opens a new connection with a full TLS 1.3 handshake (no
 //! resumption, no 0-RTT), sends one `GET`, and closes.
 //!
@@ -49,12 +52,42 @@ async fn get(sender: &mut Sender) -> bool {
     exchange.await.unwrap_or(false)
 }
 
+/// One `POST /echo` of `body`; whether all of it came back.
+async fn post(sender: &mut Sender, body: &Bytes) -> bool {
+    let request =
+        http::Request::post("https://localhost/echo").header("content-length", body.len()).body(()).expect("a request");
+    let exchange = async {
+        let stream = sender.send_request(request).await.ok()?;
+        let (mut send, mut recv) = stream.split();
+        let upload = async {
+            // In 64 KB DATA frames, as a client streams a large upload.
+            for chunk in body.chunks(64 * 1024) {
+                send.send_data(body.slice_ref(chunk)).await.ok()?;
+            }
+            send.finish().await.ok()
+        };
+        let download = async {
+            let response = recv.recv_response().await.ok()?;
+            let mut received = 0;
+            while let Some(chunk) = recv.recv_data().await.ok()? {
+                received += chunk.remaining();
+            }
+            Some(response.status() == http::StatusCode::OK && received == body.len())
+        };
+        let (sent, ok) = tokio::join!(upload, download);
+        sent?;
+        ok
+    };
+    exchange.await.unwrap_or(false)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let addr: SocketAddr = args.get(1).expect("an address").parse().expect("address");
     let seconds: u64 = args.get(2).map_or(10, |s| s.parse().expect("seconds"));
     let connections: usize = args.get(3).map_or(16, |s| s.parse().expect("connections"));
     let mode = args.get(4).map_or("32", String::as_str);
+    let body: Option<Bytes> = args.get(5).map(|n| Bytes::from(vec![b'k'; n.parse().expect("a body size in bytes")]));
 
     let tls = kite_bench::client_config(&[&rustls::version::TLS13], b"h3");
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("a QUIC client configuration");
@@ -94,9 +127,14 @@ fn main() {
                 };
                 for _ in 0..streams {
                     let (mut sender, done, errors) = (sender.clone(), Arc::clone(&done), Arc::clone(&errors));
+                    let body = body.clone();
                     tasks.push(tokio::spawn(async move {
                         while Instant::now() < deadline {
-                            let counter = if get(&mut sender).await { &done } else { &errors };
+                            let ok = match &body {
+                                Some(body) => post(&mut sender, body).await,
+                                None => get(&mut sender).await,
+                            };
+                            let counter = if ok { &done } else { &errors };
                             counter.fetch_add(1, Ordering::Relaxed);
                         }
                     }));

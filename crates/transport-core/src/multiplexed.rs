@@ -82,10 +82,22 @@ impl From<StreamError> for io::Error {
 }
 
 /// The sending half of a stream. `poll_shutdown` ends the stream cleanly
-/// (QUIC's FIN); [`reset`](Self::reset) abandons it with a code.
+/// (QUIC's FIN) and completes once the peer has everything sent;
+/// [`poll_finish`](Self::poll_finish) ends it without waiting for that;
+/// [`reset`](Self::reset) abandons it with a code.
 pub trait SendStream: AsyncWrite + Send + Unpin + 'static {
     /// The stream's id on its connection.
     fn id(&self) -> u64;
+
+    /// Ends the stream cleanly, ready once the transport has taken the
+    /// end: what was written is still delivered (and resent if lost) as
+    /// long as the connection lives, but nothing waits for the peer's
+    /// acknowledgement, which costs a wake-up per stream. A caller that
+    /// is about to close the connection uses `poll_shutdown` instead.
+    /// Default: `poll_shutdown`.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self).poll_shutdown(cx)
+    }
 
     /// Abandons the stream: the peer sees a reset with `code`.
     fn reset(&mut self, code: u64);

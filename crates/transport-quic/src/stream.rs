@@ -91,6 +91,14 @@ impl SendStream for QuicSend {
         self.stream.id().into()
     }
 
+    fn poll_finish(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // quinn goes on delivering a finished stream's data while the
+        // connection lives; a stream already finished or stopped has
+        // nothing more to end.
+        let _ = self.stream.finish();
+        Poll::Ready(Ok(()))
+    }
+
     fn reset(&mut self, reset_code: u64) {
         let _ = self.stream.reset(code(reset_code));
     }

@@ -135,7 +135,9 @@ where
                 }
                 if let Poll::Ready(Some(head)) = heads.poll_next_unpin(cx) {
                     if let Some((request, stream)) = head {
-                        streams.push(start(request, stream, &mut service, &info, &mut rates, options));
+                        // Boxed: the set then moves a pointer, not a future
+                        // of kilobytes, in and out of its tasks.
+                        streams.push(Box::pin(start(request, stream, &mut service, &info, &mut rates, options)));
                     }
                     continue;
                 }
@@ -148,6 +150,7 @@ where
                 // GOAWAY: the requests accepted so far finish; accept then
                 // ends once they have.
                 closing = true;
+                signals.set_closing();
                 linger = Some(Box::pin(tokio::time::sleep(GOAWAY_LINGER)));
                 if let Err(e) = connection.shutdown(1).await {
                     break outcome(e, &info);
@@ -155,7 +158,7 @@ where
             }
             Event::Accepted(Ok(Some(resolver))) => {
                 timer.clear_deadline();
-                heads.push(read_head(*resolver, info.clone(), options.limits.request_headers_timeout));
+                heads.push(Box::pin(read_head(*resolver, info.clone(), options.limits.request_headers_timeout)));
             }
             Event::Drained => {
                 closer.close(H3_NO_ERROR, b"");
@@ -164,7 +167,11 @@ where
             Event::Accepted(Ok(None)) => {
                 // The client's GOAWAY and its last request can end accept
                 // in the same poll: the server's GOAWAY still goes back.
-                answer_goaway = !closing && signals.goaway_received() && connection.shutdown(1).await.is_ok();
+                answer_goaway = !closing && signals.goaway_received();
+                if answer_goaway {
+                    signals.set_closing();
+                    answer_goaway = connection.shutdown(1).await.is_ok();
+                }
                 break Ok(());
             }
             Event::Accepted(Err(e)) => break outcome(e, &info),

@@ -106,12 +106,16 @@ impl H3Connection {
 /// Opens streams beside the connection (h3's control and QPACK streams).
 pub(crate) struct H3Opener {
     opener: Box<dyn StreamOpener>,
+    signals: Arc<Signals>,
 }
 
 /// The sending half of a stream.
 pub(crate) struct H3Send {
     send: Box<dyn SendStream>,
     writing: Option<WriteBuf<Bytes>>,
+    /// Whether the connection is closing, which makes the stream's end
+    /// wait for the client's acknowledgement.
+    signals: Arc<Signals>,
 }
 
 /// The receiving half of a stream.
@@ -144,8 +148,8 @@ pub(crate) struct H3Bidi {
 }
 
 impl H3Send {
-    fn new(send: Box<dyn SendStream>) -> Self {
-        Self { send, writing: None }
+    fn new(send: Box<dyn SendStream>, signals: &Arc<Signals>) -> Self {
+        Self { send, writing: None, signals: Arc::clone(signals) }
     }
 }
 
@@ -155,17 +159,25 @@ impl H3Recv {
     }
 }
 
-fn bidi(stream: BidiStream) -> H3Bidi {
+fn bidi(stream: BidiStream, signals: &Arc<Signals>) -> H3Bidi {
     let (send, recv) = stream.split();
-    H3Bidi { send: H3Send::new(send), recv: H3Recv::new(recv) }
+    H3Bidi { send: H3Send::new(send, signals), recv: H3Recv::new(recv) }
 }
 
-fn open_bidi(opener: &mut dyn StreamOpener, cx: &mut Context<'_>) -> Poll<Result<H3Bidi, StreamErrorIncoming>> {
-    opener.poll_open_bidi(cx).map(|r| r.map(bidi).map_err(stream_error))
+fn open_bidi(
+    opener: &mut dyn StreamOpener,
+    signals: &Arc<Signals>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<H3Bidi, StreamErrorIncoming>> {
+    opener.poll_open_bidi(cx).map(|r| r.map(|stream| bidi(stream, signals)).map_err(stream_error))
 }
 
-fn open_send(opener: &mut dyn StreamOpener, cx: &mut Context<'_>) -> Poll<Result<H3Send, StreamErrorIncoming>> {
-    opener.poll_open_uni(cx).map(|r| r.map(H3Send::new).map_err(stream_error))
+fn open_send(
+    opener: &mut dyn StreamOpener,
+    signals: &Arc<Signals>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<H3Send, StreamErrorIncoming>> {
+    opener.poll_open_uni(cx).map(|r| r.map(|send| H3Send::new(send, signals)).map_err(stream_error))
 }
 
 impl quic::Connection<Bytes> for H3Connection {
@@ -205,11 +217,12 @@ impl quic::Connection<Bytes> for H3Connection {
     }
 
     fn poll_accept_bidi(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Bidi, ConnectionErrorIncoming>> {
-        self.io.poll_accept_bidi(cx).map(|r| r.map(bidi).map_err(connection_error))
+        let signals = &self.signals;
+        self.io.poll_accept_bidi(cx).map(|r| r.map(|stream| bidi(stream, signals)).map_err(connection_error))
     }
 
     fn opener(&self) -> H3Opener {
-        H3Opener { opener: self.io.clone_opener() }
+        H3Opener { opener: self.io.clone_opener(), signals: Arc::clone(&self.signals) }
     }
 }
 
@@ -218,11 +231,11 @@ impl quic::OpenStreams<Bytes> for H3Connection {
     type SendStream = H3Send;
 
     fn poll_open_bidi(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Bidi, StreamErrorIncoming>> {
-        open_bidi(&mut *self.io, cx)
+        open_bidi(&mut *self.io, &self.signals, cx)
     }
 
     fn poll_open_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Send, StreamErrorIncoming>> {
-        open_send(&mut *self.io, cx)
+        open_send(&mut *self.io, &self.signals, cx)
     }
 
     fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
@@ -235,11 +248,11 @@ impl quic::OpenStreams<Bytes> for H3Opener {
     type SendStream = H3Send;
 
     fn poll_open_bidi(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Bidi, StreamErrorIncoming>> {
-        open_bidi(&mut *self.opener, cx)
+        open_bidi(&mut *self.opener, &self.signals, cx)
     }
 
     fn poll_open_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Send, StreamErrorIncoming>> {
-        open_send(&mut *self.opener, cx)
+        open_send(&mut *self.opener, &self.signals, cx)
     }
 
     fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
@@ -276,7 +289,13 @@ impl quic::SendStream<Bytes> for H3Send {
 
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
         ready!(quic::SendStream::<Bytes>::poll_ready(self, cx))?;
-        Pin::new(&mut *self.send).poll_shutdown(cx).map_err(stream_error)
+        if self.signals.closing() {
+            // The connection closes once its streams are done, and a
+            // close drops what the client has not acknowledged: wait.
+            Pin::new(&mut *self.send).poll_shutdown(cx).map_err(stream_error)
+        } else {
+            self.send.poll_finish(cx).map_err(stream_error)
+        }
     }
 
     fn reset(&mut self, reset_code: u64) {

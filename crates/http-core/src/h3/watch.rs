@@ -38,9 +38,24 @@ pub(super) type Violation = (u64, &'static str);
 pub(crate) struct Signals {
     goaway: AtomicBool,
     waker: AtomicWaker,
+    /// The server sent GOAWAY: streams that end from now on wait for the
+    /// client's acknowledgement, so that closing the connection once they
+    /// have loses nothing.
+    closing: AtomicBool,
 }
 
 impl Signals {
+    /// The server has sent GOAWAY and will close the connection once its
+    /// streams are done.
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Whether [`set_closing`](Self::set_closing) was called.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
     /// Ready once the client has sent GOAWAY.
     pub fn poll_goaway(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.goaway_received() {
