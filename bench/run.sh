@@ -169,12 +169,18 @@ http {
 NGINX
   taskset -c "$SERVER_CPU" "$NGINX" -c "$conf" -e stderr >"$log" 2>&1 &
   server_pid=$!
+  wait_for_port nginx "$log"
+}
+
+# wait_for_port NAME LOG: wait until the server started as $server_pid
+# accepts on $port; exit with its log if it dies or never listens.
+wait_for_port() {
   for _ in $(seq 1 200); do
     (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    kill -0 "$server_pid" 2>/dev/null || { cat "$2" >&2; exit 1; }
     sleep 0.05
   done
-  echo "bench: nginx did not start" >&2; cat "$log" >&2; exit 1
+  echo "bench: $1 did not start" >&2; cat "$2" >&2; exit 1
 }
 
 # start_caddy LOG: Caddy on a free port, HTTPS only (HTTP/1.1, HTTP/2 and
@@ -199,12 +205,7 @@ CADDY
   GOMAXPROCS=1 XDG_DATA_HOME="$OUT/caddy" XDG_CONFIG_HOME="$OUT/caddy" \
     taskset -c "$SERVER_CPU" caddy run --config "$conf" --adapter caddyfile >"$log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 200); do
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
-    sleep 0.05
-  done
-  echo "bench: caddy did not start" >&2; cat "$log" >&2; exit 1
+  wait_for_port caddy "$log"
 }
 
 # The CPU time of a server and its children (nginx's worker), in ticks.
