@@ -76,21 +76,19 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod body;
-mod body_rate;
-mod date;
 mod error;
 mod h1;
 mod h2;
 #[cfg(feature = "http3")]
 mod h3;
-mod heartbeat;
 mod info;
 mod options;
 mod panic;
+mod pooling;
 mod protocol;
 mod rejection;
-mod reused;
 mod service;
+mod timing;
 pub mod upgrade;
 
 use kite_transport_core::Connection;
@@ -98,11 +96,11 @@ use kite_transport_core::Connection;
 pub use body::{BodyError, MaxRequestBodySize, ReadOnlyError, RequestBody};
 pub use error::{BoxError, Error};
 pub use h2::reset::StreamReset;
-pub use heartbeat::{MinDataRates, RateChangeRefused};
 pub use info::ConnectionInfo;
 pub use options::{Http2Limits, Http3Limits, HttpOptions, Limits, MinDataRate, Protocols};
 pub use rejection::RequestRejection;
 pub use service::HttpService;
+pub use timing::heartbeat::{MinDataRates, RateChangeRefused};
 pub use upgrade::{OnUpgrade, UpgradeError, Upgraded};
 
 /// The request head parser and the body decoders, exposed for fuzzing.

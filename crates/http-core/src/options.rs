@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::heartbeat::Heartbeat;
+use crate::timing::heartbeat::Heartbeat;
 use crate::upgrade::UpgradeCounter;
 
 /// Kestrel's server limits, with Kestrel's defaults (`KestrelServerLimits`).

@@ -12,9 +12,9 @@ use kite_transport_core::{CloseSignal, Connection, ConnectionIo};
 use tokio::io::AsyncWriteExt;
 use tower_service::Service;
 
-use crate::h1::buffers;
 use crate::h1::conn::{H1Connection, Serving, StartStep, Stepped};
-use crate::heartbeat::{ConnectionTimer, Timeout};
+use crate::pooling::buffers;
+use crate::timing::heartbeat::{ConnectionTimer, Timeout};
 use crate::{h2, BoxError, ConnectionInfo, Error, HttpOptions, Protocols, RequestBody};
 use kite_transport_core::Rewind;
 

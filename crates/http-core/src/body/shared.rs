@@ -1,9 +1,11 @@
 //! The state a request body shares with the connection that feeds it.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http::HeaderMap;
 
 use crate::BodyError;
@@ -15,7 +17,7 @@ use crate::BodyError;
 pub(crate) struct Shared {
     state: Mutex<State>,
     /// An HTTP/2 stream's reset request (`StreamReset`).
-    pub reset: crate::h2::reset::ResetState,
+    pub reset: ResetState,
 }
 
 #[derive(Default)]
@@ -140,5 +142,21 @@ pub(crate) fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 pub(crate) fn wake(slot: &mut Option<Waker>) {
     if let Some(waker) = slot.take() {
         waker.wake();
+    }
+}
+
+/// No reset was asked for: outside the range of an HTTP/2 error code.
+pub(crate) const NOT_REQUESTED: u64 = u64::MAX;
+
+/// A stream's reset request, kept in its body state.
+#[derive(Debug)]
+pub(crate) struct ResetState {
+    pub code: AtomicU64,
+    pub waker: AtomicWaker,
+}
+
+impl Default for ResetState {
+    fn default() -> Self {
+        Self { code: AtomicU64::new(NOT_REQUESTED), waker: AtomicWaker::new() }
     }
 }

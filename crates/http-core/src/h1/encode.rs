@@ -160,7 +160,7 @@ pub(crate) fn write_empty(dst: &mut Vec<u8>, status: StatusCode, allow: Option<&
 fn write_common(dst: &mut Vec<u8>, facts: &HeaderFacts, options: &HeadOptions) {
     if !facts.date {
         dst.extend_from_slice(b"date: ");
-        crate::date::extend(dst);
+        crate::timing::date::extend(dst);
         dst.extend_from_slice(b"\r\n");
     }
     if options.server_header && !facts.server {

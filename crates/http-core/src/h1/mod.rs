@@ -1,6 +1,5 @@
 //! HTTP/1.1: the head parser, the body codecs and the connection.
 
-pub(crate) mod buffers;
 pub(crate) mod conn;
 pub mod decode;
 pub(crate) mod encode;

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use http_body::Frame;
 
 use crate::body::shared::Shared;
-use crate::body_rate::BodyRate;
-use crate::heartbeat::Clock;
+use crate::timing::body_rate::BodyRate;
+use crate::timing::heartbeat::Clock;
 use crate::{BodyError, RequestRejection};
 
 /// The request side of one stream: DATA frames (their flow-control

@@ -6,7 +6,6 @@ mod drain;
 mod ping;
 pub(crate) mod reset;
 pub(crate) mod respond;
-pub(crate) mod tunnel;
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -28,11 +27,10 @@ use self::body::H2Body;
 use self::ping::{KeepAlivePing, Nudge, Pings};
 use self::reset::StreamReset;
 use self::respond::answer;
-pub(crate) use self::respond::prepare_headers;
-use self::tunnel::Switch;
 use crate::body::shared::Shared;
-use crate::body_rate::StreamRates;
-use crate::heartbeat::{ConnectionTimer, Timeout};
+use crate::timing::heartbeat::{ConnectionTimer, Timeout};
+use crate::timing::stream_rates::StreamRates;
+use crate::upgrade::h2_tunnel::Switch;
 use crate::upgrade::OnUpgrade;
 use crate::{
     BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody, RequestRejection,

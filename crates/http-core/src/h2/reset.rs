@@ -1,15 +1,10 @@
 //! Resetting an HTTP/2 stream from the application.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::task::AtomicWaker;
-
-use crate::body::shared::Shared;
-
-/// No reset was asked for: outside the range of an HTTP/2 error code.
-const NOT_REQUESTED: u64 = u64::MAX;
+use crate::body::shared::{ResetState, Shared, NOT_REQUESTED};
 
 /// Resets the HTTP/2 stream a request came on, with an error code
 /// (Kestrel's `IHttpResetFeature`).
@@ -43,19 +38,6 @@ pub struct StreamReset {
 impl std::fmt::Debug for StreamReset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamReset").field("requested", &self.requested()).finish()
-    }
-}
-
-/// A stream's reset request, kept in its body state.
-#[derive(Debug)]
-pub(crate) struct ResetState {
-    code: AtomicU64,
-    waker: AtomicWaker,
-}
-
-impl Default for ResetState {
-    fn default() -> Self {
-        Self { code: AtomicU64::new(NOT_REQUESTED), waker: AtomicWaker::new() }
     }
 }
 

@@ -184,7 +184,7 @@ pub(crate) fn prepare_headers(headers: &mut HeaderMap, server_header: bool) {
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
     if !headers.contains_key(DATE) {
-        headers.insert(DATE, crate::date::header_value());
+        headers.insert(DATE, crate::timing::date::header_value());
     }
     if server_header && !headers.contains_key(SERVER) {
         headers.insert(SERVER, HeaderValue::from_static("kite"));

@@ -10,8 +10,8 @@ use http_body::Frame;
 
 use super::quic::H3Recv;
 use crate::body::shared::Shared;
-use crate::body_rate::BodyRate;
-use crate::heartbeat::Clock;
+use crate::timing::body_rate::BodyRate;
+use crate::timing::heartbeat::Clock;
 use crate::{BodyError, RequestRejection};
 
 /// Where a request stream goes when the application drops its body before

@@ -24,8 +24,8 @@ use self::body::{stop_parked, H3Body, Parked};
 use self::quic::H3Connection;
 use self::respond::{answer, Extras};
 use crate::body::shared::Shared;
-use crate::body_rate::StreamRates;
-use crate::heartbeat::Timeout;
+use crate::timing::heartbeat::Timeout;
+use crate::timing::stream_rates::StreamRates;
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody};
 
 /// HTTP/3's code for a clean close.

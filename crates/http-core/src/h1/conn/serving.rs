@@ -19,8 +19,8 @@ use tower_service::Service;
 
 use super::H1Connection;
 use crate::h1::parse::{parse_head, ParsedHead};
-use crate::heartbeat::Timeout;
-use crate::reused::Reused;
+use crate::pooling::reused::Reused;
+use crate::timing::heartbeat::Timeout;
 use crate::{BoxError, Error, RequestBody, RequestRejection};
 
 /// What the boxed step does with the connection. A head is moved, not

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
-use crate::body_rate::{duration_ms, BodyRate, RateSlot};
+use super::body_rate::{duration_ms, BodyRate, RateSlot};
 use crate::MinDataRate;
 
 /// No deadline, or no rate.
@@ -127,7 +127,7 @@ impl Inner {
     }
 
     fn tick(&self) {
-        crate::date::refresh();
+        super::date::refresh();
         let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NONE - 1);
         self.now_ms.store(now, Ordering::Relaxed);
         let registry = self.connections.lock().unwrap_or_else(|e| e.into_inner());

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 
-use crate::heartbeat::Clock;
 use crate::MinDataRate;
 
 /// No rate, or no wait.
@@ -178,45 +177,5 @@ impl BodyRate {
     pub fn pretend(&self, waited_ms: u64, bytes: u64) {
         self.waited_ms.store(waited_ms, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
-    }
-}
-
-/// The body rates of an HTTP/2 connection's streams, checked on each beat.
-#[derive(Debug)]
-pub(crate) struct StreamRates {
-    rate: Option<MinDataRate>,
-    clock: Clock,
-    live: Vec<std::sync::Weak<BodyRate>>,
-}
-
-impl StreamRates {
-    pub fn new(rate: Option<MinDataRate>, clock: Clock) -> Self {
-        Self { rate, clock, live: Vec::new() }
-    }
-
-    /// Whether there is a rate to enforce at all.
-    pub fn enabled(&self) -> bool {
-        self.rate.is_some()
-    }
-
-    /// A new stream body's rate, and the clock it reads.
-    pub fn for_stream(&mut self) -> Option<(std::sync::Arc<BodyRate>, Clock)> {
-        let rate = self.rate?;
-        let body = std::sync::Arc::new(BodyRate::default());
-        body.start(Some(rate));
-        self.live.push(std::sync::Arc::downgrade(&body));
-        Some((body, self.clock.clone()))
-    }
-
-    /// On a beat: checks every live stream body, waking the slow ones.
-    pub fn check(&mut self) {
-        let now = self.clock.now_ms();
-        self.live.retain(|weak| match weak.upgrade() {
-            Some(body) => {
-                body.check(now);
-                body.is_on()
-            }
-            None => false,
-        });
     }
 }

@@ -1,6 +1,8 @@
 //! Opaque upgrades: `101 Switching Protocols` on HTTP/1.1 and extended
 //! CONNECT (RFC 8441) on HTTP/2, handing the application a byte stream.
 
+pub(crate) mod h2_tunnel;
+
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -14,7 +16,7 @@ use kite_transport_core::ConnectionIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
-use crate::h2::tunnel::H2Tunnel;
+use self::h2_tunnel::H2Tunnel;
 use crate::ConnectionInfo;
 use kite_transport_core::Rewind;
 

@@ -18,14 +18,14 @@ use kite_transport_core::{CloseSignal, CloseWatch, ConnectionIo};
 use tokio::io::AsyncWrite;
 use tower_service::Service;
 
-use super::buffers;
 use super::decode::{ChunkedDecoder, Decoded, Decoder};
 use super::encode::{self, HeadOptions};
 use super::feed::BodyFeeder;
 use super::parse::{BodyLength, ParsedHead};
 use crate::body::shared::Want;
-use crate::heartbeat::{ConnectionTimer, Timeout};
 use crate::panic;
+use crate::pooling::buffers;
+use crate::timing::heartbeat::{ConnectionTimer, Timeout};
 use crate::upgrade::{Detached, OnUpgrade, PendingUpgrade, UpgradeError, Upgraded};
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, RequestBody, RequestRejection};
 

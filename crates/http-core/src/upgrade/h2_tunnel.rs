@@ -10,7 +10,7 @@ use h2::{RecvStream, SendStream};
 use http::{Response, StatusCode};
 use tokio::io::ReadBuf;
 
-use crate::upgrade::{PendingUpgrade, UpgradeCounter, UpgradeError, Upgraded};
+use super::{PendingUpgrade, UpgradeCounter, UpgradeError, Upgraded};
 use crate::{ConnectionInfo, HttpOptions};
 
 /// An extended CONNECT waiting for the application's answer.
@@ -58,7 +58,7 @@ impl Switch {
             return;
         };
         let (mut parts, _) = response.into_parts();
-        super::prepare_headers(&mut parts.headers, server_header);
+        crate::h2::respond::prepare_headers(&mut parts.headers, server_header);
         match respond.send_response(Response::from_parts(parts, ()), false) {
             Ok(send) => {
                 tracing::debug!(connection_id = %self.info.id(), "HTTP/2 stream upgraded by extended CONNECT");
