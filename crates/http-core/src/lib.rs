@@ -87,6 +87,7 @@ mod panic;
 mod pooling;
 mod protocol;
 mod rejection;
+mod served;
 mod service;
 mod timing;
 pub mod upgrade;
@@ -156,5 +157,6 @@ pub async fn serve_multiplexed<S: HttpService>(
     service: S,
     options: &HttpOptions,
 ) -> Result<(), Error> {
-    h3::serve(connection, service, options).await
+    let (io, context) = connection.into_parts();
+    h3::serve(io, served::ServedConnection::new(context, options), service).await
 }

@@ -5,17 +5,16 @@ use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
-use http::{Request, Response};
-use http_body::Body;
 use kite_transport_core::tls::TlsHandshake;
-use kite_transport_core::{CloseSignal, Connection, ConnectionIo};
+use kite_transport_core::{Connection, ConnectionIo};
 use tokio::io::AsyncWriteExt;
-use tower_service::Service;
 
 use crate::h1::conn::{H1Connection, Serving, StartStep, Stepped};
 use crate::pooling::buffers;
-use crate::timing::heartbeat::{ConnectionTimer, Timeout};
-use crate::{h2, BoxError, ConnectionInfo, Error, HttpOptions, Protocols, RequestBody};
+use crate::served::ServedConnection;
+use crate::timing::heartbeat::Timeout;
+use crate::HttpService;
+use crate::{h2, Error, HttpOptions, Protocols};
 use kite_transport_core::Rewind;
 
 /// Serves `connection`. The connection is taken apart before the future
@@ -26,23 +25,17 @@ use kite_transport_core::Rewind;
 /// HTTP/2 itself); an HTTP/1.x connection then leaves that box and is
 /// served by [`Serving`], so what an idle HTTP/1.x connection holds is its
 /// fields and a few flags.
-pub(crate) fn serve<S, B>(
+pub(crate) fn serve<S>(
     connection: Connection,
     service: S,
     options: &HttpOptions,
-) -> impl Future<Output = Result<(), Error>> + use<'_, S, B>
+) -> impl Future<Output = Result<(), Error>> + use<'_, S>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
     let (io, context) = connection.into_parts();
-    let close = context.close_signal().clone();
     let alpn = context.features().get::<TlsHandshake>().map(|tls| tls.alpn.as_deref() == Some(b"h2"));
-    let info = ConnectionInfo::new(context);
-    let timer = options.heartbeat.register();
-    Serve::Choosing(Box::pin(choose(io, alpn, info, close, timer, service, options)))
+    Serve::Choosing(Box::pin(choose(io, alpn, ServedConnection::new(context, options), service)))
 }
 
 /// A connection being served: first the protocol is chosen (and HTTP/2
@@ -54,12 +47,9 @@ enum Serve<'o, S, C, M: StartStep<'o, S>> {
 
 impl<'o, S, C, M: StartStep<'o, S>> Unpin for Serve<'o, S, C, M> {}
 
-impl<'o, S, B, C, M> Future for Serve<'o, S, C, M>
+impl<'o, S, C, M> Future for Serve<'o, S, C, M>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
     C: Future<Output = Result<Chosen<'o, S, M>, Error>>,
     M: StartStep<'o, S>,
 {
@@ -88,43 +78,38 @@ enum Chosen<'o, S, M: StartStep<'o, S>> {
     Done,
 }
 
-async fn choose<'o, S, B>(
+async fn choose<'o, S>(
     mut io: Box<dyn ConnectionIo>,
     alpn: Option<bool>,
-    info: ConnectionInfo,
-    close: CloseSignal,
-    timer: ConnectionTimer,
+    conn: ServedConnection<'o>,
     service: S,
-    options: &'o HttpOptions,
 ) -> Result<Chosen<'o, S, impl StartStep<'o, S, Future = impl Future<Output = Stepped<'o, S>>>>, Error>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
+    let options = conn.options;
     match (alpn, options.protocols) {
         // Over TLS, ALPN alone decides; prior knowledge means HTTP/2 only.
         (Some(true), _) | (None, Protocols::Http2) => {
-            let Some(first) = first_bytes(&mut io, &info, &timer, options).await? else {
+            let Some(first) = first_bytes(&mut io, &conn).await? else {
                 return Ok(Chosen::Done);
             };
             if !first.starts_with(h2::PREFACE) {
                 // Never an HTTP/1.1 400 on an HTTP/2-only connection.
-                tracing::debug!(connection_id = %info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
+                tracing::debug!(connection_id = %conn.info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
                 io.write_all(h2::PROTOCOL_ERROR).await?;
                 let _ = io.shutdown().await;
                 return Ok(Chosen::Done);
             }
             let io = Rewind::new(first.freeze(), io);
-            h2::serve(io, info, close, timer, service, options).await.map(|()| Chosen::Done)
+            h2::serve(io, conn, service).await.map(|()| Chosen::Done)
         }
         (Some(false), _) => {
-            let connection = H1Connection::new(io, BytesMut::new(), info, close, timer, service, options);
+            let connection = H1Connection::new(io, BytesMut::new(), conn, service);
             Ok(Chosen::Http1(connection.serve()))
         }
         (None, protocols) => {
-            let Some(first) = first_bytes(&mut io, &info, &timer, options).await? else {
+            let Some(first) = first_bytes(&mut io, &conn).await? else {
                 return Ok(Chosen::Done);
             };
             let h2_line = first.starts_with(h2::PREFACE_REQUEST_LINE);
@@ -132,20 +117,20 @@ where
                 // The preface's request line with anything but its end: an
                 // HTTP/2 client's broken preface (RFC 9113 §3.4), not an
                 // HTTP/1.1 request.
-                tracing::debug!(connection_id = %info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
+                tracing::debug!(connection_id = %conn.info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
                 io.write_all(h2::PROTOCOL_ERROR).await?;
                 let _ = io.shutdown().await;
                 return Ok(Chosen::Done);
             }
             if !first.starts_with(h2::PREFACE) {
-                let connection = H1Connection::new(io, first, info, close, timer, service, options);
+                let connection = H1Connection::new(io, first, conn, service);
                 return Ok(Chosen::Http1(connection.serve()));
             }
             if protocols.http2() {
                 let io = Rewind::new(first.freeze(), io);
-                return h2::serve(io, info, close, timer, service, options).await.map(|()| Chosen::Done);
+                return h2::serve(io, conn, service).await.map(|()| Chosen::Done);
             }
-            tracing::debug!(connection_id = %info.id(), "HTTP/2 preface on an HTTP/1.x endpoint; GOAWAY(HTTP_1_1_REQUIRED)");
+            tracing::debug!(connection_id = %conn.info.id(), "HTTP/2 preface on an HTTP/1.x endpoint; GOAWAY(HTTP_1_1_REQUIRED)");
             io.write_all(h2::HTTP_1_1_REQUIRED).await?;
             let _ = io.shutdown().await;
             Ok(Chosen::Done)
@@ -155,12 +140,8 @@ where
 
 /// The connection's first bytes, enough to tell the HTTP/2 preface from
 /// anything else; `None` when nothing came before RequestHeadersTimeout.
-async fn first_bytes(
-    io: &mut Box<dyn ConnectionIo>,
-    info: &ConnectionInfo,
-    timer: &ConnectionTimer,
-    options: &HttpOptions,
-) -> Result<Option<BytesMut>, Error> {
+async fn first_bytes(io: &mut Box<dyn ConnectionIo>, conn: &ServedConnection<'_>) -> Result<Option<BytesMut>, Error> {
+    let ServedConnection { info, timer, options, .. } = conn;
     timer.set_deadline(options.limits.request_headers_timeout);
     let mut sniffing = pin!(sniff(io));
     let sniffed = poll_fn(|cx| {

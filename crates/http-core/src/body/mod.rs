@@ -2,6 +2,7 @@
 
 mod incoming;
 mod limit;
+pub(crate) mod meter;
 pub(crate) mod shared;
 
 use std::sync::Arc;

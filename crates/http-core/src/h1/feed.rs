@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::task::Context;
 
+use crate::body::meter::BodyMeter;
 use crate::body::shared::Shared;
 use crate::h1::decode::Decoder;
 use crate::{BodyError, RequestRejection};
@@ -12,7 +13,8 @@ pub(crate) struct BodyFeeder {
     pub shared: Arc<Shared>,
     pub decoder: Decoder,
     pub content_length: Option<u64>,
-    pub received: u64,
+    /// The body's bytes against its size limit and data rate.
+    pub meter: BodyMeter,
     /// `Expect: 100-continue` was sent and `100 Continue` is still owed.
     pub expect_continue: bool,
     /// The response head has been written; no interim response may follow.
@@ -31,7 +33,7 @@ impl BodyFeeder {
             shared: Shared::new(limit, content_length),
             decoder,
             content_length,
-            received: 0,
+            meter: BodyMeter::default(),
             expect_continue,
             head_written: false,
             finished: false,

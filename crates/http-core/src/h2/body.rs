@@ -6,10 +6,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::Frame;
 
+use crate::body::meter::{BodyMeter, RateMeter};
 use crate::body::shared::Shared;
 use crate::timing::body_rate::BodyRate;
 use crate::timing::heartbeat::Clock;
-use crate::{BodyError, RequestRejection};
+use crate::BodyError;
 
 /// The request side of one stream: DATA frames (their flow-control
 /// capacity released as the application takes them), then trailers. The
@@ -20,14 +21,14 @@ pub(crate) struct H2Body {
     shared: Arc<Shared>,
     /// MinRequestBodyDataRate for this stream, with the heartbeat's clock.
     rate: Option<(Arc<BodyRate>, Clock)>,
-    received: u64,
+    meter: BodyMeter,
     data_done: bool,
     done: bool,
 }
 
 impl H2Body {
     pub fn new(recv: h2::RecvStream, shared: Arc<Shared>, rate: Option<(Arc<BodyRate>, Clock)>) -> Self {
-        Self { recv, shared, rate, received: 0, data_done: false, done: false }
+        Self { recv, shared, rate, meter: BodyMeter::default(), data_done: false, done: false }
     }
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
@@ -45,39 +46,27 @@ impl H2Body {
             state.read_started = true;
             (state.limit, state.content_length)
         };
-        if let Some(limit) = limit {
-            if content_length.unwrap_or(self.received) > limit {
-                return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
-            }
+        if let Err(rejection) = self.meter.check_declared(limit, content_length) {
+            return self.fail(BodyError::Rejected(rejection));
         }
         if !self.data_done {
             match self.recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     let _ = self.recv.flow_control().release_capacity(data.len());
-                    self.received += data.len() as u64;
-                    if let Some((rate, clock)) = &self.rate {
-                        rate.received(data.len() as u64, clock.now_ms());
-                    }
-                    if limit.is_some_and(|limit| self.received > limit) {
-                        return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
+                    if let Err(rejection) = self.meter.count(data.len() as u64, limit, &self.rate) {
+                        return self.fail(BodyError::Rejected(rejection));
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Poll::Ready(Some(Err(e))) => return self.fail(body_error(e)),
                 Poll::Ready(None) => {
                     self.data_done = true;
-                    if let Some((rate, _)) = &self.rate {
-                        rate.end();
-                    }
+                    self.rate.end();
                 }
                 Poll::Pending => {
                     // The application waits for bytes: the rate counts.
-                    let slow = self
-                        .rate
-                        .as_ref()
-                        .is_some_and(|(rate, clock)| rate.poll_too_slow(clock.now_ms(), self.received, cx));
-                    if slow {
-                        return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTimeout));
+                    if let Err(rejection) = self.meter.poll_waiting(&self.rate, cx) {
+                        return self.fail(BodyError::Rejected(rejection));
                     }
                     return Poll::Pending;
                 }
@@ -111,7 +100,7 @@ impl H2Body {
     }
 
     pub fn content_length(&self) -> Option<u64> {
-        self.shared.lock().content_length.map(|n| n.saturating_sub(self.received))
+        self.shared.lock().content_length.map(|n| n.saturating_sub(self.meter.received()))
     }
 }
 

@@ -19,19 +19,18 @@ use h2::server::SendResponse;
 use h2::Reason;
 use http::header::CONTENT_LENGTH;
 use http::{Method, Request, Response};
-use http_body::Body;
-use kite_transport_core::CloseSignal;
-use tower_service::Service;
 
 use self::body::H2Body;
 use self::ping::{KeepAlivePing, Nudge, Pings};
 use self::reset::StreamReset;
 use self::respond::answer;
 use crate::body::shared::Shared;
-use crate::timing::heartbeat::{ConnectionTimer, Timeout};
+use crate::served::ServedConnection;
+use crate::timing::heartbeat::Timeout;
 use crate::timing::stream_rates::StreamRates;
 use crate::upgrade::h2_tunnel::Switch;
 use crate::upgrade::OnUpgrade;
+use crate::HttpService;
 use crate::{
     BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody, RequestRejection,
 };
@@ -63,20 +62,11 @@ enum Event {
 
 /// Serves HTTP/2 on `io` (the connection with the bytes sniffed from it
 /// put back) until the client or the server ends it.
-pub(crate) async fn serve<S, B>(
-    mut io: Rewind,
-    info: ConnectionInfo,
-    close: CloseSignal,
-    timer: ConnectionTimer,
-    mut service: S,
-    options: &HttpOptions,
-) -> Result<(), Error>
+pub(crate) async fn serve<S>(mut io: Rewind, conn: ServedConnection<'_>, mut service: S) -> Result<(), Error>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
+    let ServedConnection { info, close, timer, options } = conn;
     let limits = &options.http2;
     let mut builder = h2::server::Builder::new();
     builder
@@ -223,7 +213,7 @@ enum StreamEnd {
 
 /// Checks a stream's head, builds the request and calls the service; the
 /// future answers the stream. `None` when the head was refused.
-fn start_stream<S, B>(
+fn start_stream<S>(
     request: Request<h2::RecvStream>,
     mut respond: SendResponse<Bytes>,
     service: &mut S,
@@ -233,10 +223,7 @@ fn start_stream<S, B>(
     options: &HttpOptions,
 ) -> Option<impl Future<Output = StreamEnd>>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
     let (mut parts, recv) = request.into_parts();
     let max_field = Some(options.http2.max_request_header_field_size as usize);

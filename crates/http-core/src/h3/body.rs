@@ -9,10 +9,11 @@ use h3::server::RequestStream;
 use http_body::Frame;
 
 use super::quic::H3Recv;
+use crate::body::meter::{BodyMeter, RateMeter};
 use crate::body::shared::Shared;
 use crate::timing::body_rate::BodyRate;
 use crate::timing::heartbeat::Clock;
-use crate::{BodyError, RequestRejection};
+use crate::BodyError;
 
 /// Where a request stream goes when the application drops its body before
 /// the end: the stream's answer asks the client to stop sending once the
@@ -34,7 +35,7 @@ pub(crate) struct H3Body {
     parked: Parked,
     shared: Arc<Shared>,
     rate: Option<(Arc<BodyRate>, Clock)>,
-    received: u64,
+    meter: BodyMeter,
     data_done: bool,
     done: bool,
 }
@@ -46,7 +47,7 @@ impl H3Body {
         shared: Arc<Shared>,
         rate: Option<(Arc<BodyRate>, Clock)>,
     ) -> Self {
-        Self { recv: Some(recv), parked, shared, rate, received: 0, data_done: false, done: false }
+        Self { recv: Some(recv), parked, shared, rate, meter: BodyMeter::default(), data_done: false, done: false }
     }
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
@@ -66,7 +67,7 @@ impl H3Body {
     fn malformed(&mut self, why: &'static str) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         tracing::debug!(
             target: "kite::bad_requests",
-            received = self.received,
+            received = self.meter.received(),
             "malformed HTTP/3 request: {why}; resetting the stream with H3_MESSAGE_ERROR"
         );
         if let Some(mut recv) = self.recv.take() {
@@ -88,44 +89,33 @@ impl H3Body {
             state.read_started = true;
             (state.limit, state.content_length)
         };
-        if let Some(limit) = limit {
-            if content_length.unwrap_or(self.received) > limit {
-                return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
-            }
+        if let Err(rejection) = self.meter.check_declared(limit, content_length) {
+            return self.fail(BodyError::Rejected(rejection));
         }
         if !self.data_done {
             match recv.poll_recv_data(cx) {
                 Poll::Ready(Ok(Some(mut data))) => {
                     let data = data.copy_to_bytes(data.remaining());
-                    self.received += data.len() as u64;
-                    if let Some((rate, clock)) = &self.rate {
-                        rate.received(data.len() as u64, clock.now_ms());
-                    }
-                    if content_length.is_some_and(|length| self.received > length) {
+                    let counted = self.meter.count(data.len() as u64, limit, &self.rate);
+                    if content_length.is_some_and(|length| self.meter.received() > length) {
                         return self.malformed("DATA past the content-length");
                     }
-                    if limit.is_some_and(|limit| self.received > limit) {
-                        return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTooLarge));
+                    if let Err(rejection) = counted {
+                        return self.fail(BodyError::Rejected(rejection));
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Poll::Ready(Ok(None)) => {
-                    if content_length.is_some_and(|length| self.received != length) {
+                    if content_length.is_some_and(|length| self.meter.received() != length) {
                         return self.malformed("the body ended short of its content-length");
                     }
                     self.data_done = true;
-                    if let Some((rate, _)) = &self.rate {
-                        rate.end();
-                    }
+                    self.rate.end();
                 }
                 Poll::Ready(Err(e)) => return self.fail(body_error(e)),
                 Poll::Pending => {
-                    let slow = self
-                        .rate
-                        .as_ref()
-                        .is_some_and(|(rate, clock)| rate.poll_too_slow(clock.now_ms(), self.received, cx));
-                    if slow {
-                        return self.fail(BodyError::Rejected(RequestRejection::RequestBodyTimeout));
+                    if let Err(rejection) = self.meter.poll_waiting(&self.rate, cx) {
+                        return self.fail(BodyError::Rejected(rejection));
                     }
                     return Poll::Pending;
                 }
@@ -164,7 +154,7 @@ impl H3Body {
     }
 
     pub fn content_length(&self) -> Option<u64> {
-        self.shared.lock().content_length.map(|n| n.saturating_sub(self.received))
+        self.shared.lock().content_length.map(|n| n.saturating_sub(self.meter.received()))
     }
 }
 

@@ -16,16 +16,16 @@ use std::task::Poll;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::{Method, Request, Response};
-use http_body::Body;
-use kite_transport_core::MultiplexedConnection;
-use tower_service::Service;
+use kite_transport_core::multiplexed::MultiplexedIo;
 
 use self::body::{stop_parked, H3Body, Parked};
 use self::quic::H3Connection;
 use self::respond::{answer, Extras};
 use crate::body::shared::Shared;
+use crate::served::ServedConnection;
 use crate::timing::heartbeat::Timeout;
 use crate::timing::stream_rates::StreamRates;
+use crate::HttpService;
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody};
 
 /// HTTP/3's code for a clean close.
@@ -46,23 +46,17 @@ enum Event {
     ServiceFailed(BoxError),
 }
 
-/// Serves HTTP/3 on a multiplexed connection until the client or the
+/// Serves HTTP/3 on a multiplexed connection (`io`) until the client or the
 /// server ends it.
-pub(crate) async fn serve<S, B>(
-    connection: MultiplexedConnection,
+pub(crate) async fn serve<S>(
+    io: Box<dyn MultiplexedIo>,
+    conn: ServedConnection<'_>,
     mut service: S,
-    options: &HttpOptions,
 ) -> Result<(), Error>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
-    let (io, context) = connection.into_parts();
-    let close = context.close_signal().clone();
-    let info = ConnectionInfo::new(context);
-    let timer = options.heartbeat.register();
+    let ServedConnection { info, close, timer, options } = conn;
     // Closes the connection once a graceful close has drained it: h3
     // itself waits for the client to close after our GOAWAY.
     let mut closer = io.clone_opener();
@@ -241,7 +235,7 @@ async fn read_head(
 
 /// Checks a request's head, calls the service, and returns the future that
 /// answers the stream.
-fn start<S, B>(
+fn start<S>(
     request: Request<()>,
     stream: Stream,
     service: &mut S,
@@ -253,10 +247,7 @@ fn start<S, B>(
     impl Future<Output = ()>,
 >
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
     use futures_util::future::Either;
     let (mut parts, ()) = request.into_parts();

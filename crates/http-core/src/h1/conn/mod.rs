@@ -13,10 +13,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Version};
-use http_body::Body;
-use kite_transport_core::{CloseSignal, CloseWatch, ConnectionIo};
+use kite_transport_core::{CloseWatch, ConnectionIo};
 use tokio::io::AsyncWrite;
-use tower_service::Service;
 
 use super::decode::{ChunkedDecoder, Decoded, Decoder};
 use super::encode::{self, HeadOptions};
@@ -25,8 +23,10 @@ use super::parse::{BodyLength, ParsedHead};
 use crate::body::shared::Want;
 use crate::panic;
 use crate::pooling::buffers;
+use crate::served::ServedConnection;
 use crate::timing::heartbeat::{ConnectionTimer, Timeout};
 use crate::upgrade::{Detached, OnUpgrade, PendingUpgrade, UpgradeError, Upgraded};
+use crate::HttpService;
 use crate::{BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, RequestBody, RequestRejection};
 
 /// How long, and how much, a rejected connection is read and discarded
@@ -52,22 +52,12 @@ pub(crate) struct H1Connection<'o, S> {
     upgraded: bool,
 }
 
-impl<'o, S, B> H1Connection<'o, S>
+impl<'o, S> H1Connection<'o, S>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
-    pub fn new(
-        io: Box<dyn ConnectionIo>,
-        read_buf: BytesMut,
-        info: ConnectionInfo,
-        close: CloseSignal,
-        timer: ConnectionTimer,
-        service: S,
-        options: &'o HttpOptions,
-    ) -> Self {
+    pub fn new(io: Box<dyn ConnectionIo>, read_buf: BytesMut, conn: ServedConnection<'o>, service: S) -> Self {
+        let ServedConnection { info, close, timer, options } = conn;
         Self {
             io,
             read_buf,
@@ -86,7 +76,7 @@ where
     /// `async` block, not an `async fn`, which would keep a second copy of
     /// the head in the request's box.
     #[allow(clippy::manual_async_fn)] // deliberate, for the box's size
-    fn dispatch(&mut self, head: ParsedHead) -> impl Future<Output = Result<bool, Error>> + use<'_, 'o, S, B> {
+    fn dispatch(&mut self, head: ParsedHead) -> impl Future<Output = Result<bool, Error>> + use<'_, 'o, S> {
         async move {
             if let Err(error) = poll_fn(|cx| self.service.poll_ready(cx)).await {
                 let error = error.into();
@@ -207,7 +197,7 @@ where
     /// Writes a `101 Switching Protocols` head and hands the connection,
     /// with the bytes read past the request head, to the application's
     /// [`OnUpgrade`]. Returns `false`: HTTP is over on this connection.
-    async fn switch(&mut self, response: Response<B>, pending: Option<PendingUpgrade>) -> Result<bool, Error> {
+    async fn switch(&mut self, response: Response<S::Body>, pending: Option<PendingUpgrade>) -> Result<bool, Error> {
         let Some(pending) = pending else {
             tracing::error!(
                 connection_id = %self.info.id(),
@@ -260,11 +250,9 @@ where
                 }
                 Want::Data { limit } => limit,
             };
-            if let Some(limit) = limit {
-                if f.content_length.unwrap_or(f.received) > limit {
-                    f.reject(RequestRejection::RequestBodyTooLarge, cx);
-                    return true;
-                }
+            if let Err(rejection) = f.meter.check_declared(limit, f.content_length) {
+                f.reject(rejection, cx);
+                return true;
             }
             if f.expect_continue {
                 f.expect_continue = false;
@@ -284,10 +272,8 @@ where
             }
             match f.decoder.decode(&mut self.read_buf) {
                 Ok(Decoded::Data(data)) => {
-                    f.received += data.len() as u64;
-                    self.timer.body_received(data.len() as u64);
-                    if limit.is_some_and(|limit| f.received > limit) {
-                        f.reject(RequestRejection::RequestBodyTooLarge, cx);
+                    if let Err(rejection) = f.meter.count(data.len() as u64, limit, &self.timer) {
+                        f.reject(rejection, cx);
                         return true;
                     }
                     f.shared.deliver_data(data, cx);
@@ -314,15 +300,14 @@ where
                     }
                     Poll::Pending => {
                         // The application waits for bytes: MinRequestBodyDataRate counts.
-                        self.timer.body_waiting();
-                        if self.timer.poll_timeout(Timeout::RequestBodyRate, cx).is_ready() {
+                        if let Err(rejection) = f.meter.poll_waiting(&self.timer, cx) {
                             tracing::debug!(
                                 target: "kite::bad_requests",
                                 connection_id = %self.info.id(),
-                                received = f.received,
+                                received = f.meter.received(),
                                 "request body slower than MinRequestBodyDataRate"
                             );
-                            f.reject(RequestRejection::RequestBodyTimeout, cx);
+                            f.reject(rejection, cx);
                             return true;
                         }
                         return progressed;

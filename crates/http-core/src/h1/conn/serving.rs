@@ -12,16 +12,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::{Request, Response};
-use http_body::Body;
 use tokio::io::AsyncWrite;
-use tower_service::Service;
 
 use super::H1Connection;
 use crate::h1::parse::{parse_head, ParsedHead};
 use crate::pooling::reused::Reused;
 use crate::timing::heartbeat::Timeout;
-use crate::{BoxError, Error, RequestBody, RequestRejection};
+use crate::HttpService;
+use crate::{Error, RequestRejection};
 
 /// What the boxed step does with the connection. A head is moved, not
 /// boxed: it lives once, in the step's box.
@@ -109,12 +107,9 @@ enum HeadOutcome {
     End(Result<(), Error>),
 }
 
-impl<'o, S, B> H1Connection<'o, S>
+impl<'o, S> H1Connection<'o, S>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
     /// Serves requests until the connection ends.
     pub fn serve(self) -> Serving<'o, S, impl StartStep<'o, S, Future = impl Future<Output = Stepped<'o, S>>>> {
@@ -234,12 +229,9 @@ where
     }
 }
 
-impl<'o, S, B, M> Future for Serving<'o, S, M>
+impl<'o, S, M> Future for Serving<'o, S, M>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: Body,
-    B::Error: Into<BoxError>,
+    S: HttpService,
     M: StartStep<'o, S>,
 {
     type Output = Result<(), Error>;
