@@ -59,8 +59,9 @@ mod service_fn;
 mod shutdown;
 pub mod systemd;
 mod tracker;
+/// WebSockets on Kite's upgrade (the `kite-websocket` crate).
 #[cfg(feature = "websocket")]
-pub mod websocket;
+pub use kite_websocket as websocket;
 
 pub use address::{ListenAddress, ListenUrl};
 pub use builder::{ServerBuilder, DEFAULT_URL};

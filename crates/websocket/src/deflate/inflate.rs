@@ -254,7 +254,7 @@ fn invalid(error: impl std::fmt::Display) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::websocket::deflate::testing::{deflate, frame, frames};
+    use crate::deflate::testing::{deflate, frame, frames};
     use flate2::{Compress, Compression};
     use tokio_tungstenite::tungstenite::protocol::frame::coding::Control;
 

@@ -13,8 +13,8 @@
 //! use http::{Request, Response};
 //! use http_body_util::Empty;
 //! use bytes::Bytes;
-//! use kite_server::websocket::WebSocketUpgrade;
-//! use kite_server::RequestBody;
+//! use kite_websocket::WebSocketUpgrade;
+//! use kite_http_core::RequestBody;
 //!
 //! /// Echoes every text and binary message.
 //! fn echo(mut req: Request<RequestBody>) -> Response<Empty<Bytes>> {
@@ -35,6 +35,11 @@
 //! it gets compressed messages, within a bounded memory per connection
 //! ([`DeflateOptions`]; [`WebSocketUpgrade::deflate`] to tune or turn it
 //! off).
+//!
+//! The server crate and the facade re-export this crate as
+//! `kite_server::websocket` and `kite::websocket`.
+
+#![warn(missing_docs)]
 
 mod deflate;
 mod io;

@@ -173,8 +173,8 @@ fn compress_into(compressor: &mut Compress, mut input: &[u8], out: &mut Vec<u8>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::websocket::deflate::testing::{agreed, frame, frames, inflate};
-    use crate::websocket::deflate::DeflateOptions;
+    use crate::deflate::testing::{agreed, frame, frames, inflate};
+    use crate::deflate::DeflateOptions;
     use flate2::Decompress;
 
     fn server_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
