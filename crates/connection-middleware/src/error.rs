@@ -2,9 +2,11 @@
 
 use std::borrow::Cow;
 use std::io;
+use std::time::Duration;
 
-/// A boxed error from a handler or middleware of a user's own.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::tls::TlsError;
+
+pub use kite_transport_core::BoxError;
 
 /// Why a connection ended other than by a clean close.
 ///
@@ -25,10 +27,46 @@ pub enum ConnectionError {
     },
     /// The TLS handshake failed or timed out.
     #[error("TLS handshake failed: {0}")]
-    Handshake(String),
+    Handshake(#[from] HandshakeError),
     /// Any other failure of a handler or middleware.
     #[error(transparent)]
     Other(BoxError),
+}
+
+/// Why a TLS handshake failed: what the peer sent, the connection, the
+/// time, or the server's own certificate choice.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// rustls refused what the peer sent (an alert went back), or could
+    /// not go on: a bad ClientHello, no protocol or cipher suite in common,
+    /// a client certificate refused.
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+    /// Reading or writing the connection failed.
+    #[error("connection i/o failed: {0}")]
+    Io(#[from] io::Error),
+    /// The peer closed the connection, or TLS, before the handshake ended.
+    #[error("the peer closed the connection during the handshake")]
+    PeerClosed,
+    /// The handshake did not end within `TlsOptions::handshake_timeout`.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// No certificate (no SNI entry, no selector's choice and no default)
+    /// for the server name the client asked for.
+    #[error("no certificate for server name {server_name:?}")]
+    NoCertificate {
+        /// The server name (SNI), if the client sent one.
+        server_name: Option<String>,
+    },
+    /// The certificate chosen cannot make a TLS configuration with the
+    /// endpoint's settings.
+    #[error(transparent)]
+    Settings(#[from] TlsError),
+    /// The peer sent more handshake data than a handshake may hold
+    /// unprocessed (a 64 KiB message and a record).
+    #[error("over {0} bytes of handshake held unprocessed")]
+    TooLarge(usize),
 }
 
 impl ConnectionError {

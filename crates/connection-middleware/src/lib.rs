@@ -46,6 +46,6 @@ mod pipeline;
 pub mod proxy_protocol;
 pub mod tls;
 
-pub use error::{BoxError, ConnectionError};
+pub use error::{BoxError, ConnectionError, HandshakeError};
 pub use logging::{ConnectionLogging, LOG_TARGET};
 pub use pipeline::{ConnectionBuilder, ConnectionHandler, ConnectionMiddleware, ConnectionPipeline, Next};

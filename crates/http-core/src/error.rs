@@ -4,8 +4,7 @@ use std::io;
 
 use crate::RequestRejection;
 
-/// A boxed error from the application or its response body.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use kite_transport_core::BoxError;
 
 /// Why [`serve_connection`](crate::serve_connection) ended other than by a
 /// clean close. A clean close is the peer closing between requests, a

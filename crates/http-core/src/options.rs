@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub use crate::options_error::OptionsError;
 use crate::timing::heartbeat::Heartbeat;
 use crate::upgrade::UpgradeCounter;
 
@@ -98,21 +99,19 @@ impl Limits {
     ///
     /// # Errors
     ///
-    /// A message naming the limit and what it must be.
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`OptionsError::ZeroRate`] or [`OptionsError::GracePeriod`], naming
+    /// the limit.
+    pub fn validate(&self) -> Result<(), OptionsError> {
         for (name, rate) in [
             ("MinRequestBodyDataRate", &self.min_request_body_data_rate),
             ("MinResponseDataRate", &self.min_response_data_rate),
         ] {
             if let Some(rate) = rate {
                 if rate.bytes_per_second == 0 {
-                    return Err(format!("{name}.BytesPerSecond must be above 0; use None to turn the rate off"));
+                    return Err(OptionsError::ZeroRate { option: name });
                 }
                 if rate.grace_period <= Duration::from_secs(1) {
-                    return Err(format!(
-                        "{name}.GracePeriod is {:?}; it must be longer than 1 second",
-                        rate.grace_period
-                    ));
+                    return Err(OptionsError::GracePeriod { option: name, grace_period: rate.grace_period });
                 }
             }
         }
@@ -197,20 +196,19 @@ impl Protocols {
 }
 
 impl std::str::FromStr for Protocols {
-    type Err = String;
+    type Err = OptionsError;
 
     /// Kestrel's names, any case: `Http1`, `Http2`, `Http1AndHttp2`,
-    /// `Http3`, `Http1AndHttp2AndHttp3`.
-    fn from_str(text: &str) -> Result<Self, String> {
+    /// `Http3`, `Http1AndHttp2AndHttp3`; [`OptionsError::UnknownProtocols`]
+    /// for anything else.
+    fn from_str(text: &str) -> Result<Self, OptionsError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "http1" => Ok(Protocols::Http1),
             "http2" => Ok(Protocols::Http2),
             "http1andhttp2" => Ok(Protocols::Http1AndHttp2),
             "http3" => Ok(Protocols::Http3),
             "http1andhttp2andhttp3" => Ok(Protocols::Http1AndHttp2AndHttp3),
-            _ => Err(format!(
-                "\"{text}\" is not a protocol: use Http1, Http2, Http1AndHttp2, Http3 or Http1AndHttp2AndHttp3"
-            )),
+            _ => Err(OptionsError::UnknownProtocols(text.to_owned())),
         }
     }
 }
@@ -284,31 +282,25 @@ impl Http2Limits {
     ///
     /// # Errors
     ///
-    /// A message naming the limit, its value and its range.
-    pub fn validate(&self) -> Result<(), String> {
-        const MAX_WINDOW: u32 = (1 << 31) - 1;
-        if self.max_streams_per_connection == 0 {
-            return Err("Http2.MaxStreamsPerConnection must be at least 1".into());
-        }
-        if !(16_384..=16_777_215).contains(&self.max_frame_size) {
-            return Err(format!("Http2.MaxFrameSize is {}; it must be 16384 to 16777215", self.max_frame_size));
-        }
-        if self.max_request_header_field_size == 0 {
-            return Err("Http2.MaxRequestHeaderFieldSize must be at least 1".into());
-        }
-        if !(65_535..=MAX_WINDOW).contains(&self.initial_connection_window_size) {
-            return Err(format!(
-                "Http2.InitialConnectionWindowSize is {}; it must be 65535 to {MAX_WINDOW}",
-                self.initial_connection_window_size
-            ));
-        }
-        if !(65_535..=MAX_WINDOW).contains(&self.initial_stream_window_size) {
-            return Err(format!(
-                "Http2.InitialStreamWindowSize is {}; it must be 65535 to {MAX_WINDOW}",
-                self.initial_stream_window_size
-            ));
-        }
-        Ok(())
+    /// [`OptionsError::OutOfRange`] naming the limit, its value and its
+    /// range.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        const MAX_WINDOW: u64 = (1 << 31) - 1;
+        OptionsError::check(
+            "Http2.MaxStreamsPerConnection",
+            self.max_streams_per_connection.into(),
+            1,
+            u32::MAX.into(),
+        )?;
+        OptionsError::check("Http2.MaxFrameSize", self.max_frame_size.into(), 16_384, 16_777_215)?;
+        OptionsError::check("Http2.MaxRequestHeaderFieldSize", self.max_request_header_field_size as u64, 1, u64::MAX)?;
+        OptionsError::check(
+            "Http2.InitialConnectionWindowSize",
+            self.initial_connection_window_size.into(),
+            65_535,
+            MAX_WINDOW,
+        )?;
+        OptionsError::check("Http2.InitialStreamWindowSize", self.initial_stream_window_size.into(), 65_535, MAX_WINDOW)
     }
 }
 
@@ -342,12 +334,14 @@ impl Http3Limits {
     ///
     /// # Errors
     ///
-    /// A message naming the setting and its allowed range.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_request_header_field_size == 0 {
-            return Err("Http3.MaxRequestHeaderFieldSize is 0; it must be at least 1".into());
-        }
-        Ok(())
+    /// [`OptionsError::OutOfRange`] naming the setting and its range.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        OptionsError::check(
+            "Http3.MaxRequestHeaderFieldSize",
+            self.max_request_header_field_size.into(),
+            1,
+            u32::MAX.into(),
+        )
     }
 }
 

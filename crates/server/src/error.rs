@@ -38,9 +38,9 @@ pub enum ServerError {
     /// names the file, the key and the fix.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-    /// An option is out of its range; the message names it and the range.
+    /// An option is out of its range; the error names it and the range.
     #[error("invalid server options: {0}")]
-    InvalidOptions(String),
+    InvalidOptions(#[from] kite_http_core::OptionsError),
     /// No transport was compiled in or configured.
     #[error("no transport: enable the `sockets` feature or call ServerBuilder::transport")]
     NoTransport,

@@ -56,3 +56,8 @@ pub use rewind::Rewind;
 #[doc(hidden)]
 pub use tokio as __tokio;
 pub use transport::{Listener, Transport};
+
+/// A boxed error from code a user plugs in: an application, a response
+/// body, a connection handler or middleware. One definition for every
+/// Kite crate, re-exported by the HTTP core and the connection middleware.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

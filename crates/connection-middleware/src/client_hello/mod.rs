@@ -17,6 +17,34 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use self::ja4::{ja3, ja4, TlsFingerprint};
 pub use self::parse::{is_grease, ClientHello};
+
+/// Why bytes that began as TLS are not a ClientHello Kite reads: what
+/// [`scan`] and [`ClientHello::parse`] return.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientHelloError {
+    /// The first handshake message is not a ClientHello.
+    #[error("not a ClientHello")]
+    NotClientHello,
+    /// The message's lengths run past its bytes by `missing` bytes.
+    #[error("the ClientHello ends {missing} bytes early")]
+    Truncated {
+        /// How many bytes the lengths claim beyond the end.
+        missing: usize,
+    },
+    /// A cipher suite list of an odd number of bytes.
+    #[error("an odd cipher suite list")]
+    OddCipherSuites,
+    /// A record of another type came before the ClientHello was whole.
+    #[error("a ClientHello interrupted by another record type")]
+    Interrupted,
+    /// A TLS record of a length no record may have (0, or past 18,432).
+    #[error("a TLS record of {0} bytes")]
+    RecordLength(usize),
+    /// A ClientHello longer than [`MAX_CLIENT_HELLO`].
+    #[error("a ClientHello of {0} bytes, over {MAX_CLIENT_HELLO}")]
+    TooLarge(usize),
+}
 use crate::{ConnectionError, ConnectionMiddleware, Next};
 
 /// The largest ClientHello read: far past any real one (post-quantum key
@@ -124,9 +152,10 @@ pub enum Scan {
 ///
 /// # Errors
 ///
-/// A record of another type between them, a record of impossible length,
-/// a message over [`MAX_CLIENT_HELLO`], or a malformed ClientHello.
-pub fn scan(raw: &[u8]) -> Result<Scan, String> {
+/// [`ClientHelloError::Interrupted`] for a record of another type between
+/// them, [`ClientHelloError::RecordLength`], [`ClientHelloError::TooLarge`]
+/// past [`MAX_CLIENT_HELLO`], or the errors of [`ClientHello::parse`].
+pub fn scan(raw: &[u8]) -> Result<Scan, ClientHelloError> {
     match raw.first() {
         None => return Ok(Scan::More),
         Some(0x16) => {}
@@ -137,11 +166,11 @@ pub fn scan(raw: &[u8]) -> Result<Scan, String> {
     loop {
         let Some(header) = raw.get(at..at + 5) else { return Ok(Scan::More) };
         if header[0] != 0x16 {
-            return Err("a ClientHello interrupted by another record type".into());
+            return Err(ClientHelloError::Interrupted);
         }
         let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
         if length == 0 || length > 16_384 + 2048 {
-            return Err(format!("a TLS record of {length} bytes"));
+            return Err(ClientHelloError::RecordLength(length));
         }
         let Some(body) = raw.get(at + 5..at + 5 + length) else { return Ok(Scan::More) };
         at += 5 + length;
@@ -156,7 +185,7 @@ pub fn scan(raw: &[u8]) -> Result<Scan, String> {
         if message.len() >= 4 {
             let needed = 4 + (usize::from(message[1]) << 16 | usize::from(message[2]) << 8 | usize::from(message[3]));
             if needed > MAX_CLIENT_HELLO {
-                return Err(format!("a ClientHello of {needed} bytes, over {MAX_CLIENT_HELLO}"));
+                return Err(ClientHelloError::TooLarge(needed));
             }
             if message.len() >= needed {
                 return ClientHello::parse(&message[..needed]).map(Scan::Hello);
@@ -172,7 +201,7 @@ pub fn scan(raw: &[u8]) -> Result<Scan, String> {
 async fn read_hello<R: AsyncRead + Unpin>(io: &mut R) -> Result<Read, String> {
     let mut raw = Vec::new();
     loop {
-        match scan(&raw)? {
+        match scan(&raw).map_err(|e| e.to_string())? {
             Scan::Hello(hello) => return Ok(Read::Hello(hello, raw)),
             Scan::NotTls => return Ok(Read::Other(raw)),
             Scan::More => {}
@@ -276,8 +305,11 @@ mod tests {
         assert!(matches!(scan(b"PRI * HTTP/2.0"), Ok(Scan::NotTls)));
         let mut raw = records(&hello("a.example"), 10);
         raw[15] = 0x17; // the second record is application data
-        assert!(scan(&raw).unwrap_err().contains("interrupted"));
-        assert!(scan(&[0x16, 0x03, 0x01, 0x00, 0x00]).unwrap_err().contains("0 bytes"));
-        assert!(scan(&[0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0xff, 0xff, 0xff]).unwrap_err().contains("over"));
+        assert_eq!(scan(&raw).unwrap_err(), ClientHelloError::Interrupted);
+        assert_eq!(scan(&[0x16, 0x03, 0x01, 0x00, 0x00]).unwrap_err(), ClientHelloError::RecordLength(0));
+        assert!(matches!(
+            scan(&[0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0xff, 0xff, 0xff]).unwrap_err(),
+            ClientHelloError::TooLarge(_)
+        ));
     }
 }

@@ -1,6 +1,8 @@
 //! A TLS ClientHello, parsed by hand from its handshake bytes: the fields
 //! a fingerprint needs, and nothing is trusted that the bytes do not say.
 
+use super::ClientHelloError;
+
 /// A parsed ClientHello.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientHello {
@@ -26,35 +28,35 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ClientHelloError> {
         if self.bytes.len() < n {
-            return Err(format!("the ClientHello ends {} bytes early", n - self.bytes.len()));
+            return Err(ClientHelloError::Truncated { missing: n - self.bytes.len() });
         }
         let (head, rest) = self.bytes.split_at(n);
         self.bytes = rest;
         Ok(head)
     }
 
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, ClientHelloError> {
         Ok(self.take(1)?[0])
     }
 
-    fn u16(&mut self) -> Result<u16, String> {
+    fn u16(&mut self) -> Result<u16, ClientHelloError> {
         let b = self.take(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn u24(&mut self) -> Result<usize, String> {
+    fn u24(&mut self) -> Result<usize, ClientHelloError> {
         let b = self.take(3)?;
         Ok(usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]))
     }
 
-    fn vec8(&mut self) -> Result<&'a [u8], String> {
+    fn vec8(&mut self) -> Result<&'a [u8], ClientHelloError> {
         let n = self.u8()?;
         self.take(usize::from(n))
     }
 
-    fn vec16(&mut self) -> Result<&'a [u8], String> {
+    fn vec16(&mut self) -> Result<&'a [u8], ClientHelloError> {
         let n = self.u16()?;
         self.take(usize::from(n))
     }
@@ -70,11 +72,14 @@ impl ClientHello {
     ///
     /// # Errors
     ///
-    /// Not a ClientHello, or one whose lengths do not fit its bytes.
-    pub fn parse(raw: &[u8]) -> Result<Self, String> {
+    /// [`ClientHelloError::NotClientHello`], or
+    /// [`ClientHelloError::Truncated`] and
+    /// [`ClientHelloError::OddCipherSuites`] for one whose lengths do not
+    /// fit its bytes.
+    pub fn parse(raw: &[u8]) -> Result<Self, ClientHelloError> {
         let mut cursor = Cursor { bytes: raw };
         if cursor.u8()? != 1 {
-            return Err("not a ClientHello".into());
+            return Err(ClientHelloError::NotClientHello);
         }
         let length = cursor.u24()?;
         let mut body = Cursor { bytes: cursor.take(length)? };
@@ -83,7 +88,7 @@ impl ClientHello {
         body.vec8()?; // legacy_session_id
         let suites = body.vec16()?;
         if suites.len() % 2 != 0 {
-            return Err("an odd cipher suite list".into());
+            return Err(ClientHelloError::OddCipherSuites);
         }
         body.vec8()?; // legacy_compression_methods
         let mut extensions = Vec::new();

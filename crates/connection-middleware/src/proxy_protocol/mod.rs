@@ -103,6 +103,20 @@ pub enum ProxyMode {
     Optional,
 }
 
+/// Why an entry is not a trusted proxy: what parsing a [`TrustedProxy`]
+/// and [`ProxyProtocol::trusted_proxies`] return. Each variant holds the
+/// entry as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustedProxyError {
+    /// Neither an IP address nor an address with a prefix length.
+    #[error("\"{0}\" is not an address or CIDR range")]
+    NotAnAddress(String),
+    /// A prefix length that is not a number up to 32 (IPv4) or 128 (IPv6).
+    #[error("\"{0}\": bad prefix")]
+    BadPrefix(String),
+}
+
 /// A trusted proxy: one address, or a CIDR range (`10.0.0.0/8`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrustedProxy {
@@ -131,18 +145,22 @@ impl TrustedProxy {
 }
 
 impl std::str::FromStr for TrustedProxy {
-    type Err = String;
+    type Err = TrustedProxyError;
 
     /// `192.0.2.7`, `10.0.0.0/8`, `::1`, `2001:db8::/32`.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, TrustedProxyError> {
         let (address, prefix) = match text.trim().split_once('/') {
             Some((address, prefix)) => (address, Some(prefix)),
             None => (text.trim(), None),
         };
-        let network: IpAddr = address.parse().map_err(|_| format!("\"{text}\" is not an address or CIDR range"))?;
+        let network: IpAddr = address.parse().map_err(|_| TrustedProxyError::NotAnAddress(text.to_owned()))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("\"{text}\": bad prefix"))?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| TrustedProxyError::BadPrefix(text.to_owned()))?,
             None => max,
         };
         Ok(Self { network, prefix })
@@ -190,13 +208,15 @@ impl ProxyProtocol {
     ///
     /// # Errors
     ///
-    /// An entry that is not an address or a CIDR range.
-    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Result<Self, String>
+    /// [`TrustedProxyError`] for the first entry that is not an address or
+    /// a CIDR range.
+    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Result<Self, TrustedProxyError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let parsed: Result<Vec<TrustedProxy>, String> = proxies.into_iter().map(|p| p.as_ref().parse()).collect();
+        let parsed: Result<Vec<TrustedProxy>, TrustedProxyError> =
+            proxies.into_iter().map(|p| p.as_ref().parse()).collect();
         self.trusted = Arc::new(parsed?);
         Ok(self)
     }

@@ -16,6 +16,7 @@ use super::buffer::Buffer;
 use super::session::{Reached, Session, Then};
 use super::TlsIo;
 use crate::client_hello::{scan, Scan};
+use crate::HandshakeError;
 
 /// The most bytes a handshake may hold unprocessed: a 64 KiB handshake
 /// message (rustls's bound) and a record past it.
@@ -27,12 +28,12 @@ const MAX_PENDING: usize = 64 * 1024 + super::buffer::RECORD;
 ///
 /// # Errors
 ///
-/// The reason, for the log: the peer closed or sent something rustls
-/// refused (after rustls's alert is sent), or `config` refused.
+/// The peer closed or sent something rustls refused (after rustls's alert
+/// is sent), the connection failed, or `config` refused.
 pub(super) async fn accept(
     mut io: Box<dyn ConnectionIo>,
-    config: impl FnOnce(Option<&str>) -> Result<Arc<ServerConfig>, String>,
-) -> Result<(TlsIo, Option<String>), String> {
+    config: impl FnOnce(Option<&str>) -> Result<Arc<ServerConfig>, HandshakeError>,
+) -> Result<(TlsIo, Option<String>), HandshakeError> {
     let mut incoming = Buffer::default();
     let sni = loop {
         match scan(incoming.filled()) {
@@ -43,19 +44,19 @@ pub(super) async fn accept(
         }
     };
     let config = config(sni.as_deref())?;
-    let conn = UnbufferedServerConnection::new(config).map_err(|e| e.to_string())?;
+    let conn = UnbufferedServerConnection::new(config)?;
     let mut session = Session::new(conn, incoming);
     loop {
         let reached = session.process(None, Then::Nothing);
         if let Err(error) = reached {
             session.encode_alert();
             let _ = poll_fn(|cx| send(&mut io, &mut session.outgoing, cx)).await;
-            return Err(error.to_string());
+            return Err(error.into());
         }
-        poll_fn(|cx| send(&mut io, &mut session.outgoing, cx)).await.map_err(|e| e.to_string())?;
+        poll_fn(|cx| send(&mut io, &mut session.outgoing, cx)).await?;
         match reached {
             Ok(Reached::Traffic(_)) if !session.conn.is_handshaking() => break,
-            Ok(Reached::Closed) => return Err("the peer closed TLS during the handshake".into()),
+            Ok(Reached::Closed) => return Err(HandshakeError::PeerClosed),
             _ => read(&mut io, &mut session.incoming).await?,
         }
     }
@@ -71,9 +72,9 @@ fn normalise(name: String) -> Option<String> {
 }
 
 /// Reads what the socket has into `incoming`.
-async fn read(io: &mut Box<dyn ConnectionIo>, incoming: &mut Buffer) -> Result<(), String> {
+async fn read(io: &mut Box<dyn ConnectionIo>, incoming: &mut Buffer) -> Result<(), HandshakeError> {
     if incoming.filled().len() >= MAX_PENDING {
-        return Err(format!("over {MAX_PENDING} bytes of handshake held unprocessed"));
+        return Err(HandshakeError::TooLarge(MAX_PENDING));
     }
     let n = poll_fn(|cx| {
         // While the peer thinks, an emptied buffer goes back to the pool.
@@ -85,10 +86,9 @@ async fn read(io: &mut Box<dyn ConnectionIo>, incoming: &mut Buffer) -> Result<(
         ready!(Pin::new(&mut **io).poll_read(cx, &mut read))?;
         Poll::Ready(Ok::<_, io::Error>(read.filled().len()))
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     if n == 0 {
-        return Err("the peer closed the connection during the handshake".into());
+        return Err(HandshakeError::PeerClosed);
     }
     incoming.fill(n);
     Ok(())

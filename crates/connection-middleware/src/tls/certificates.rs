@@ -77,9 +77,10 @@ impl Certificate {
     ///
     /// # Errors
     ///
-    /// [`TlsError::Certificate`] naming the file when a file cannot be read
-    /// or holds no certificate or key, or the key is of a kind the crypto
-    /// provider cannot use.
+    /// [`TlsError::Read`] when a file cannot be read; [`TlsError::Files`],
+    /// naming both files, around the error of [`from_pem`](Self::from_pem)
+    /// when they hold no certificate or key, or a key the crypto provider
+    /// cannot use.
     pub fn from_pem_files(chain: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, TlsError> {
         let (chain, key) = (chain.as_ref(), key.as_ref());
         let stamp = (modified(chain), modified(key));
@@ -94,13 +95,12 @@ impl Certificate {
 
     fn load_files(chain: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
         let read = |path: &Path| {
-            std::fs::read(path).map_err(|e| TlsError::Certificate(format!("cannot read {}: {e}", path.display())))
+            std::fs::read(path).map_err(|e| TlsError::Read { path: path.to_path_buf(), source: Arc::new(e) })
         };
-        let loaded = Self::from_pem(&read(chain)?, &read(key)?).map_err(|e| match e {
-            TlsError::Certificate(message) => {
-                TlsError::Certificate(format!("{message} (certificate {}, key {})", chain.display(), key.display()))
-            }
-            other => other,
+        let loaded = Self::from_pem(&read(chain)?, &read(key)?).map_err(|e| TlsError::Files {
+            chain: chain.to_path_buf(),
+            key: key.to_path_buf(),
+            source: Box::new(e),
         })?;
         Ok(loaded.key)
     }
@@ -117,17 +117,17 @@ impl Certificate {
     ///
     /// # Errors
     ///
-    /// [`TlsError::Certificate`] when there is no certificate or no usable
-    /// key.
+    /// [`TlsError::InvalidPem`] or [`TlsError::NoCertificateInPem`] for the
+    /// chain; [`TlsError::NoPrivateKey`] or [`TlsError::UnsupportedKey`] for
+    /// the key.
     pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<Self, TlsError> {
         let certs = CertificateDer::pem_slice_iter(chain)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError::Certificate(format!("invalid PEM certificate: {e}")))?;
+            .map_err(|e| TlsError::InvalidPem(Arc::new(e)))?;
         if certs.is_empty() {
-            return Err(TlsError::Certificate("no certificate in the PEM data".into()));
+            return Err(TlsError::NoCertificateInPem);
         }
-        let key = PrivateKeyDer::from_pem_slice(key)
-            .map_err(|e| TlsError::Certificate(format!("no usable private key in the PEM data: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| TlsError::NoPrivateKey(Arc::new(e)))?;
         Self::from_der(certs, key)
     }
 
@@ -135,14 +135,11 @@ impl Certificate {
     ///
     /// # Errors
     ///
-    /// [`TlsError::Certificate`] when the crypto provider cannot use the
+    /// [`TlsError::UnsupportedKey`] when the crypto provider cannot use the
     /// key.
     pub fn from_der(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Self, TlsError> {
         let provider = crate::tls::provider();
-        let signing_key = provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| TlsError::Certificate(format!("unsupported private key: {e}")))?;
+        let signing_key = provider.key_provider.load_private_key(key).map_err(TlsError::UnsupportedKey)?;
         Ok(Self { key: Arc::new(CertifiedKey::new(chain, signing_key)), files: None })
     }
 

@@ -15,7 +15,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedProtocolVersion};
 
 use crate::tls::{accept, verifier, Certificate, TlsError, TlsIo, TlsOptions};
-use crate::{ConnectionError, ConnectionMiddleware, Next};
+use crate::{ConnectionError, ConnectionMiddleware, HandshakeError, Next};
 
 /// Terminates TLS (Kestrel's `UseHttps`): reads the ClientHello, picks the
 /// certificate (selector, then SNI map, then the fixed certificate), runs
@@ -49,8 +49,9 @@ impl TlsMiddleware {
     /// # Errors
     ///
     /// [`TlsError::NoCertificate`] without any certificate source;
-    /// [`TlsError::Config`] for an unknown cipher suite, no usable version,
-    /// or bad client certificate roots.
+    /// [`TlsError::UnknownCipherSuite`], [`TlsError::NoVersion`],
+    /// [`TlsError::VersionsAndSuites`] or [`TlsError::ClientRoots`] for
+    /// settings that cannot work.
     pub fn new(options: TlsOptions) -> Result<Self, TlsError> {
         if !options.has_certificate() {
             return Err(TlsError::NoCertificate);
@@ -65,7 +66,7 @@ impl TlsMiddleware {
                         .iter()
                         .find(|suite| suite.suite().as_str() == Some(name.as_str()))
                         .copied()
-                        .ok_or_else(|| TlsError::Config(format!("unknown or unsupported cipher suite '{name}'")))
+                        .ok_or_else(|| TlsError::UnknownCipherSuite(name.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
@@ -80,7 +81,7 @@ impl TlsMiddleware {
             })
             .collect();
         if versions.is_empty() {
-            return Err(TlsError::Config("no supported TLS version is enabled (TLS 1.2 and 1.3 are)".into()));
+            return Err(TlsError::NoVersion);
         }
         let verifier = verifier::build(&options, &provider)?;
         let middleware = Self {
@@ -133,7 +134,7 @@ impl TlsMiddleware {
         let inner = &self.inner;
         let builder = ServerConfig::builder_with_provider(Arc::clone(&inner.provider))
             .with_protocol_versions(&inner.versions)
-            .map_err(|e| TlsError::Config(format!("TLS versions and cipher suites do not fit: {e}")))?;
+            .map_err(TlsError::VersionsAndSuites)?;
         let builder = match &inner.verifier {
             Some(verifier) => builder.with_client_cert_verifier(Arc::clone(verifier)),
             None => builder.with_no_client_auth(),
@@ -156,10 +157,12 @@ impl TlsMiddleware {
         &self,
         io: Box<dyn ConnectionIo>,
         context: &ConnectionContext,
-    ) -> Result<(TlsIo, Option<String>), String> {
+    ) -> Result<(TlsIo, Option<String>), HandshakeError> {
         accept::accept(io, |sni| {
-            let certificate = self.choose(context, sni).ok_or("no certificate for this server name")?;
-            self.config_for(&certificate).map_err(|e| e.to_string())
+            let certificate = self
+                .choose(context, sni)
+                .ok_or_else(|| HandshakeError::NoCertificate { server_name: sni.map(str::to_owned) })?;
+            Ok(self.config_for(&certificate)?)
         })
         .await
     }
@@ -201,7 +204,7 @@ impl TlsMiddleware {
             Err(_) => {
                 self.inner.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(connection_id = %id, ?timeout, "Authentication of the HTTPS connection timed out.");
-                return Err(ConnectionError::Handshake(format!("timed out after {timeout:?}")));
+                return Err(ConnectionError::Handshake(HandshakeError::Timeout(timeout)));
             }
         };
         self.inner.handshakes.fetch_add(1, Ordering::Relaxed);

@@ -17,9 +17,12 @@ mod session;
 mod stream;
 mod verifier;
 
+use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use rustls::crypto::CryptoProvider;
+use rustls_pki_types::pem;
 
 pub use certificates::Certificate;
 pub use filter::TlsFilter;
@@ -29,20 +32,65 @@ pub use options::{CertificateSelector, ClientCertificateMode, ClientCertificateV
 pub use rustls::RootCertStore;
 pub use stream::TlsIo;
 
-/// Why TLS could not be set up.
+/// Why TLS could not be set up: a certificate that cannot be loaded, or
+/// settings that cannot work together. Each variant carries the error it
+/// comes from, so a caller can match it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// A certificate or key could not be loaded; the message names the
-    /// file or the problem.
-    #[error("{0}")]
-    Certificate(String),
+    /// A certificate or key file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The certificate chain is not valid PEM.
+    #[error("invalid PEM certificate: {0}")]
+    InvalidPem(#[source] Arc<pem::Error>),
+    /// The certificate chain's PEM data holds no certificate.
+    #[error("no certificate in the PEM data")]
+    NoCertificateInPem,
+    /// The key's PEM data holds no private key rustls can read (PKCS#8,
+    /// PKCS#1 RSA or SEC1 EC).
+    #[error("no usable private key in the PEM data: {0}")]
+    NoPrivateKey(#[source] Arc<pem::Error>),
+    /// The crypto provider cannot sign with the private key.
+    #[error("unsupported private key: {0}")]
+    UnsupportedKey(#[source] rustls::Error),
+    /// Loading a certificate from files failed; which files, and why.
+    #[error("{source} (certificate {}, key {})", chain.display(), key.display())]
+    Files {
+        /// The certificate chain's file.
+        chain: PathBuf,
+        /// The private key's file.
+        key: PathBuf,
+        /// What went wrong with them.
+        #[source]
+        source: Box<TlsError>,
+    },
     /// No certificate, SNI entry or selector was configured.
     #[error("no server certificate is configured")]
     NoCertificate,
-    /// The TLS settings cannot work together.
-    #[error("invalid TLS settings: {0}")]
-    Config(String),
+    /// A cipher suite name the crypto provider does not offer.
+    #[error("invalid TLS settings: unknown or unsupported cipher suite '{0}'")]
+    UnknownCipherSuite(String),
+    /// `versions` enables no version Kite speaks (TLS 1.2 and 1.3).
+    #[error("invalid TLS settings: no supported TLS version is enabled (TLS 1.2 and 1.3 are)")]
+    NoVersion,
+    /// The enabled versions and cipher suites do not fit together (a suite
+    /// list with no suite for an enabled version).
+    #[error("invalid TLS settings: TLS versions and cipher suites do not fit: {0}")]
+    VersionsAndSuites(#[source] rustls::Error),
+    /// The client certificate roots cannot make a verifier.
+    #[error("invalid TLS settings: client certificate roots: {0}")]
+    ClientRoots(#[source] rustls::server::VerifierBuilderError),
+    /// HTTP/3 needs TLS 1.3, and the options leave it out, or leave no
+    /// TLS 1.3 cipher suite.
+    #[error("invalid TLS settings: HTTP/3 needs TLS 1.3 and a TLS 1.3 cipher suite, which the endpoint's TLS options leave out")]
+    Http3NeedsTls13,
 }
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]

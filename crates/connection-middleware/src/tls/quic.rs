@@ -21,15 +21,16 @@ impl TlsMiddleware {
     ///
     /// # Errors
     ///
-    /// [`TlsError::Config`] when the options leave no TLS 1.3 suite.
+    /// [`TlsError::Http3NeedsTls13`] when the options leave out TLS 1.3 or
+    /// every TLS 1.3 suite.
     pub fn quic_server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let inner = &self.inner;
         if !inner.versions.contains(&&rustls::version::TLS13) {
-            return Err(TlsError::Config("HTTP/3 needs TLS 1.3, which the endpoint's TLS options leave out".into()));
+            return Err(TlsError::Http3NeedsTls13);
         }
         let builder = ServerConfig::builder_with_provider(Arc::clone(&inner.provider))
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| TlsError::Config(format!("no TLS 1.3 cipher suite is enabled for HTTP/3: {e}")))?;
+            .map_err(|_| TlsError::Http3NeedsTls13)?;
         let builder = match &inner.verifier {
             Some(verifier) => builder.with_client_cert_verifier(Arc::clone(verifier)),
             None => builder.with_no_client_auth(),

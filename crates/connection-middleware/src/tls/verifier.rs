@@ -28,7 +28,7 @@ pub(crate) fn build(
             WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), Arc::clone(provider))
                 .allow_unauthenticated()
                 .build()
-                .map_err(|e| TlsError::Config(format!("client certificate roots: {e}")))?,
+                .map_err(TlsError::ClientRoots)?,
         ),
         None => None,
     };

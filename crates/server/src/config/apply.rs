@@ -78,10 +78,10 @@ impl ServerBuilder {
         set(&mut target.max_request_drain_size, http2.get("MaxRequestDrainSize").number()?);
         // Out-of-range values are named with their key.
         if let Err(message) = self.options.http.limits.validate() {
-            return Err(limits.error(message, "fix the value in the configuration"));
+            return Err(limits.error(message.to_string(), "fix the value in the configuration"));
         }
         if let Err(message) = self.options.http.http2.validate() {
-            return Err(http2.error(message, "fix the value in the configuration"));
+            return Err(http2.error(message.to_string(), "fix the value in the configuration"));
         }
         Ok(())
     }

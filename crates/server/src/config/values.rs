@@ -122,7 +122,7 @@ pub fn proxy_protocol(node: &Node<'_>) -> Result<Option<ProxyProtocol>, ConfigEr
         if let Some(list) = trusted.list()? {
             proxy = proxy
                 .trusted_proxies(list)
-                .map_err(|e| trusted.error(e, "give addresses or CIDR ranges such as \"10.0.0.0/8\""))?;
+                .map_err(|e| trusted.error(e.to_string(), "give addresses or CIDR ranges such as \"10.0.0.0/8\""))?;
         }
         if let Some(timeout) = duration(&node.get("Timeout"))? {
             proxy = proxy.timeout(timeout);
