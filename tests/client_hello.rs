@@ -23,7 +23,7 @@ async fn start(
     let (certificate, der) = common::self_signed();
     let server = start_with(transport, ServerOptions::default(), move |builder| {
         builder.listen_with(([127, 0, 0, 1], 0), move |listen| {
-            listen.use_(listener).use_https(kite::TlsOptions::new().certificate(certificate))
+            listen.use_(listener).use_https(kite::tls::TlsOptions::new().certificate(certificate))
         })
     })
     .await;

@@ -221,7 +221,7 @@ async fn the_application_or_the_endpoint_can_leave_alt_svc_out() {
             listen
                 .protocols(Protocols::Http1AndHttp2AndHttp3)
                 .disable_alt_svc_header(true)
-                .use_https(kite::TlsOptions::new().certificate(certificate))
+                .use_https(kite::tls::TlsOptions::new().certificate(certificate))
         })
     })
     .await;
@@ -257,7 +257,7 @@ async fn http3_only_binds_udp_alone_and_all_three_share_one_port() {
     let server = kite::Server::builder()
         .handle_signals(false)
         .listen_with(([127, 0, 0, 1], 0), move |listen| {
-            listen.protocols(Protocols::Http3).use_https(kite::TlsOptions::new().certificate(certificate))
+            listen.protocols(Protocols::Http3).use_https(kite::tls::TlsOptions::new().certificate(certificate))
         })
         .bind()
         .await

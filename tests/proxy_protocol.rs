@@ -176,7 +176,7 @@ async fn haproxy_passes_tls_through_after_a_v2_header() {
         builder.listen_with(([127, 0, 0, 1], 0), move |listen| {
             listen
                 .use_proxy_protocol(ProxyProtocol::new(ProxyMode::Required))
-                .use_https(kite::TlsOptions::new().certificate(certificate))
+                .use_https(kite::tls::TlsOptions::new().certificate(certificate))
         })
     })
     .await;

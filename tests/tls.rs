@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use kite::middleware::tls::{RootCertStore, TlsMiddleware};
 use kite::middleware::{ConnectionBuilder, ConnectionLogging};
+use kite::tls::{Certificate, ClientCertificateMode, TlsFilter, TlsOptions, TlsVersion};
+use kite::tls::{RootCertStore, TlsMiddleware};
 use kite::transport::Transport;
-use kite::{Certificate, ClientCertificateMode, ServerOptions, TlsFilter, TlsOptions, TlsVersion};
+use kite::ServerOptions;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -361,7 +362,7 @@ fn http_terminal() -> impl kite::middleware::ConnectionHandler {
         let service = kite::service_fn(|_req: http::Request<kite::RequestBody>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(String::from("secret")))
         });
-        kite::http_core::serve_connection(connection, service, &kite::http_core::HttpOptions::default())
+        kite::http_core::serve_connection(connection, service, &kite::HttpOptions::default())
             .await
             .map_err(kite::middleware::ConnectionError::other)
     }

@@ -346,7 +346,7 @@ pub async fn app(req: Request<RequestBody>, gate: Arc<Gate>) -> Result<Response<
         }
         "/tls" => {
             let info = req.extensions().get::<ConnectionInfo>().expect("connection info");
-            match info.features().get::<kite::TlsHandshake>() {
+            match info.features().get::<kite::tls::TlsHandshake>() {
                 Some(tls) => full(format!(
                     "{} {} {} {} {}",
                     tls.version,
@@ -591,7 +591,7 @@ pub async fn start_h3(
         builder.listen_with(([127, 0, 0, 1], 0), move |listen| {
             listen
                 .protocols(kite::Protocols::Http1AndHttp2AndHttp3)
-                .use_https(kite::TlsOptions::new().certificate(certificate))
+                .use_https(kite::tls::TlsOptions::new().certificate(certificate))
         })
     })
     .await;
@@ -611,7 +611,7 @@ pub async fn start_https_with(
 ) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
     let (certificate, der) = self_signed();
     let server = start_with(transport, options, move |builder| {
-        builder.listen_tls(([127, 0, 0, 1], 0), kite::TlsOptions::new().certificate(certificate))
+        builder.listen_tls(([127, 0, 0, 1], 0), kite::tls::TlsOptions::new().certificate(certificate))
     })
     .await;
     (server, der)
@@ -621,12 +621,14 @@ pub async fn start_https_with(
 pub struct RawHello(pub Vec<u8>);
 
 /// A fresh self-signed certificate for `localhost`, and its DER to trust.
-pub fn self_signed() -> (kite::Certificate, rustls::pki_types::CertificateDer<'static>) {
+pub fn self_signed() -> (kite::tls::Certificate, rustls::pki_types::CertificateDer<'static>) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let der = certified.cert.der().clone();
-    let certificate =
-        kite::Certificate::from_pem(certified.cert.pem().as_bytes(), certified.signing_key.serialize_pem().as_bytes())
-            .unwrap();
+    let certificate = kite::tls::Certificate::from_pem(
+        certified.cert.pem().as_bytes(),
+        certified.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
     (certificate, der)
 }
 
