@@ -14,8 +14,8 @@
 
 mod demo;
 mod metrics;
+mod restart;
 mod trim;
-mod upgrade;
 mod workers;
 
 /// jemalloc, with the `jemalloc` feature (the default); see `trim`.
@@ -242,7 +242,7 @@ async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>, mut inherited: hand
     if !workers::is_worker() {
         match server.handover() {
             Ok(sockets) => {
-                tokio::spawn(upgrade::on_sigusr2(sockets, server.shutdown_handle()));
+                tokio::spawn(restart::on_sigusr2(sockets, server.shutdown_handle()));
             }
             Err(e) => tracing::info!(reason = %e, "upgrades on SIGUSR2 are off"),
         }
