@@ -88,13 +88,5 @@ pub fn round_trip(message: &[u8], window_bits: u8) {
 }
 
 fn agreed(window_bits: u8, server_no_context_takeover: bool) -> Agreed {
-    let options = DeflateOptions::default();
-    Agreed {
-        server_window_bits: window_bits,
-        server_no_context_takeover,
-        client_no_context_takeover: false,
-        level: options.level,
-        min_size: options.min_size,
-        response: HeaderValue::from_static("permessage-deflate"),
-    }
+    Agreed::fixed(window_bits, server_no_context_takeover, &DeflateOptions::default())
 }

@@ -99,6 +99,23 @@ pub(crate) struct Agreed {
     pub response: HeaderValue,
 }
 
+impl Agreed {
+    /// An agreement without negotiation, for a server window and context
+    /// mode, the rest from `options`: what the tests and the fuzz target
+    /// run the codecs with.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn fixed(window_bits: u8, server_no_context_takeover: bool, options: &DeflateOptions) -> Self {
+        Agreed {
+            server_window_bits: window_bits,
+            server_no_context_takeover,
+            client_no_context_takeover: false,
+            level: options.level,
+            min_size: options.min_size,
+            response: HeaderValue::from_static("permessage-deflate"),
+        }
+    }
+}
+
 /// RFC 7692 §7.2.1: the empty stored block a sync flush ends with, which
 /// the sender leaves off each message and the receiver appends back.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];

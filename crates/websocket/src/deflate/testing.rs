@@ -4,7 +4,6 @@
 use std::io::Cursor;
 
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress};
-use http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
@@ -13,14 +12,7 @@ use super::{Agreed, DeflateOptions, TAIL};
 /// What a connection's codecs run with, for a server window and context
 /// mode, the rest from `options`.
 pub(super) fn agreed(window_bits: u8, server_no_context_takeover: bool, options: &DeflateOptions) -> Agreed {
-    Agreed {
-        server_window_bits: window_bits,
-        server_no_context_takeover,
-        client_no_context_takeover: false,
-        level: options.level,
-        min_size: options.min_size,
-        response: HeaderValue::from_static("permessage-deflate"),
-    }
+    Agreed::fixed(window_bits, server_no_context_takeover, options)
 }
 
 /// One frame: a client's when `mask` is set, the payload masked with it.
