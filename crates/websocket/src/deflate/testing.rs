@@ -41,9 +41,25 @@ pub(super) fn frames(wire: &[u8]) -> Vec<(FrameHeader, Vec<u8>)> {
 
 /// Compresses `message` as RFC 7692 says: a sync flush, tail removed.
 pub(super) fn deflate(compress: &mut Compress, message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 64);
-    compress.compress_vec(message, &mut out, FlushCompress::Sync).unwrap();
-    assert!(out.ends_with(&TAIL));
+    let mut out = Vec::new();
+    let start = compress.total_in();
+    // compress_vec writes no further than the vector's capacity: go on
+    // until the input is in and the flush ended with room to spare.
+    loop {
+        let consumed = usize::try_from(compress.total_in() - start).unwrap();
+        out.reserve(message.len() - consumed + 64);
+        compress.compress_vec(&message[consumed..], &mut out, FlushCompress::Sync).unwrap();
+        let all_in = compress.total_in() - start == message.len() as u64;
+        if all_in && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if !out.ends_with(&TAIL) {
+        // Nothing since the last flush: zlib-rs emits no empty block, and
+        // RFC 7692 §7.2.3.6 lets a sender send an empty message as 0x00.
+        assert!(message.is_empty() && out.is_empty(), "a flush without its tail");
+        return vec![0x00];
+    }
     out.truncate(out.len() - TAIL.len());
     out
 }
