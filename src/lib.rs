@@ -108,8 +108,8 @@ pub use kite_server::websocket;
 /// why one failed.
 pub mod tls {
     pub use kite_connection_middleware::tls::{
-        Certificate, CertificateSelector, ClientCertificateMode, ClientCertificateValidator, RootCertStore, TlsError,
-        TlsFilter, TlsHandshake, TlsIo, TlsMiddleware, TlsOptions, TlsVersion,
+        Certificate, CertificateSelector, ClientCertificateMode, ClientCertificateValidator, HandshakeObserver,
+        RootCertStore, TlsError, TlsFilter, TlsHandshake, TlsIo, TlsMiddleware, TlsOptions, TlsVersion,
     };
     pub use kite_connection_middleware::HandshakeError;
 }

@@ -43,6 +43,14 @@ async fn connections_rejections_and_tls_handshakes_are_measured() {
         let text = handle.render();
         assert!(text.contains("kite_tls_handshake_duration_count 1"), "{text}");
         assert!(text.contains("kite_active_tls_handshakes 0"), "{text}");
+        // A failed handshake leaves none in progress and is not timed.
+        let mut plain = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        plain.write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        let mut alert = Vec::new();
+        let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut alert)).await.expect("closed");
+        let text = handle.render();
+        assert!(text.contains("kite_tls_handshake_duration_count 1"), "{text}");
+        assert!(text.contains("kite_active_tls_handshakes 0"), "{text}");
     }
     server.stop().await;
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::*;
 use kite::middleware::{ConnectionBuilder, ConnectionLogging};
 use kite::tls::{Certificate, ClientCertificateMode, TlsFilter, TlsOptions, TlsVersion};
-use kite::tls::{RootCertStore, TlsMiddleware};
-use kite::transport::Transport;
+use kite::tls::{HandshakeError, HandshakeObserver, RootCertStore, TlsHandshake, TlsMiddleware};
+use kite::transport::{ConnectionContext, ConnectionId, Transport};
 use kite::ServerOptions;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -445,4 +445,96 @@ async fn a_renewed_certificate_file_is_used_by_the_next_handshakes() {
     }
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a [`HandshakeObserver`] was told, in order.
+#[derive(Default)]
+struct Observed(Mutex<Vec<String>>);
+
+impl Observed {
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until `count` events are in.
+    async fn wait_for(&self, count: usize) -> Vec<String> {
+        tokio::time::timeout(WAIT, async {
+            while self.events().len() < count {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{count} events expected, got {:?}", self.events()));
+        self.events()
+    }
+}
+
+impl HandshakeObserver for Observed {
+    fn started(&self, _context: &ConnectionContext) {
+        self.0.lock().unwrap().push("started".into());
+    }
+
+    fn ended(&self, _id: ConnectionId, _elapsed: Duration, outcome: Result<&TlsHandshake, &HandshakeError>) {
+        let event = match outcome {
+            Ok(handshake) => format!("ok {:?}", handshake.version),
+            Err(HandshakeError::Tls(_)) => "tls".into(),
+            Err(HandshakeError::PeerClosed) => "peer closed".into(),
+            Err(HandshakeError::Timeout(_)) => "timeout".into(),
+            Err(HandshakeError::Aborted) => "aborted".into(),
+            Err(other) => format!("other: {other}"),
+        };
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+#[tokio::test]
+async fn an_observer_hears_each_handshake_start_and_its_one_end() {
+    let observed = Arc::new(Observed::default());
+    let tls = TlsMiddleware::new(
+        TlsOptions::new()
+            .certificate(server_cert("localhost").server())
+            .handshake_timeout(Duration::from_millis(300))
+            .observe(Arc::clone(&observed) as Arc<dyn HandshakeObserver>),
+    )
+    .unwrap();
+    let pipeline = ConnectionBuilder::new().use_(tls).run(http_terminal());
+    let (addr, task) = serve_pipeline(pipeline.clone()).await;
+
+    // A handshake that completes.
+    let exchange = Client::default().get(addr, "localhost", "/").await.unwrap();
+    assert_eq!(body(&exchange), "secret");
+    assert_eq!(observed.wait_for(2).await[..], ["started", "ok Tls13"]);
+    // Not TLS at all: rustls refuses it.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let mut alert = Vec::new();
+    tokio::time::timeout(WAIT, plain.read_to_end(&mut alert)).await.expect("closed").unwrap();
+    assert_eq!(alert.first(), Some(&0x15), "a TLS alert, then the close: {alert:?}");
+    assert_eq!(observed.wait_for(4).await[2..], ["started", "tls"]);
+    // Half a ClientHello, then the client closes.
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(&[0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00, 0x00]).await.unwrap();
+    half.shutdown().await.unwrap();
+    assert_closed(&mut half).await;
+    assert_eq!(observed.wait_for(6).await[4..], ["started", "peer closed"]);
+    // A silent client, cut at the handshake timeout.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_closed(&mut silent).await;
+    assert_eq!(observed.wait_for(8).await[6..], ["started", "timeout"]);
+    task.abort();
+
+    // A connection dropped mid-handshake (its task aborted, as a server's
+    // shutdown timeout does) still ends, as aborted.
+    let transport = kite::sockets::SocketTransport::default();
+    let mut listener = transport.bind(&kite::transport::Endpoint::Tcp("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let addr = listener.local_endpoint().as_tcp().unwrap();
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connection = listener.accept().await.unwrap();
+    let serving = tokio::spawn(async move { pipeline.handle(connection).await });
+    client.write_all(&[0x16, 0x03, 0x01, 0x00, 0x40, 0x01]).await.unwrap();
+    assert_eq!(observed.wait_for(9).await[8..], ["started"]);
+    serving.abort();
+    assert!(serving.await.unwrap_err().is_cancelled());
+    assert_eq!(observed.wait_for(10).await[8..], ["started", "aborted"]);
+    assert_eq!(observed.events().len(), 10, "one end for each start");
 }

@@ -63,6 +63,11 @@ pub enum HandshakeError {
     /// endpoint's settings.
     #[error(transparent)]
     Settings(#[from] TlsError),
+    /// The connection was dropped before the handshake ended (the server
+    /// stopping, say); only a [`HandshakeObserver`](crate::tls::HandshakeObserver)
+    /// sees it.
+    #[error("the connection was dropped during the handshake")]
+    Aborted,
     /// The peer sent more handshake data than a handshake may hold
     /// unprocessed (a 64 KiB message and a record).
     #[error("over {0} bytes of handshake held unprocessed")]

@@ -14,10 +14,11 @@
 //! | `kite.active_tls_handshakes` | gauge | TLS handshakes in progress |
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use kite_connection_middleware::{ConnectionError, ConnectionMiddleware, Next};
-use kite_transport_core::{Connection, Endpoint};
+use kite_connection_middleware::tls::{HandshakeObserver, TlsHandshake};
+use kite_connection_middleware::HandshakeError;
+use kite_transport_core::{ConnectionContext, ConnectionId, Endpoint};
 use metrics::Label;
 
 /// Describes the instruments to the installed recorder (units and help).
@@ -97,39 +98,20 @@ impl Drop for ConnectionMetrics {
     }
 }
 
-/// A TLS handshake in progress, carried in the connection's features
-/// between the two handshake middlewares; dropping it ends the gauge.
-struct Handshake {
-    started: Instant,
-}
+/// Counts TLS handshakes in progress (`kite.active_tls_handshakes`) and
+/// records each one's duration (`kite.tls_handshake.duration`, completed
+/// handshakes only, as Kestrel's), told by the TLS middleware itself.
+pub(crate) struct HandshakeMetrics;
 
-impl Drop for Handshake {
-    fn drop(&mut self) {
-        metrics::gauge!("kite.active_tls_handshakes").decrement(1.0);
-    }
-}
-
-/// Placed just before TLS: the handshake starts.
-pub(crate) struct HandshakeStarted;
-
-#[async_trait::async_trait]
-impl ConnectionMiddleware for HandshakeStarted {
-    async fn on_connection(&self, mut connection: Connection, next: Next) -> Result<(), ConnectionError> {
+impl HandshakeObserver for HandshakeMetrics {
+    fn started(&self, _context: &ConnectionContext) {
         metrics::gauge!("kite.active_tls_handshakes").increment(1.0);
-        connection.context_mut().features_mut().insert(Handshake { started: Instant::now() });
-        next.run(connection).await
     }
-}
 
-/// Placed just after TLS: the handshake completed.
-pub(crate) struct HandshakeCompleted;
-
-#[async_trait::async_trait]
-impl ConnectionMiddleware for HandshakeCompleted {
-    async fn on_connection(&self, mut connection: Connection, next: Next) -> Result<(), ConnectionError> {
-        if let Some(handshake) = connection.context_mut().features_mut().remove::<Handshake>() {
-            metrics::histogram!("kite.tls_handshake.duration").record(handshake.started.elapsed().as_secs_f64());
+    fn ended(&self, _id: ConnectionId, elapsed: Duration, outcome: Result<&TlsHandshake, &HandshakeError>) {
+        metrics::gauge!("kite.active_tls_handshakes").decrement(1.0);
+        if outcome.is_ok() {
+            metrics::histogram!("kite.tls_handshake.duration").record(elapsed.as_secs_f64());
         }
-        next.run(connection).await
     }
 }

@@ -4,17 +4,18 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use kite_transport_core::tls::{TlsHandshake, TlsVersion};
-use kite_transport_core::{Connection, ConnectionContext, ConnectionIo};
+use kite_transport_core::{Connection, ConnectionContext, ConnectionId, ConnectionIo};
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, UnbufferedServerConnection};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedProtocolVersion};
 
-use crate::tls::{accept, verifier, Certificate, TlsError, TlsIo, TlsOptions};
+use crate::tls::{accept, verifier, Certificate, HandshakeObserver, TlsError, TlsIo, TlsOptions};
 use crate::{ConnectionError, ConnectionMiddleware, HandshakeError, Next};
 
 /// Terminates TLS (Kestrel's `UseHttps`): reads the ClientHello, picks the
@@ -194,21 +195,26 @@ impl TlsMiddleware {
         let (io, mut context) = connection.into_parts();
         let id = context.id();
         let timeout = self.inner.options.handshake_timeout;
+        let mut observed = Observed::start(&self.inner.options.observers, &context);
         let (stream, sni) = match tokio::time::timeout(timeout, self.handshake(io, &context)).await {
             Ok(Ok(done)) => done,
             Ok(Err(reason)) => {
                 self.inner.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(connection_id = %id, %reason, "Failed to authenticate HTTPS connection.");
+                observed.end(Err(&reason));
                 return Err(ConnectionError::Handshake(reason));
             }
             Err(_) => {
                 self.inner.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(connection_id = %id, ?timeout, "Authentication of the HTTPS connection timed out.");
-                return Err(ConnectionError::Handshake(HandshakeError::Timeout(timeout)));
+                let error = HandshakeError::Timeout(timeout);
+                observed.end(Err(&error));
+                return Err(ConnectionError::Handshake(error));
             }
         };
         self.inner.handshakes.fetch_add(1, Ordering::Relaxed);
         let handshake = describe(stream.connection(), sni);
+        observed.end(Ok(&handshake));
         tracing::debug!(
             connection_id = %id,
             "Connection {id} established using the following protocol: {}",
@@ -216,6 +222,39 @@ impl TlsMiddleware {
         );
         context.features_mut().insert(handshake);
         Ok(Connection::new(Box::new(stream), context))
+    }
+}
+
+/// A handshake its observers were told of: they hear of its end once,
+/// from [`end`](Self::end), or as [`HandshakeError::Aborted`] if the
+/// handshake's future is dropped first.
+struct Observed<'a> {
+    observers: &'a [Arc<dyn HandshakeObserver>],
+    id: ConnectionId,
+    /// `None` once the end was told, or with no observer to tell.
+    started: Option<Instant>,
+}
+
+impl<'a> Observed<'a> {
+    fn start(observers: &'a [Arc<dyn HandshakeObserver>], context: &ConnectionContext) -> Self {
+        for observer in observers {
+            observer.started(context);
+        }
+        Self { observers, id: context.id(), started: (!observers.is_empty()).then(Instant::now) }
+    }
+
+    fn end(&mut self, outcome: Result<&TlsHandshake, &HandshakeError>) {
+        if let Some(started) = self.started.take() {
+            for observer in self.observers {
+                observer.ended(self.id, started.elapsed(), outcome);
+            }
+        }
+    }
+}
+
+impl Drop for Observed<'_> {
+    fn drop(&mut self) {
+        self.end(Err(&HandshakeError::Aborted));
     }
 }
 

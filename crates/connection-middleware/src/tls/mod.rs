@@ -28,7 +28,9 @@ pub use certificates::Certificate;
 pub use filter::TlsFilter;
 pub use kite_transport_core::tls::{TlsHandshake, TlsVersion};
 pub use middleware::TlsMiddleware;
-pub use options::{CertificateSelector, ClientCertificateMode, ClientCertificateValidator, TlsOptions};
+pub use options::{
+    CertificateSelector, ClientCertificateMode, ClientCertificateValidator, HandshakeObserver, TlsOptions,
+};
 pub use rustls::RootCertStore;
 pub use stream::TlsIo;
 

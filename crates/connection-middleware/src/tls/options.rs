@@ -4,13 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kite_transport_core::tls::TlsVersion;
-use kite_transport_core::ConnectionContext;
+use kite_transport_core::tls::{TlsHandshake, TlsVersion};
+use kite_transport_core::{ConnectionContext, ConnectionId};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 
 use crate::tls::certificates::SniMap;
 use crate::tls::Certificate;
+use crate::HandshakeError;
 
 /// Whether the server asks for a client certificate (Kestrel's
 /// `ClientCertificateMode`). Default: [`NoCertificate`](Self::NoCertificate).
@@ -33,6 +34,21 @@ pub type CertificateSelector = Arc<dyn Fn(&ConnectionContext, Option<&str>) -> O
 /// Decides whether a client certificate chain (leaf first, DER) is
 /// acceptable, after chain validation against the configured roots if any.
 pub type ClientCertificateValidator = Arc<dyn Fn(&[CertificateDer<'static>]) -> bool + Send + Sync>;
+
+/// Told of each TCP handshake the TLS middleware runs: when it starts, and
+/// how it ended and after how long. The server counts
+/// `kite.active_tls_handshakes` and records `kite.tls_handshake.duration`
+/// with one; a user's may log or count its own. Called on the
+/// connection's task: keep it quick.
+pub trait HandshakeObserver: Send + Sync {
+    /// A handshake starts (the middleware begins reading the ClientHello).
+    fn started(&self, context: &ConnectionContext);
+    /// The handshake of connection `id` ended after `elapsed`: `Ok` with
+    /// what it negotiated, or the error it failed with (a timeout, or
+    /// [`HandshakeError::Aborted`] when the connection was dropped first).
+    /// Every `started` gets one `ended`.
+    fn ended(&self, id: ConnectionId, elapsed: Duration, outcome: Result<&TlsHandshake, &HandshakeError>);
+}
 
 /// Options of the TLS middleware (Kestrel's `HttpsConnectionAdapterOptions`).
 ///
@@ -60,6 +76,7 @@ pub struct TlsOptions {
     pub(crate) versions: Vec<TlsVersion>,
     pub(crate) cipher_suites: Option<Vec<String>>,
     pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) observers: Vec<Arc<dyn HandshakeObserver>>,
 }
 
 impl Default for TlsOptions {
@@ -75,6 +92,7 @@ impl Default for TlsOptions {
             versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
             cipher_suites: None,
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            observers: Vec::new(),
         }
     }
 }
@@ -173,6 +191,14 @@ impl TlsOptions {
         self
     }
 
+    /// Adds an observer told of each handshake's start and end; every
+    /// observer added is told, in order. Default: none (a server adds its
+    /// metrics observer to every HTTPS endpoint).
+    pub fn observe(mut self, observer: Arc<dyn HandshakeObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
     /// Whether any certificate source is configured.
     pub fn has_certificate(&self) -> bool {
         self.certificate.is_some() || !self.sni.is_empty() || self.selector.is_some()
@@ -189,6 +215,7 @@ impl fmt::Debug for TlsOptions {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("versions", &self.versions)
             .field("cipher_suites", &self.cipher_suites)
+            .field("observers", &self.observers.len())
             .finish()
     }
 }

@@ -25,7 +25,7 @@ use crate::config::ConfigError;
 use crate::handler::HttpHandler;
 use crate::host_filter::{AllowedHosts, HostFilter};
 use crate::listen::{ListenOptions, Step};
-use crate::metrics::{HandshakeCompleted, HandshakeStarted};
+use crate::metrics::HandshakeMetrics;
 use crate::tracker::Tracker;
 use crate::ListenAddress;
 use crate::{ServerError, ShutdownHandle};
@@ -115,7 +115,7 @@ pub(crate) async fn bind(
     });
     let tls = match tls {
         Some(options) => Some(
-            TlsMiddleware::new(options)
+            TlsMiddleware::new(options.observe(Arc::new(HandshakeMetrics)))
                 .map_err(|source| ServerError::Tls { endpoint: endpoint_label(endpoint, true), source })?,
         ),
         None => None,
@@ -369,7 +369,7 @@ impl Launcher {
             for step in bound.steps {
                 builder = match (step, bound.tls) {
                     (Step::Middleware(middleware), _) => builder.use_arc(Arc::clone(middleware)),
-                    (Step::Tls, Some(tls)) => builder.use_(HandshakeStarted).use_(tls.clone()).use_(HandshakeCompleted),
+                    (Step::Tls, Some(tls)) => builder.use_(tls.clone()),
                     (Step::Tls, None) => builder,
                 };
             }
