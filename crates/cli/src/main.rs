@@ -290,7 +290,7 @@ fn prepare(cli: &Cli, config: &Config, activated: Vec<std::os::fd::OwnedFd>) -> 
     if let Some(path) = &cli.health_path {
         builder = builder.health_check(path.as_str());
     }
-    let mut options = builder.get_options().clone();
+    let mut options = builder.current_options().clone();
     options.drain_delay = std::time::Duration::from_secs(cli.drain_delay);
     Ok(builder.options(options))
 }
@@ -301,7 +301,7 @@ fn configure(builder: ServerBuilder, cli: &Cli, configured: bool) -> Result<Serv
     let reuse_port = cli.workers > 1 || workers::is_worker();
     let mut builder = transport(builder, &cli.transport, reuse_port)?;
     if let Some(protocols) = &cli.protocols {
-        let mut options = builder.get_options().clone();
+        let mut options = builder.current_options().clone();
         options.http.protocols = protocols.parse().map_err(|e| format!("--protocols: {e}"))?;
         builder = builder.options(options);
     }

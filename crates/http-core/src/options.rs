@@ -350,8 +350,8 @@ impl Http3Limits {
 /// (`kite_server::ServerOptions::http`) rather than copies of its fields.
 ///
 /// The settings are public fields, and each has a builder-style setter of
-/// the same name; the heartbeat and the upgraded-connection count are
-/// shared by every clone.
+/// the same name (the style of every options type in Kite); the heartbeat
+/// and the upgraded-connection count are shared by every clone.
 ///
 /// ```
 /// use kite_http_core::HttpOptions;
@@ -411,8 +411,14 @@ impl HttpOptions {
     }
 
     /// Sets the HTTP/2 limits. Default: [`Http2Limits::default`].
-    pub fn http2_limits(mut self, limits: Http2Limits) -> Self {
+    pub fn http2(mut self, limits: Http2Limits) -> Self {
         self.http2 = limits;
+        self
+    }
+
+    /// Sets the HTTP/3 limits. Default: [`Http3Limits::default`].
+    pub fn http3(mut self, limits: Http3Limits) -> Self {
+        self.http3 = limits;
         self
     }
 
@@ -446,14 +452,10 @@ impl HttpOptions {
         self
     }
 
-    /// The heartbeat's interval. Default: 1 second.
-    pub fn get_heartbeat_interval(&self) -> Duration {
+    /// The interval of the heartbeat in force (set with
+    /// [`heartbeat_interval`](Self::heartbeat_interval)). Default: 1 second.
+    pub fn current_heartbeat_interval(&self) -> Duration {
         self.heartbeat.interval()
-    }
-
-    /// The limits in force.
-    pub fn get_limits(&self) -> &Limits {
-        &self.limits
     }
 
     /// Whether the `Server` header is added.
@@ -467,3 +469,32 @@ impl HttpOptions {
         self.upgrades.active()
     }
 }
+
+kite_transport_core::option_setters!(Limits {
+    max_request_line_size: usize,
+    max_request_headers_total_size: usize,
+    max_request_header_count: usize,
+    max_request_body_size: Option<u64>,
+    keep_alive_timeout: Duration,
+    request_headers_timeout: Duration,
+    max_response_buffer_size: usize,
+    max_concurrent_upgraded_connections: Option<u64>,
+    max_concurrent_connections: Option<u64>,
+    min_request_body_data_rate: Option<MinDataRate>,
+    min_response_data_rate: Option<MinDataRate>,
+});
+
+kite_transport_core::option_setters!(Http2Limits {
+    max_streams_per_connection: u32,
+    header_table_size: u32,
+    max_frame_size: u32,
+    max_request_header_field_size: u32,
+    initial_connection_window_size: u32,
+    initial_stream_window_size: u32,
+    keep_alive_ping_delay: Option<Duration>,
+    keep_alive_ping_timeout: Duration,
+    request_drain_timeout: Duration,
+    max_request_drain_size: u64,
+});
+
+kite_transport_core::option_setters!(Http3Limits { max_request_header_field_size: u32 });

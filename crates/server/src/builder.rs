@@ -252,8 +252,9 @@ impl ServerBuilder {
         self.https_defaults.as_ref().map(|defaults| defaults(TlsOptions::new()))
     }
 
-    /// The options set so far.
-    pub fn get_options(&self) -> &ServerOptions {
+    /// The options set so far (set with [`options`](Self::options) and
+    /// the other setters).
+    pub fn current_options(&self) -> &ServerOptions {
         &self.options
     }
 

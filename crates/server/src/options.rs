@@ -51,3 +51,11 @@ impl Default for ServerOptions {
         }
     }
 }
+
+kite_transport_core::option_setters!(ServerOptions {
+    http: HttpOptions,
+    shutdown_timeout: Duration,
+    handle_signals: bool,
+    health_path: Option<String>,
+    drain_delay: Duration,
+});

@@ -87,7 +87,7 @@ async fn the_documentation_example_loads_and_binds_every_endpoint() {
     let scratch = Scratch::new("docs");
     let config = load(&scratch.write("kite.json", DOCS_EXAMPLE), &[]);
     let builder = Server::builder().handle_signals(false).configuration(&config).unwrap();
-    let options = builder.get_options();
+    let options = builder.current_options();
     assert_eq!(options.http.limits.max_concurrent_connections, Some(100));
     assert_eq!(options.http.limits.max_request_body_size, None, "null means no limit");
     assert_eq!(options.http.limits.keep_alive_timeout, Duration::from_secs(130));
@@ -122,7 +122,7 @@ async fn keys_are_case_insensitive_and_toml_reads_the_same() {
     );
     let config = load(&toml, &[]);
     let builder = Server::builder().configuration(&config).unwrap();
-    assert_eq!(builder.get_options().http.limits.max_request_header_count, 20, "the Kite section works too");
+    assert_eq!(builder.current_options().http.limits.max_request_header_count, 20, "the Kite section works too");
     let server = builder.handle_signals(false).bind().await.unwrap();
     assert_eq!(server.endpoints()[0].protocols, Protocols::Http2);
 }
@@ -144,9 +144,9 @@ async fn the_environment_overrides_the_file() {
     ];
     let config = load(&file, &env);
     let builder = Server::builder().configuration(&config).unwrap();
-    assert_eq!(builder.get_options().http.limits.max_concurrent_connections, Some(100));
-    assert_eq!(builder.get_options().http.limits.keep_alive_timeout, Duration::from_secs(15));
-    assert_eq!(builder.get_options().http.limits.max_request_header_count, 100, "only KITE__ is read");
+    assert_eq!(builder.current_options().http.limits.max_concurrent_connections, Some(100));
+    assert_eq!(builder.current_options().http.limits.keep_alive_timeout, Duration::from_secs(15));
+    assert_eq!(builder.current_options().http.limits.max_request_header_count, 100, "only KITE__ is read");
     let server = builder.handle_signals(false).bind().await.unwrap();
     assert_eq!(server.endpoints().len(), 2, "an endpoint can come from the environment alone");
 }

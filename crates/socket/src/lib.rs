@@ -31,16 +31,27 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 /// use kite_socket::SocketOptions;
 ///
 /// let options = SocketOptions::default().backlog(1024).reuse_port(true);
-/// assert_eq!(options.get_backlog(), 1024);
-/// assert!(options.get_nodelay());
+/// assert_eq!(options.backlog, 1024);
+/// assert!(options.nodelay);
 /// ```
+///
+/// Like every options type in Kite: public fields, each with its default,
+/// and a builder-style setter of the same name.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SocketOptions {
-    nodelay: bool,
-    backlog: u32,
-    reuse_port: bool,
-    recv_buffer_size: Option<usize>,
-    send_buffer_size: Option<usize>,
+    /// `TCP_NODELAY` on accepted TCP connections. Default: `true`.
+    pub nodelay: bool,
+    /// The listen backlog: connections the kernel queues before accept.
+    /// Default: 512.
+    pub backlog: u32,
+    /// `SO_REUSEPORT` on TCP listeners, so several processes can share a
+    /// port. Default: `false`.
+    pub reuse_port: bool,
+    /// `SO_RCVBUF` for accepted connections. Default: `None` (the system's).
+    pub recv_buffer_size: Option<usize>,
+    /// `SO_SNDBUF` for accepted connections. Default: `None` (the system's).
+    pub send_buffer_size: Option<usize>,
 }
 
 impl Default for SocketOptions {
@@ -80,16 +91,6 @@ impl SocketOptions {
     pub fn send_buffer_size(mut self, size: Option<usize>) -> Self {
         self.send_buffer_size = size;
         self
-    }
-
-    /// Whether `TCP_NODELAY` is set.
-    pub fn get_nodelay(&self) -> bool {
-        self.nodelay
-    }
-
-    /// The listen backlog.
-    pub fn get_backlog(&self) -> u32 {
-        self.backlog
     }
 
     fn listen_backlog(&self) -> i32 {

@@ -39,6 +39,7 @@ mod lifetime;
 pub mod loop_executor;
 pub mod multiplexed;
 mod rewind;
+mod setters;
 pub mod tls;
 mod transport;
 

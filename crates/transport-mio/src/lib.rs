@@ -69,13 +69,21 @@ pub const TRANSPORT_NAME: &str = "mio";
 /// use kite_transport_mio::MioOptions;
 ///
 /// let options = MioOptions::default().threads(4);
-/// assert_eq!(options.get_threads(), 4);
+/// assert_eq!(options.threads, 4);
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MioOptions {
-    threads: usize,
-    socket: SocketOptions,
-    max_connections: Option<usize>,
+    /// How many event-loop threads to run. Default: half the cores the
+    /// process may use, at least 1 and at most 16 (Kestrel's libuv rule).
+    /// Zero means one.
+    pub threads: usize,
+    /// Socket options for listeners and accepted sockets. Default:
+    /// [`SocketOptions::default`] (nodelay on, backlog 512).
+    pub socket: SocketOptions,
+    /// The most connections the transport keeps open at once (see
+    /// [`max_connections`](Self::max_connections)). Default: `None`.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for MioOptions {
@@ -111,11 +119,6 @@ impl MioOptions {
         self.max_connections = max;
         self
     }
-
-    /// The number of event-loop threads.
-    pub fn get_threads(&self) -> usize {
-        self.threads
-    }
 }
 
 /// The loops of one transport.
@@ -137,7 +140,9 @@ impl MioTransport {
     /// # Errors
     ///
     /// When the system refuses a poll instance or a thread.
-    pub fn new(options: MioOptions) -> io::Result<Self> {
+    pub fn new(mut options: MioOptions) -> io::Result<Self> {
+        // Zero means one, whatever was written to the field.
+        options.threads = options.threads.max(1);
         static TRANSPORTS: AtomicUsize = AtomicUsize::new(0);
         let transport = TRANSPORTS.fetch_add(1, Ordering::Relaxed);
         let runtime = tokio::runtime::Handle::try_current().ok();

@@ -52,12 +52,29 @@ use kite_transport_core::{Endpoint, Features, MultiplexedListener, MultiplexedTr
 pub use listener::QuicListener;
 
 /// QUIC settings (Kestrel's `QuicTransportOptions`).
+///
+/// ```
+/// use kite_transport_quic::QuicOptions;
+///
+/// let options = QuicOptions::default().max_bidirectional_streams(200);
+/// assert_eq!(options.max_bidirectional_streams, 200);
+/// assert_eq!(options.max_unidirectional_streams, 10);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct QuicOptions {
-    max_bidirectional_streams: u32,
-    max_unidirectional_streams: u32,
-    idle_timeout: Duration,
-    socket: SocketOptions,
+    /// How many bidirectional streams (HTTP/3 requests) a peer may have
+    /// open at once. Default: 100.
+    pub max_bidirectional_streams: u32,
+    /// How many unidirectional streams a peer may have open at once.
+    /// Default: 10.
+    pub max_unidirectional_streams: u32,
+    /// How long a connection may be idle before it is closed (see
+    /// [`idle_timeout`](Self::idle_timeout)). Default: 130 seconds.
+    pub idle_timeout: Duration,
+    /// Socket options for the UDP socket. Default:
+    /// [`SocketOptions::default`].
+    pub socket: SocketOptions,
 }
 
 impl Default for QuicOptions {
@@ -98,16 +115,6 @@ impl QuicOptions {
     pub fn socket(mut self, options: SocketOptions) -> Self {
         self.socket = options;
         self
-    }
-
-    /// The bidirectional stream limit.
-    pub fn get_max_bidirectional_streams(&self) -> u32 {
-        self.max_bidirectional_streams
-    }
-
-    /// The unidirectional stream limit.
-    pub fn get_max_unidirectional_streams(&self) -> u32 {
-        self.max_unidirectional_streams
     }
 }
 

@@ -82,18 +82,33 @@ pub const TRANSPORT_NAME: &str = "uring";
 /// use kite_transport_uring::UringOptions;
 ///
 /// let options = UringOptions::default().threads(2).buffers(1024, 4096);
-/// assert_eq!(options.get_threads(), 2);
-/// assert_eq!(options.get_buffers(), (1024, 4096));
+/// assert_eq!(options.threads, 2);
+/// assert_eq!((options.buffer_count, options.buffer_size), (1024, 4096));
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct UringOptions {
-    threads: usize,
-    socket: SocketOptions,
-    max_connections: Option<usize>,
-    sqpoll: Option<Duration>,
-    ring_entries: u32,
-    buffer_count: u16,
-    buffer_size: usize,
+    /// How many loop threads (each with its own ring) to run. Default:
+    /// half the cores the process may use, at least 1 and at most 16.
+    /// Zero means one.
+    pub threads: usize,
+    /// Socket options for listeners and accepted sockets. Default:
+    /// [`SocketOptions::default`].
+    pub socket: SocketOptions,
+    /// The most connections the transport keeps open at once (see
+    /// [`max_connections`](Self::max_connections)). Default: `None`.
+    pub max_connections: Option<usize>,
+    /// Kernel-side submission polling, with its idle time (see
+    /// [`sqpoll`](Self::sqpoll)). Default: `None`, off.
+    pub sqpoll: Option<Duration>,
+    /// Submission queue entries per ring (see
+    /// [`ring_entries`](Self::ring_entries)). Default: 1024.
+    pub ring_entries: u32,
+    /// Receive buffers per loop's buffer ring, a power of two (see
+    /// [`buffers`](Self::buffers)). Default: 512.
+    pub buffer_count: u16,
+    /// Bytes per receive buffer. Default: 4096.
+    pub buffer_size: usize,
 }
 
 impl Default for UringOptions {
@@ -166,14 +181,14 @@ impl UringOptions {
         self
     }
 
-    /// The number of loop threads.
-    pub fn get_threads(&self) -> usize {
-        self.threads
-    }
-
-    /// The receive buffers per loop: their count and size.
-    pub fn get_buffers(&self) -> (u16, usize) {
-        (self.buffer_count, self.buffer_size)
+    /// The options with each value in the range its setter keeps it in,
+    /// whatever was written to the fields.
+    fn normalised(mut self) -> Self {
+        self.threads = self.threads.max(1);
+        self.ring_entries = self.ring_entries.max(8);
+        self.buffer_count = self.buffer_count.clamp(2, 32768).next_power_of_two();
+        self.buffer_size = self.buffer_size.clamp(64, 1 << 20);
+        self
     }
 }
 
@@ -200,6 +215,7 @@ impl UringTransport {
     /// [`Unavailable`] when io_uring is refused or too old here; any other
     /// error the system reports for a ring, a mapping or a thread.
     pub fn new(options: UringOptions) -> io::Result<Self> {
+        let options = options.normalised();
         setup::check_kernel()?;
         static TRANSPORTS: AtomicUsize = AtomicUsize::new(0);
         let transport = TRANSPORTS.fetch_add(1, Ordering::Relaxed);

@@ -19,7 +19,7 @@
 //! )
 //! .unwrap();
 //! let builder = kite_server::Server::builder().configuration(&config).unwrap();
-//! assert_eq!(builder.get_options().http.limits.max_concurrent_connections, Some(50));
+//! assert_eq!(builder.current_options().http.limits.max_concurrent_connections, Some(50));
 //! ```
 
 mod apply;

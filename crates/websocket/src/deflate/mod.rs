@@ -83,6 +83,14 @@ impl Default for DeflateOptions {
     }
 }
 
+kite_transport_core::option_setters!(DeflateOptions {
+    level: u32,
+    server_max_window_bits: u8,
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    min_size: usize,
+});
+
 /// What a connection's codecs run with: the parameters both sides agreed
 /// on, the server's own level and threshold, and the response's
 /// `Sec-WebSocket-Extensions` value that states the agreement.
