@@ -467,8 +467,11 @@ impl Driver {
             if let Some(waker) = state.waker.take() {
                 waker.wake();
             }
-        } else if result >= 0 && !full {
-            // The kernel ended the accept on its own: arm it again.
+        } else if (result >= 0 || result == -libc::ECANCELED) && !full {
+            // The kernel ended the accept on its own, or the cancel for a
+            // queue that was full has completed after the consumer drained
+            // it (and, waiting, will not ask again): arm it again. After an
+            // error the consumer, woken with it, asks.
             self.arm_accept(listener, &mut state);
         }
     }

@@ -383,3 +383,88 @@ async fn shutdown_returns_at_once_and_the_end_follows_the_queued_bytes() {
     assert_eq!(got.len(), written, "every byte before the end");
     assert!(got.iter().all(|&b| b == 5));
 }
+
+/// The accept cancelled because the queue ahead of the consumer filled is
+/// armed again when its cancellation completes, even when the consumer
+/// drained the queue while the cancel was in flight and waits: the loop is
+/// held (by a task of its own that blocks) between reaping the accepts and
+/// submitting the cancel, so that interleaving happens every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_cancelled_at_a_full_queue_is_armed_again() {
+    let transport = transport(UringOptions::default().threads(1));
+    let (mut listener, addr) = bind_local(&transport).await;
+    let mut control = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connection = listener.accept().await.unwrap();
+    let executor = connection.context().features().get::<ConnectionExecutor>().cloned().unwrap();
+    // A task on the loop that, for each byte read, blocks the loop thread
+    // until released.
+    let (blocked, wait_blocked) = std::sync::mpsc::channel::<()>();
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let holder = executor.spawn(Box::pin(async move {
+        let mut connection = connection;
+        let mut byte = [0u8; 1];
+        while connection.read_exact(&mut byte).await.is_ok() {
+            blocked.send(()).unwrap();
+            if wait_release.recv().is_err() {
+                return;
+            }
+        }
+    }));
+    let wait_held = || {
+        let wait = wait_blocked.recv_timeout(WAIT);
+        assert!(wait.is_ok(), "the loop task did not run");
+    };
+    // Armed, and the loop held.
+    assert!(std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx).is_pending())).await);
+    control.write_all(b"1").await.unwrap();
+    tokio::task::block_in_place(wait_held);
+    // More connections than the queue holds, and a byte that holds the
+    // loop again right after it reaps them (and queues the cancel).
+    let mut clients = Vec::new();
+    for _ in 0..crate::accept::ACCEPT_QUEUE + 4 {
+        clients.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    control.write_all(b"2").await.unwrap();
+    release.send(()).unwrap();
+    tokio::task::block_in_place(wait_held);
+    // The consumer takes all of them while the cancel waits, then waits
+    // to be woken, as a server's accept loop does.
+    let woken = Arc::new(Woken::default());
+    let waker = std::task::Waker::from(Arc::clone(&woken));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut taken = 0;
+    while let Poll::Ready(accepted) = listener.poll_accept(&mut cx) {
+        drop(accepted.unwrap());
+        taken += 1;
+    }
+    assert_eq!(taken, clients.len(), "every connection was accepted ahead");
+    release.send(()).unwrap();
+    // The cancel completes; the next connection must wake the consumer.
+    let _late = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(tokio::task::block_in_place(|| woken.wait(WAIT)), "the accept was armed again after its cancellation");
+    assert!(listener.poll_accept(&mut cx).is_ready(), "woken with the late connection");
+    drop(release);
+    holder.abort();
+}
+
+/// A waker that records that it was woken.
+#[derive(Default)]
+struct Woken {
+    woken: std::sync::Mutex<bool>,
+    signal: std::sync::Condvar,
+}
+
+impl Woken {
+    /// Whether a wake came within `timeout`.
+    fn wait(&self, timeout: Duration) -> bool {
+        let woken = self.woken.lock().unwrap();
+        *self.signal.wait_timeout_while(woken, timeout, |woken| !*woken).unwrap().0
+    }
+}
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        *self.woken.lock().unwrap() = true;
+        self.signal.notify_all();
+    }
+}
