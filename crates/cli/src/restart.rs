@@ -1,7 +1,9 @@
 //! Zero-downtime upgrade of the `kite` binary: on SIGUSR2 the running
 //! process starts the binary again (the new one, if it was replaced on
 //! disk) with its listening sockets inherited; once the new process says it
-//! serves, this one stops accepting and drains gracefully. Under systemd
+//! serves, this one stops accepting at once and drains gracefully, its
+//! readiness probe still answering 200 (the host is healthy; the drain
+//! delay is for a host that stops). Under systemd
 //! (`NOTIFY_SOCKET`), it reports RELOADING, then the new process READY with
 //! its MAINPID, and STOPPING.
 
@@ -32,7 +34,8 @@ pub async fn on_sigusr2(sockets: Vec<HandedSocket>, shutdown: ShutdownHandle) {
             Ok(pid) => {
                 tracing::info!(pid, "the new process serves; this one stops accepting and drains");
                 let _ = sd_notify::notify(&[NotifyState::MainPid(pid), NotifyState::Stopping]);
-                shutdown.shutdown();
+                // The host stays healthy: no drain delay, no 503.
+                shutdown.hand_over();
                 return;
             }
             Err(reason) => {

@@ -288,3 +288,48 @@ async fn the_readiness_probe_turns_503_when_the_drain_starts() {
     let exit = tokio::time::timeout(WAIT, child.wait()).await.expect("exits after the drain").unwrap();
     assert!(exit.success());
 }
+
+/// Sends `GET /healthz` on a kept-alive connection; the status, or `None`
+/// once the server has closed it.
+async fn probe_on(reader: &mut BufReader<TcpStream>) -> Option<u16> {
+    reader.get_mut().write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.ok()?;
+    let answered = tokio::time::timeout(WAIT, response(reader)).await.expect("answered or closed");
+    answered.ok().flatten().map(|(status, _, _)| status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_keeps_the_host_healthy_and_hands_over_at_once() {
+    // A drain delay long enough to see: a shutdown would keep accepting
+    // and answer 503 for 5 s; a hand-over does neither.
+    let mut old = kite(&["--urls", "http://127.0.0.1:0", "--health-path", "/healthz", "--drain-delay", "5"]);
+    let old_pid = old.id().unwrap();
+    let port = port_of(&mut old).await;
+    let mut kept = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    assert_eq!(probe_on(&mut kept).await, Some(200), "healthy before");
+    let started = tokio::time::Instant::now();
+    signal(old_pid, "USR2");
+    // Whatever the old process still answers says the host is healthy,
+    // until it closes the connection.
+    let mut answers = Vec::new();
+    while let Some(status) = probe_on(&mut kept).await {
+        answers.push(status);
+        assert_eq!(status, 200, "the old process's probe during the hand-over: {answers:?}");
+        assert!(answers.len() < 100_000, "the old process never closed the kept-alive connection");
+    }
+    // It stopped accepting at once and exited, well inside the drain
+    // delay a shutdown would have waited.
+    let status = tokio::time::timeout(WAIT, old.wait()).await.expect("the old process exits").unwrap();
+    assert!(status.success(), "{status}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "the hand-over took {took:?}, as long as a drain delay");
+    // The new process serves, healthy.
+    let tally = Tally::default();
+    let reader = fresh(port, &tally).await;
+    assert!(tally.failures.lock().unwrap().is_empty(), "{:?}", tally.failures.lock().unwrap());
+    let new_pid = *tally.pids.lock().unwrap().iter().next().expect("answered") as u32;
+    assert_ne!(new_pid, old_pid);
+    drop(reader);
+    assert_eq!(get_status(port, "/healthz").await, Some(200), "the new process is healthy");
+    signal(new_pid, "TERM");
+    wait_until("the new process to exit", || !alive(new_pid)).await;
+}

@@ -31,12 +31,15 @@ pub struct ServerOptions {
     pub handle_signals: bool,
     /// The readiness probe's path (`/healthz`, say): the server answers it
     /// itself, `200 Healthy` while it accepts connections and
-    /// `503 Draining` from the moment a graceful shutdown starts.
+    /// `503 Draining` from the moment a graceful shutdown starts (not a
+    /// hand-over to a successor, [`ShutdownHandle::hand_over`](crate::ShutdownHandle::hand_over),
+    /// after which the host is still healthy).
     /// Default: `None` (no probe).
     pub health_path: Option<String>,
     /// How long the server goes on accepting after a graceful shutdown
     /// starts, with the probe already answering `503`, so a load balancer
-    /// that polls it stops sending work first. Default: zero.
+    /// that polls it stops sending work first. Not applied to a hand-over,
+    /// where the successor accepts. Default: zero.
     pub drain_delay: Duration,
 }
 

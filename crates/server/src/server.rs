@@ -201,12 +201,16 @@ impl Server {
             }
         });
         self.shutdown.wait().await;
-        // The drain starts: the probe says so at once; accepting stops
-        // after the drain delay.
-        if let Some(readiness) = &readiness {
+        // A hand-over: the successor accepts, and the host stays healthy,
+        // so accepting stops now and the probe goes on answering 200.
+        // Otherwise the drain starts: the probe says so at once, and
+        // accepting stops after the drain delay.
+        if self.shutdown.is_handing_over() {
+            tracing::info!("handing over: the successor accepts; this server stops accepting now");
+        } else if let Some(readiness) = &readiness {
             readiness.drain();
         }
-        if !self.options.drain_delay.is_zero() {
+        if !self.shutdown.is_handing_over() && !self.options.drain_delay.is_zero() {
             tracing::info!(delay = ?self.options.drain_delay, "draining: still accepting for the drain delay");
             tokio::time::sleep(self.options.drain_delay).await;
         }
