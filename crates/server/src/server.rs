@@ -207,12 +207,14 @@ impl Server {
         // accepting stops after the drain delay.
         if self.shutdown.is_handing_over() {
             tracing::info!("handing over: the successor accepts; this server stops accepting now");
-        } else if let Some(readiness) = &readiness {
-            readiness.drain();
-        }
-        if !self.shutdown.is_handing_over() && !self.options.drain_delay.is_zero() {
-            tracing::info!(delay = ?self.options.drain_delay, "draining: still accepting for the drain delay");
-            tokio::time::sleep(self.options.drain_delay).await;
+        } else {
+            if let Some(readiness) = &readiness {
+                readiness.drain();
+            }
+            if !self.options.drain_delay.is_zero() {
+                tracing::info!(delay = ?self.options.drain_delay, "draining: still accepting for the drain delay");
+                tokio::time::sleep(self.options.drain_delay).await;
+            }
         }
         sampler.abort();
         if let Some(watcher) = watcher {
