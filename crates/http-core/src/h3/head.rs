@@ -10,27 +10,23 @@ use http::HeaderMap;
 /// none of.
 const CONNECTION_SPECIFIC: [&str; 5] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"];
 
-/// Why `headers` make a request malformed, if they do.
-pub(super) fn malformed(headers: &HeaderMap) -> Option<&'static str> {
+/// Checks `headers` once: the declared `content-length` (`None` without
+/// one), or why the request is malformed.
+pub(super) fn checked(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
     if CONNECTION_SPECIFIC.iter().any(|name| headers.contains_key(*name)) {
-        return Some("a connection-specific header field");
+        return Err("a connection-specific header field");
     }
     if headers.get_all(TE).iter().any(|value| !value.as_bytes().eq_ignore_ascii_case(b"trailers")) {
-        return Some("a te field other than \"trailers\"");
+        return Err("a te field other than \"trailers\"");
     }
     let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
-    if let Some(length) = lengths.next() {
-        let bytes = length.as_bytes();
-        if lengths.next().is_some() || bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
-            return Some("a content-length that is not one decimal number");
-        }
+    let Some(length) = lengths.next() else { return Ok(None) };
+    let bytes = length.as_bytes();
+    if lengths.next().is_some() || bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+        return Err("a content-length that is not one decimal number");
     }
-    None
-}
-
-/// The declared length, once [`malformed`] has passed the head.
-pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    // At most 19 digits: always fits.
+    Ok(Some(bytes.iter().fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'))))
 }
 
 #[cfg(test)]
@@ -47,26 +43,26 @@ mod tests {
 
     #[test]
     fn connection_fields_and_te_make_a_request_malformed() {
-        assert_eq!(malformed(&head(&[("accept", "*/*"), ("te", "trailers")])), None);
+        assert_eq!(checked(&head(&[("accept", "*/*"), ("te", "trailers")])), Ok(None));
         for field in CONNECTION_SPECIFIC {
             let mut headers = HeaderMap::new();
             headers.insert(http::HeaderName::from_static(field), "x".parse().unwrap());
-            assert_eq!(malformed(&headers), Some("a connection-specific header field"), "{field}");
+            assert_eq!(checked(&headers), Err("a connection-specific header field"), "{field}");
         }
-        assert!(malformed(&head(&[("te", "gzip")])).is_some());
-        assert!(malformed(&head(&[("te", "trailers"), ("te", "gzip")])).is_some());
+        assert!(checked(&head(&[("te", "gzip")])).is_err());
+        assert!(checked(&head(&[("te", "trailers"), ("te", "gzip")])).is_err());
     }
 
     #[test]
     fn content_length_is_one_decimal_number() {
-        assert_eq!(malformed(&head(&[("content-length", "10")])), None);
-        assert_eq!(content_length(&head(&[("content-length", "10")])), Some(10));
+        assert_eq!(checked(&head(&[("content-length", "10")])), Ok(Some(10)));
+        assert_eq!(checked(&head(&[("content-length", "9999999999999999999")])), Ok(Some(9_999_999_999_999_999_999)));
         for bad in [
             &[("content-length", "1x")][..],
             &[("content-length", "+1")],
             &[("content-length", "5"), ("content-length", "5")],
         ] {
-            assert!(malformed(&head(bad)).is_some(), "{bad:?}");
+            assert!(checked(&head(bad)).is_err(), "{bad:?}");
         }
     }
 }

@@ -252,18 +252,21 @@ where
     use futures_util::future::Either;
     let (mut parts, ()) = request.into_parts();
     let (mut send, mut recv) = stream.split();
-    if let Some(why) = head::malformed(&parts.headers) {
-        // A stream error (RFC 9114 §4.1.2): the stream is reset both ways
-        // and the application never sees the request.
-        tracing::debug!(
-            target: "kite::bad_requests",
-            connection_id = %info.id(),
-            "malformed HTTP/3 request: {why}; resetting the stream with H3_MESSAGE_ERROR"
-        );
-        send.stop_stream(h3::error::Code::H3_MESSAGE_ERROR);
-        recv.stop_sending(h3::error::Code::H3_MESSAGE_ERROR);
-        return Either::Left(Either::Left(std::future::ready(())));
-    }
+    let content_length = match head::checked(&parts.headers) {
+        Ok(length) => length,
+        Err(why) => {
+            // A stream error (RFC 9114 §4.1.2): the stream is reset both ways
+            // and the application never sees the request.
+            tracing::debug!(
+                target: "kite::bad_requests",
+                connection_id = %info.id(),
+                "malformed HTTP/3 request: {why}; resetting the stream with H3_MESSAGE_ERROR"
+            );
+            send.stop_stream(h3::error::Code::H3_MESSAGE_ERROR);
+            recv.stop_sending(h3::error::Code::H3_MESSAGE_ERROR);
+            return Either::Left(Either::Left(std::future::ready(())));
+        }
+    };
     // h3 bounds the field section itself (Http3Limits).
     if let Some(rejection) = crate::h2::check_head(&parts, options, None, info, "HTTP/3") {
         let mut response = Response::new(());
@@ -277,7 +280,6 @@ where
             recv.stop_sending(h3::error::Code::H3_NO_ERROR);
         }));
     }
-    let content_length = head::content_length(&parts.headers);
     let shared = Shared::new(options.limits.max_request_body_size, content_length);
     parts.extensions.insert(info.clone());
     parts.extensions.insert(MaxRequestBodySize::new(Arc::clone(&shared)));
