@@ -122,8 +122,8 @@ pub mod transport {
     pub use kite_socket::SocketOptions;
     pub use kite_transport_core::{
         delegate_async_write, loop_executor, multiplexed, AbortTask, Admission, Admitted, BoxTask, CloseSignal,
-        CloseWatch, Connection, ConnectionContext, ConnectionExecutor, ConnectionId, ConnectionIo, Endpoint, Features,
-        InheritedFd, Listener, PlainIo, Rewind, TaskSpawner, Transport,
+        CloseWatch, Connection, ConnectionContext, ConnectionEndReason, ConnectionExecutor, ConnectionId, ConnectionIo,
+        Endpoint, Features, InheritedFd, Listener, PlainIo, Rewind, TaskSpawner, Transport,
     };
 }
 

@@ -75,6 +75,20 @@ pub enum HandshakeError {
 }
 
 impl ConnectionError {
+    /// Why the connection ended, for the `error.type` tag of
+    /// `kite.connection.duration` when no layer recorded a closer reason:
+    /// a failed handshake is `tls_handshake_failed`, an I/O failure
+    /// `connection_reset`, a middleware's refusal `connection_rejected`,
+    /// and anything else `connection_rejected` too.
+    pub fn end_reason(&self) -> kite_transport_core::ConnectionEndReason {
+        use kite_transport_core::ConnectionEndReason;
+        match self {
+            ConnectionError::Handshake(_) => ConnectionEndReason::TlsHandshakeFailed,
+            ConnectionError::Io(_) => ConnectionEndReason::ConnectionReset,
+            ConnectionError::Rejected { .. } | ConnectionError::Other(_) => ConnectionEndReason::ConnectionRejected,
+        }
+    }
+
     /// A [`ConnectionError::Rejected`] with `reason`.
     pub fn rejected(reason: impl Into<Cow<'static, str>>) -> Self {
         ConnectionError::Rejected { reason: reason.into() }

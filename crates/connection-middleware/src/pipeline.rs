@@ -190,8 +190,21 @@ impl ConnectionPipeline {
     ///
     /// The future owns what it needs (it does not borrow the pipeline), so
     /// it can be made before it is spawned.
+    ///
+    /// A connection that ends in an error has its
+    /// [`ConnectionEndReason`](kite_transport_core::ConnectionEndReason)
+    /// recorded on its close signal, unless a layer recorded one first
+    /// (see [`ConnectionError::end_reason`]).
     pub fn handle(&self, connection: Connection) -> impl Future<Output = Result<(), ConnectionError>> + Send + 'static {
-        Next { chain: Arc::clone(&self.chain), index: 0 }.run(connection)
+        let close = connection.context().close_signal().clone();
+        let run = Next { chain: Arc::clone(&self.chain), index: 0 }.run(connection);
+        async move {
+            let ended = run.await;
+            if let Err(e) = &ended {
+                close.set_end_reason(e.end_reason());
+            }
+            ended
+        }
     }
 
     /// How many middleware the pipeline has, besides the terminal handler.

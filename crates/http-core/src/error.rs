@@ -2,6 +2,8 @@
 
 use std::io;
 
+use kite_transport_core::ConnectionEndReason;
+
 use crate::RequestRejection;
 
 pub use kite_transport_core::BoxError;
@@ -36,4 +38,20 @@ pub enum Error {
     /// The service failed to become ready.
     #[error("service failed: {0}")]
     Service(BoxError),
+}
+
+impl Error {
+    /// Why the connection ended, as the `error.type` of
+    /// `kite.connection.duration`: an I/O failure is the peer going away
+    /// (`connection_reset`), a rejection its own reason, an HTTP/2 or
+    /// HTTP/3 failure `protocol_error`.
+    pub fn end_reason(&self) -> ConnectionEndReason {
+        match self {
+            Error::Io(_) | Error::IncompleteHead => ConnectionEndReason::ConnectionReset,
+            Error::Rejected(rejection) => rejection.end_reason(),
+            Error::ResponseBody(_) => ConnectionEndReason::ResponseBodyFailed,
+            Error::Http2(_) | Error::Http3(_) => ConnectionEndReason::ProtocolError,
+            Error::Service(_) => ConnectionEndReason::ServiceFailed,
+        }
+    }
 }

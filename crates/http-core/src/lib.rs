@@ -159,5 +159,10 @@ pub async fn serve_multiplexed<S: HttpService>(
     options: &HttpOptions,
 ) -> Result<(), Error> {
     let (io, context) = connection.into_parts();
-    h3::serve(io, served::ServedConnection::new(context, options), service).await
+    let close = context.close_signal().clone();
+    let served = h3::serve(io, served::ServedConnection::new(context, options), service).await;
+    if let Err(e) = &served {
+        close.set_end_reason(e.end_reason());
+    }
+    served
 }

@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use kite_transport_core::tls::TlsHandshake;
-use kite_transport_core::{Connection, ConnectionIo};
+use kite_transport_core::{Connection, ConnectionEndReason, ConnectionIo};
 use tokio::io::AsyncWriteExt;
 
 use crate::h1::conn::{H1Connection, Serving, StartStep, Stepped};
@@ -78,7 +78,26 @@ enum Chosen<'o, S, M: StartStep<'o, S>> {
     Done,
 }
 
+/// Chooses the protocol (and serves HTTP/2); a failure records its reason
+/// on the connection's close signal.
 async fn choose<'o, S>(
+    io: Box<dyn ConnectionIo>,
+    alpn: Option<bool>,
+    conn: ServedConnection<'o>,
+    service: S,
+) -> Result<Chosen<'o, S, impl StartStep<'o, S, Future = impl Future<Output = Stepped<'o, S>>>>, Error>
+where
+    S: HttpService,
+{
+    let close = conn.close.clone();
+    let chosen = choose_and_serve_h2(io, alpn, conn, service).await;
+    if let Err(e) = &chosen {
+        close.set_end_reason(e.end_reason());
+    }
+    chosen
+}
+
+async fn choose_and_serve_h2<'o, S>(
     mut io: Box<dyn ConnectionIo>,
     alpn: Option<bool>,
     conn: ServedConnection<'o>,
@@ -97,6 +116,7 @@ where
             if !first.starts_with(h2::PREFACE) {
                 // Never an HTTP/1.1 400 on an HTTP/2-only connection.
                 tracing::debug!(connection_id = %conn.info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
+                conn.close.set_end_reason(ConnectionEndReason::ProtocolError);
                 io.write_all(h2::PROTOCOL_ERROR).await?;
                 let _ = io.shutdown().await;
                 return Ok(Chosen::Done);
@@ -118,6 +138,7 @@ where
                 // HTTP/2 client's broken preface (RFC 9113 §3.4), not an
                 // HTTP/1.1 request.
                 tracing::debug!(connection_id = %conn.info.id(), "invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
+                conn.close.set_end_reason(ConnectionEndReason::ProtocolError);
                 io.write_all(h2::PROTOCOL_ERROR).await?;
                 let _ = io.shutdown().await;
                 return Ok(Chosen::Done);
@@ -156,6 +177,7 @@ async fn first_bytes(io: &mut Box<dyn ConnectionIo>, conn: &ServedConnection<'_>
         Some(Err(e)) => Err(Error::Io(e)),
         None => {
             tracing::debug!(connection_id = %info.id(), "no request before RequestHeadersTimeout");
+            conn.close.set_end_reason(ConnectionEndReason::RequestHeadersTimeout);
             Ok(None)
         }
     }

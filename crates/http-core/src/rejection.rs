@@ -3,6 +3,7 @@
 use std::fmt;
 
 use http::StatusCode;
+use kite_transport_core::ConnectionEndReason;
 
 use crate::ConnectionInfo;
 
@@ -90,6 +91,39 @@ impl RequestRejection {
             RequestHeadersTimeout | RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             OptionsMethodRequired | ConnectMethodRequired => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Why the connection ends when HTTP/1.x refuses a request this way
+    /// (the `error.type` of `kite.connection.duration`).
+    pub fn end_reason(self) -> ConnectionEndReason {
+        use RequestRejection::*;
+        match self {
+            RequestHeadersTimeout => ConnectionEndReason::RequestHeadersTimeout,
+            RequestBodyTimeout => ConnectionEndReason::MinRequestBodyDataRate,
+            RequestBodyTooLarge => ConnectionEndReason::MaxRequestBodySize,
+            RequestLineTooLong | HeadersExceedMaxTotalSize | TooManyHeaders => {
+                ConnectionEndReason::MaxRequestHeadersSize
+            }
+            InvalidRequestLine
+            | InvalidRequestTarget
+            | UnrecognizedHttpVersion
+            | OptionsMethodRequired
+            | ConnectMethodRequired => ConnectionEndReason::InvalidRequestLine,
+            BadChunkSizeData | BadChunkSuffix | BadChunkTrailers => ConnectionEndReason::InvalidRequestBody,
+            UnexpectedEndOfRequestContent => ConnectionEndReason::UnexpectedEndOfRequestContent,
+            InvalidRequestHeader
+            | MissingHostHeader
+            | MultipleHostHeaders
+            | InvalidHostHeader
+            | InvalidContentLength
+            | MultipleContentLengths
+            | FinalTransferCodingNotChunked
+            | InvalidTransferEncoding
+            | LengthRequiredHttp10
+            | TransferEncodingHttp10
+            | TransferEncodingWithContentLength
+            | BareLineFeed => ConnectionEndReason::InvalidRequestHeaders,
         }
     }
 

@@ -6,7 +6,7 @@
 //! | name | kind | what |
 //! |---|---|---|
 //! | `kite.active_connections` | gauge | connections being served |
-//! | `kite.connection.duration` | histogram, seconds | how long each connection lasted |
+//! | `kite.connection.duration` | histogram, seconds | how long each connection lasted; `error.type` says why one ended other than cleanly ([`ConnectionEndReason`](kite_transport_core::ConnectionEndReason)) |
 //! | `kite.rejected_connections` | counter | connections closed at once by MaxConcurrentConnections |
 //! | `kite.queued_connections` | gauge | connections accepted but not yet started |
 //! | `kite.upgraded_connections` | gauge | connections upgraded (WebSockets and others) |
@@ -18,13 +18,17 @@ use std::time::{Duration, Instant};
 
 use kite_connection_middleware::tls::{HandshakeObserver, TlsHandshake};
 use kite_connection_middleware::HandshakeError;
-use kite_transport_core::{ConnectionContext, ConnectionId, Endpoint};
+use kite_transport_core::{CloseSignal, ConnectionContext, ConnectionId, Endpoint};
 use metrics::Label;
 
 /// Describes the instruments to the installed recorder (units and help).
 pub fn describe() {
     metrics::describe_gauge!("kite.active_connections", "Connections being served");
-    metrics::describe_histogram!("kite.connection.duration", metrics::Unit::Seconds, "How long connections lasted");
+    metrics::describe_histogram!(
+        "kite.connection.duration",
+        metrics::Unit::Seconds,
+        "How long connections lasted; error.type says why one ended other than cleanly"
+    );
     metrics::describe_counter!("kite.rejected_connections", "Connections closed by MaxConcurrentConnections");
     metrics::describe_gauge!("kite.queued_connections", "Connections accepted but not yet started");
     metrics::describe_gauge!("kite.upgraded_connections", "Connections upgraded to another protocol");
@@ -60,17 +64,19 @@ pub(crate) fn endpoint_labels(endpoint: &Endpoint) -> Vec<Label> {
 /// A connection from accept to its end: queued until it starts, then
 /// active; its duration is recorded when it is dropped. It holds the
 /// endpoint's tags, shared, rather than a copy (through a thin pointer:
-/// this lives in every connection's task).
+/// this lives in every connection's task), and the connection's close
+/// signal, on which the layer that ended it recorded why.
 pub(crate) struct ConnectionMetrics {
     accepted: Instant,
     started: bool,
     labels: Arc<Vec<Label>>,
+    close: CloseSignal,
 }
 
 impl ConnectionMetrics {
-    pub fn accepted(labels: Arc<Vec<Label>>) -> Self {
+    pub fn accepted(labels: Arc<Vec<Label>>, close: CloseSignal) -> Self {
         metrics::gauge!("kite.queued_connections", labels.to_vec()).increment(1.0);
-        Self { accepted: Instant::now(), started: false, labels }
+        Self { accepted: Instant::now(), started: false, labels, close }
     }
 
     /// Counts the connection as started, once; returns whether this call
@@ -90,8 +96,11 @@ impl Drop for ConnectionMetrics {
     fn drop(&mut self) {
         if self.started {
             metrics::gauge!("kite.active_connections", self.labels.to_vec()).decrement(1.0);
-            metrics::histogram!("kite.connection.duration", self.labels.to_vec())
-                .record(self.accepted.elapsed().as_secs_f64());
+            let mut labels = self.labels.to_vec();
+            if let Some(reason) = self.close.end_reason() {
+                labels.push(Label::new("error.type", reason.as_str()));
+            }
+            metrics::histogram!("kite.connection.duration", labels).record(self.accepted.elapsed().as_secs_f64());
         } else {
             metrics::gauge!("kite.queued_connections", self.labels.to_vec()).decrement(1.0);
         }

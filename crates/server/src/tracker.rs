@@ -81,7 +81,14 @@ impl Tracker {
     pub fn abort_all(&self) {
         // An abort may drop the task at once, and its guard takes the lock:
         // collect first, abort after.
-        let aborts: Vec<Abort> = self.lock().values().map(|(_, abort)| abort.clone()).collect();
+        let aborts: Vec<Abort> = self
+            .lock()
+            .values()
+            .map(|(close, abort)| {
+                close.set_end_reason(kite_transport_core::ConnectionEndReason::AppShutdownTimeout);
+                abort.clone()
+            })
+            .collect();
         for abort in aborts {
             abort.abort();
         }

@@ -1,10 +1,13 @@
-//! The graceful-close request a server sends to its connections.
+//! The graceful-close request a server sends to its connections, and
+//! the reason a connection ended, which travels back the same way.
 
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+
+use crate::ConnectionEndReason;
 
 /// A request to close a connection gracefully (Kestrel's
 /// `IConnectionLifetimeNotificationFeature.RequestClose`).
@@ -14,6 +17,12 @@ use std::task::{Context, Poll, Waker};
 /// the connection watches it and ends at the next safe point: HTTP/1.1 after
 /// the response in flight, with `Connection: close`; an idle keep-alive
 /// connection at once. Clones share one state. A new signal is not requested.
+///
+/// The same shared state carries the answer back: the layer that ends the
+/// connection for a reason records it with
+/// [`set_end_reason`](Self::set_end_reason), and the server reads it when
+/// the connection is gone (the `error.type` tag of
+/// `kite.connection.duration`).
 ///
 /// # Examples
 ///
@@ -36,6 +45,8 @@ pub struct CloseSignal {
 #[derive(Default)]
 struct Inner {
     requested: AtomicBool,
+    /// A [`ConnectionEndReason`]'s code; 0 while none is recorded.
+    end_reason: AtomicU8,
     wakers: Mutex<Wakers>,
 }
 
@@ -103,6 +114,19 @@ impl CloseSignal {
         poll_fn(|cx| self.poll_requested(cx)).await
     }
 
+    /// Records why the connection is ending. The first reason recorded is
+    /// kept: the layer that saw the cause first knows it best (an HTTP/1.1
+    /// 413 before the I/O error that follows it).
+    pub fn set_end_reason(&self, reason: ConnectionEndReason) {
+        let _ = self.inner.end_reason.compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Why the connection ended, if a layer recorded a reason; `None` for
+    /// a clean close.
+    pub fn end_reason(&self) -> Option<ConnectionEndReason> {
+        ConnectionEndReason::from_code(self.inner.end_reason.load(Ordering::Acquire))
+    }
+
     /// A watcher for one task that polls often: it registers its waker
     /// only when the waker changes, so a poll is one atomic load, not a lock.
     pub fn watch(&self) -> CloseWatch {
@@ -134,6 +158,11 @@ impl CloseWatch {
     /// Whether close has been requested.
     pub fn is_requested(&self) -> bool {
         self.signal.is_requested()
+    }
+
+    /// The signal watched, to record an end reason on it.
+    pub fn signal(&self) -> &CloseSignal {
+        &self.signal
     }
 }
 

@@ -224,8 +224,10 @@ impl ConnectionMiddleware for ClientHelloListener {
     async fn on_connection(&self, connection: Connection, next: Next) -> Result<(), ConnectionError> {
         let (mut io, mut context) = connection.into_parts();
         let id = context.id();
+        let close = context.close_signal().clone();
         let refuse = |reason: String| {
             tracing::debug!(target: LOG_TARGET, connection_id = %id, %reason, "ClientHello: connection closed");
+            close.set_end_reason(kite_transport_core::ConnectionEndReason::ClientHelloRefused);
             ConnectionError::rejected(reason)
         };
         let read = match tokio::time::timeout(self.timeout, read_hello(&mut io)).await {

@@ -243,8 +243,10 @@ impl ConnectionMiddleware for ProxyProtocol {
         let (mut io, mut context) = connection.into_parts();
         let id = context.id();
         let peer = context.remote().clone();
+        let close = context.close_signal().clone();
         let refuse = |reason: String| {
             tracing::debug!(target: LOG_TARGET, connection_id = %id, %peer, %reason, "PROXY protocol: connection closed");
+            close.set_end_reason(kite_transport_core::ConnectionEndReason::ProxyProtocolInvalid);
             ConnectionError::rejected(reason)
         };
         let read = match tokio::time::timeout(self.timeout, header::read(&mut io)).await {

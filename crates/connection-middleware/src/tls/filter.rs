@@ -93,6 +93,10 @@ impl ConnectionMiddleware for TlsFilter {
             Ok(()) => next.run(connection).await,
             Err(reason) => {
                 tracing::debug!(connection_id = %connection.context().id(), %reason, "connection refused by the TLS filter");
+                connection
+                    .context()
+                    .close_signal()
+                    .set_end_reason(kite_transport_core::ConnectionEndReason::TlsNotAllowed);
                 Err(ConnectionError::rejected(reason))
             }
         }

@@ -34,6 +34,7 @@ use crate::HttpService;
 use crate::{
     BoxError, ConnectionInfo, Error, HttpOptions, MaxRequestBodySize, MinDataRates, RequestBody, RequestRejection,
 };
+use kite_transport_core::ConnectionEndReason;
 use kite_transport_core::Rewind;
 
 /// The HTTP/2 connection preface a client sends first.
@@ -95,6 +96,7 @@ where
         }
         None => {
             tracing::debug!(connection_id = %info.id(), "no HTTP/2 preface before RequestHeadersTimeout");
+            close.set_end_reason(ConnectionEndReason::RequestHeadersTimeout);
             return Ok(());
         }
     };
@@ -163,6 +165,7 @@ where
             if !closing && timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
                 if streams.is_empty() && Arc::strong_count(&tunnels) == 1 {
                     tracing::debug!(connection_id = %info.id(), "HTTP/2 keep-alive timeout");
+                    close.signal().set_end_reason(ConnectionEndReason::KeepAliveTimeout);
                     return Poll::Ready(Event::Close);
                 }
                 // Streams or upgraded streams are open: not idle; look again later.
@@ -182,6 +185,7 @@ where
             }
             Event::PingTimeout => {
                 tracing::debug!(connection_id = %info.id(), "HTTP/2 keep-alive PING unanswered; closing the connection");
+                close.signal().set_end_reason(ConnectionEndReason::KeepAliveTimeout);
                 return Ok(());
             }
             Event::Done => return Ok(()),

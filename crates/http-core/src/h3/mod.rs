@@ -117,6 +117,7 @@ where
                 if !closing && timer.poll_timeout(Timeout::Deadline, cx).is_ready() {
                     if streams.is_empty() && heads.is_empty() {
                         tracing::debug!(connection_id = %info.id(), "HTTP/3 keep-alive timeout");
+                        close.signal().set_end_reason(kite_transport_core::ConnectionEndReason::KeepAliveTimeout);
                         return Poll::Ready(Event::Close);
                     }
                     timer.set_deadline(keep_alive);

@@ -131,7 +131,7 @@ fn admit(
     limit: &ConnectionLimit,
 ) -> Option<Admitted> {
     let id = context.id();
-    let metrics = ConnectionMetrics::accepted(Arc::clone(labels));
+    let metrics = ConnectionMetrics::accepted(Arc::clone(labels), context.close_signal().clone());
     let Some(permit) = limit.try_acquire() else {
         tracing::warn!(
             connection_id = %id,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Version};
-use kite_transport_core::{CloseWatch, ConnectionIo};
+use kite_transport_core::{CloseWatch, ConnectionEndReason, ConnectionIo};
 use tokio::io::AsyncWrite;
 
 use super::decode::{ChunkedDecoder, Decoded, Decoder};
@@ -357,6 +357,7 @@ where
     /// Answers a rejected request and closes the connection.
     async fn reject(&mut self, rejection: RequestRejection) -> Error {
         rejection.log(&self.info, "HTTP/1.x");
+        self.close.signal().set_end_reason(rejection.end_reason());
         self.write_empty(rejection.status(), rejection.allow(), false);
         if let Err(e) = self.flush().await {
             return Error::Io(e);
@@ -499,6 +500,7 @@ where
                 connection_id = %self.info.id(),
                 "the client reads slower than MinResponseDataRate; aborting the connection"
             );
+            self.close.signal().set_end_reason(ConnectionEndReason::MinResponseDataRate);
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the client read the response slower than MinResponseDataRate",

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use kite_transport_core::ConnectionEndReason;
 use tokio::io::AsyncWrite;
 
 use super::H1Connection;
@@ -190,11 +191,13 @@ where
                 if !self.read_buf.is_empty() {
                     return Poll::Ready(HeadOutcome::Step(Step::Reject(RequestRejection::RequestHeadersTimeout)));
                 }
-                tracing::debug!(
-                    connection_id = %self.info.id(),
-                    reason = if st.awaiting_first_byte { "keep-alive timeout" } else { "no request before RequestHeadersTimeout" },
-                    "closing idle connection"
-                );
+                let (reason, why) = if st.awaiting_first_byte {
+                    (ConnectionEndReason::KeepAliveTimeout, "keep-alive timeout")
+                } else {
+                    (ConnectionEndReason::RequestHeadersTimeout, "no request before RequestHeadersTimeout")
+                };
+                tracing::debug!(connection_id = %self.info.id(), reason = why, "closing idle connection");
+                self.close.signal().set_end_reason(reason);
                 return Poll::Ready(HeadOutcome::End(Ok(())));
             }
             if self.read_buf.is_empty() && self.close.poll_requested(cx).is_ready() {
@@ -207,6 +210,9 @@ where
     /// Sends what is left and closes our side cleanly, unless the
     /// connection failed; then gives the buffers back.
     fn poll_close(&mut self, result: &Result<(), Error>, flushed: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
+        if let Err(e) = result {
+            self.close.signal().set_end_reason(e.end_reason());
+        }
         if !self.upgraded && !matches!(result, Err(Error::Io(_)) | Err(Error::ResponseBody(_))) {
             if !*flushed {
                 if !self.write_buf.is_empty() && ready!(self.poll_flush(cx)).is_err() {
