@@ -235,11 +235,13 @@ async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>, mut inherited: hand
         let _ = stdout.flush();
     }
     // A successor tells its predecessor it serves; under systemd, READY.
-    // A worker's supervisor speaks for it.
-    if !workers::is_worker() {
+    // A worker tells its supervisor, which speaks for it to systemd; its
+    // SIGUSR2 comes from the supervisor once its replacement serves.
+    if workers::is_worker() {
+        workers::notify_supervisor(ready);
+        tokio::spawn(restart::on_sigusr2_hand_over(server.shutdown_handle()));
+    } else {
         notify_ready(ready);
-    }
-    if !workers::is_worker() {
         match server.handover() {
             Ok(sockets) => {
                 tokio::spawn(restart::on_sigusr2(sockets, server.shutdown_handle()));

@@ -46,6 +46,22 @@ pub async fn on_sigusr2(sockets: Vec<HandedSocket>, shutdown: ShutdownHandle) {
     }
 }
 
+/// A worker's SIGUSR2: its supervisor started its replacement, which
+/// serves; this worker hands the host over (stops accepting at once, drains
+/// with its probe at 200).
+pub async fn on_sigusr2_hand_over(shutdown: ShutdownHandle) {
+    let Ok(mut usr2) = signal(SignalKind::user_defined2()) else {
+        return tracing::warn!("SIGUSR2 cannot be handled: this worker cannot be handed over from");
+    };
+    tokio::select! {
+        _ = shutdown.wait() => {}
+        received = usr2.recv() => if received.is_some() {
+            tracing::info!("the supervisor replaced this worker; it stops accepting and drains");
+            shutdown.hand_over();
+        },
+    }
+}
+
 /// Starts the successor and waits for its "ready"; its process id.
 async fn upgrade(sockets: &[HandedSocket]) -> Result<u32, String> {
     let program = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;

@@ -6,6 +6,13 @@
 //! open: its replacement inherits the same sockets and accepts what waited
 //! there, and no queued connection is reset. SIGTERM and SIGINT are
 //! forwarded for a graceful stop of all.
+//!
+//! SIGUSR2 to the supervisor replaces the workers one at a time with new
+//! ones of the binary on disk (an upgrade): each replacement starts on the
+//! same sockets, and once it says it is ready the old worker gets SIGUSR2,
+//! which hands the host over (it stops accepting at once and drains, its
+//! readiness probe still 200), where SIGTERM would stop it (503 and the
+//! drain delay).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -13,7 +20,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use kite_server::config::Config;
-use kite_server::handover::{spawn_successor, HandedSocket};
+use kite_server::handover::{spawn_successor, HandedSocket, Successor};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
@@ -35,6 +42,15 @@ const QUICK_DEATH: Duration = Duration::from_secs(1);
 /// Whether this process is a worker of a supervisor.
 pub fn is_worker() -> bool {
     std::env::var_os(WORKER_VAR).is_some()
+}
+
+/// Tells the supervisor this worker serves, on the channel it was started
+/// with. A supervisor that is not waiting (a first start, a restart after
+/// a crash) has closed the channel; that is not an error.
+pub fn notify_supervisor(mut ready: kite_server::handover::Inherited) {
+    if let Err(e) = ready.notify_ready() {
+        tracing::debug!(error = %e, "the supervisor was not waiting for this worker's ready");
+    }
 }
 
 /// Whether the configuration names the endpoints (they replace the URLs).
@@ -61,15 +77,65 @@ fn worker_args() -> Vec<OsString> {
     args
 }
 
+/// How long a replacement worker may take to say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Starts worker `index` with its sockets.
 fn start(index: usize, count: usize, args: &[OsString], sockets: &[HandedSocket]) -> std::io::Result<Child> {
+    Ok(start_watched(index, count, args, sockets)?.child)
+}
+
+/// Starts worker `index` with its sockets, with the channel on which it
+/// says it is ready.
+fn start_watched(
+    index: usize,
+    count: usize,
+    args: &[OsString],
+    sockets: &[HandedSocket],
+) -> std::io::Result<Successor> {
     let program = std::env::current_exe()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / count).max(1);
     let mut command = Command::new(program);
     // The supervisor prints the addresses; workers log to stderr.
     command.args(args).env(WORKER_VAR, index.to_string()).env(THREADS_VAR, threads.to_string()).stdout(Stdio::null());
-    Ok(spawn_successor(&mut command, sockets)?.child)
+    spawn_successor(&mut command, sockets)
+}
+
+/// Replaces worker `index` with a new one on the same sockets: starts it,
+/// waits for it to say it is ready, then hands over from the old one
+/// (SIGUSR2), which drains and exits. Returns the old worker, to be
+/// reaped, or why the replacement failed (the old one then goes on).
+async fn replace(
+    index: usize,
+    args: &[OsString],
+    slots: &[Vec<HandedSocket>],
+    worker: &mut (Child, Instant),
+) -> Result<Child, String> {
+    let successor = start_watched(index, slots.len(), args, &slots[index]).map_err(|e| e.to_string())?;
+    let pid = successor.child.id();
+    let waiting = tokio::task::spawn_blocking(move || {
+        let mut successor = successor;
+        let ready = successor.wait_ready();
+        (successor, ready)
+    });
+    let successor = match tokio::time::timeout(READY_TIMEOUT, waiting).await {
+        Ok(Ok((successor, Ok(true)))) => successor,
+        Ok(Ok((mut successor, outcome))) => {
+            let _ = successor.child.kill();
+            let _ = successor.child.wait();
+            return Err(format!("the new worker ended before it was ready ({outcome:?})"));
+        }
+        Ok(Err(e)) => return Err(format!("waiting for the new worker failed: {e}")),
+        Err(_) => {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            return Err(format!("the new worker was not ready within {READY_TIMEOUT:?}"));
+        }
+    };
+    let (old, _) = std::mem::replace(worker, (successor.child, Instant::now()));
+    let _ = kill(Pid::from_raw(old.id() as i32), Signal::SIGUSR2);
+    tracing::info!(worker = index, old = old.id(), new = pid, "worker replaced; the old one hands over and drains");
+    Ok(old)
 }
 
 /// Binds one worker's sockets: the endpoints the command line and the
@@ -142,17 +208,34 @@ async fn run_workers(args: &[OsString], slots: &[Vec<HandedSocket>], grace: Dura
             }
         }
     }
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut usr2)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::user_defined2()))
+    else {
         eprintln!("kite: cannot handle signals");
         return ExitCode::FAILURE;
     };
+    // Workers handed over from, draining until they exit.
+    let mut draining: Vec<Child> = Vec::new();
     let mut every = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = usr2.recv() => {
+                tracing::info!("upgrade: replacing the workers one at a time");
+                for (index, worker) in workers.iter_mut().enumerate() {
+                    match replace(index, args, slots, worker).await {
+                        Ok(old) => draining.push(old),
+                        Err(reason) => {
+                            tracing::error!(worker = index, %reason, "upgrade stopped; the remaining workers go on");
+                            break;
+                        }
+                    }
+                }
+            }
             _ = every.tick() => {}
         }
+        draining.retain_mut(|old| !matches!(old.try_wait(), Ok(Some(_))));
         for (index, (child, started)) in workers.iter_mut().enumerate() {
             let Ok(Some(status)) = child.try_wait() else { continue };
             tracing::warn!(worker = index, %status, "a worker exited; starting another on its sockets");
@@ -166,11 +249,12 @@ async fn run_workers(args: &[OsString], slots: &[Vec<HandedSocket>], grace: Dura
         }
     }
     tracing::info!("stopping the workers");
-    for (child, _) in &workers {
+    let mut children: Vec<Child> = workers.into_iter().map(|(child, _)| child).chain(draining).collect();
+    for child in &children {
         let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
     }
     let deadline = Instant::now() + grace;
-    for (child, _) in &mut workers {
+    for child in &mut children {
         while matches!(child.try_wait(), Ok(None)) {
             if Instant::now() > deadline {
                 let _ = child.kill();

@@ -333,3 +333,41 @@ async fn an_upgrade_keeps_the_host_healthy_and_hands_over_at_once() {
     signal(new_pid, "TERM");
     wait_until("the new process to exit", || !alive(new_pid)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_of_the_workers_replaces_each_and_keeps_the_host_healthy() {
+    let args = ["--urls", "http://127.0.0.1:0", "--workers", "2", "--health-path", "/healthz", "--drain-delay", "5"];
+    let mut supervisor = kite(&args);
+    let port = port_of(&mut supervisor).await;
+    let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let load = tokio::spawn(load(port, 4, Arc::clone(&stop), Arc::clone(&tally)));
+    wait_until("both workers to answer", || tally.pids.lock().unwrap().len() >= 2).await;
+    let old: Vec<u64> = tally.pids.lock().unwrap().iter().copied().collect();
+    let mut kept = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    assert_eq!(probe_on(&mut kept).await, Some(200), "healthy before");
+    let started = tokio::time::Instant::now();
+    signal(supervisor.id().unwrap(), "USR2");
+    // The worker that holds the kept-alive connection answers 200 until
+    // it closes it: it hands over, it does not stop the host.
+    let mut answers = Vec::new();
+    while let Some(status) = probe_on(&mut kept).await {
+        answers.push(status);
+        assert_eq!(status, 200, "an old worker's probe during the upgrade: {answers:?}");
+        assert!(answers.len() < 100_000, "the old worker never closed the kept-alive connection");
+    }
+    // Both old workers exit well inside the drain delay a stop would wait.
+    for pid in &old {
+        wait_until("the old workers to exit", || !alive(*pid as u32)).await;
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "the upgrade took {took:?}, as long as a drain delay");
+    wait_until("two new workers to answer", || tally.pids.lock().unwrap().len() >= 4).await;
+    assert!(alive(supervisor.id().unwrap()), "the supervisor lives on");
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert_all_answered(&tally);
+    assert_eq!(get_status(port, "/healthz").await, Some(200), "the new workers are healthy");
+    signal(supervisor.id().unwrap(), "TERM");
+    let status = tokio::time::timeout(WAIT, supervisor.wait()).await.expect("the supervisor exits").unwrap();
+    assert!(status.success(), "{status}");
+}
