@@ -96,15 +96,21 @@ struct Cli {
     workers: usize,
 
     /// Answer a readiness probe at this path (for example /healthz): 200
-    /// while accepting, 503 from the moment a drain (a shutdown or an
-    /// upgrade) starts. Default: none.
+    /// while accepting, 503 from the moment a shutdown starts. An upgrade
+    /// (SIGUSR2) hands the host over and the probe stays 200. Default: none.
     #[arg(long, env = "KITE_HEALTH_PATH")]
     health_path: Option<String>,
 
-    /// Seconds to go on accepting after a drain starts, with the probe
+    /// Seconds to go on accepting after a shutdown starts, with the probe
     /// already answering 503, so a load balancer stops sending work first.
+    /// An upgrade skips it.
     #[arg(long, env = "KITE_DRAIN_DELAY", default_value_t = 0)]
     drain_delay: u64,
+
+    /// Seconds a graceful shutdown waits for requests in flight (after the
+    /// drain delay) before it aborts the connections left.
+    #[arg(long, env = "KITE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    shutdown_timeout: u64,
 
     /// Fingerprint every TLS client (JA4 and the JA3 string, from its
     /// ClientHello) for /info to show. Default: off.
@@ -294,6 +300,7 @@ fn prepare(cli: &Cli, config: &Config, activated: Vec<std::os::fd::OwnedFd>) -> 
     }
     let mut options = builder.current_options().clone();
     options.drain_delay = std::time::Duration::from_secs(cli.drain_delay);
+    options.shutdown_timeout = std::time::Duration::from_secs(cli.shutdown_timeout);
     Ok(builder.options(options))
 }
 

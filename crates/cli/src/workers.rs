@@ -158,7 +158,8 @@ async fn bind_slot(cli: &Cli, config: &Config, urls: Option<&str>) -> Result<(Ve
 }
 
 /// Runs `cli.workers` workers until SIGTERM or SIGINT, then stops them
-/// gracefully (within the shutdown timeout and 5 s more, then kills them).
+/// gracefully (within the drain delay, the shutdown timeout and 5 s more,
+/// then kills them).
 pub async fn supervise(cli: &Cli, config: &Config) -> ExitCode {
     let count = cli.workers;
     // Port 0 is resolved by the first worker's sockets; the others bind the
@@ -193,7 +194,10 @@ pub async fn supervise(cli: &Cli, config: &Config) -> ExitCode {
         let _ = stdout.flush();
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    run_workers(&args, &slots, Duration::from_secs(35)).await
+    // A worker's stop takes the drain delay and the shutdown timeout at
+    // most; past 5 s more it is killed.
+    let grace = Duration::from_secs(cli.drain_delay + cli.shutdown_timeout + 5);
+    run_workers(&args, &slots, grace).await
 }
 
 /// Runs a worker per slot, restarting any that exits, until a signal.
