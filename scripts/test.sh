@@ -4,9 +4,11 @@
 # not hide the others.
 #
 # What it installs, and only where it is missing:
-# - Debian packages: curl, nghttp2-client (nghttp), nginx, haproxy, and
-#   python3 and python3-venv if the machine has no Python that makes venvs
-#   (as root it runs apt-get; otherwise it names them and stops);
+# - Debian packages: curl, nghttp2-client (nghttp), nginx, haproxy,
+#   apache2 (the reverse proxies in front of Kite), iproute2 (`ip`, for the
+#   fleet test's network namespaces), and python3 and python3-venv if the
+#   machine has no Python that makes venvs (as root it runs apt-get;
+#   otherwise it names them and stops);
 # - Python clients, in a virtual environment under target/test-venv:
 #   h2 (hand-made HTTP/2 frames), aioquic (HTTP/3 frames) and kosoku
 #   (the Autobahn WebSocket cases).
@@ -20,6 +22,8 @@ have curl || packages+=(curl)
 have nghttp || packages+=(nghttp2-client)
 have nginx || packages+=(nginx)
 have haproxy || packages+=(haproxy)
+have apache2 || packages+=(apache2)
+have ip || packages+=(iproute2)
 python=${PYTHON:-python3}
 have "$python" || packages+=(python3)
 # A virtual environment needs ensurepip, which Debian ships apart.

@@ -5,7 +5,7 @@
 mod tools;
 
 #[allow(unused_imports)]
-pub use tools::{missing, python, require_tool};
+pub use tools::{missing, python, require_tool, INSTALLS};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
