@@ -6,7 +6,8 @@
 # What it installs, and only where it is missing:
 # - Debian packages: curl, nghttp2-client (nghttp), nginx, haproxy,
 #   apache2 (the reverse proxies in front of Kite), iproute2 (`ip`, for the
-#   fleet test's network namespaces), and python3 and python3-venv if the
+#   fleet test's network namespaces), pebble (Let's Encrypt's test ACME
+#   server and its DNS, for the ACME tests), and python3 and python3-venv if the
 #   machine has no Python that makes venvs (as root it runs apt-get;
 #   otherwise it names them and stops);
 # - Python clients, in a virtual environment under target/test-venv:
@@ -24,6 +25,7 @@ have nginx || packages+=(nginx)
 have haproxy || packages+=(haproxy)
 have apache2 || packages+=(apache2)
 have ip || packages+=(iproute2)
+have pebble || packages+=(pebble)
 python=${PYTHON:-python3}
 have "$python" || packages+=(python3)
 # A virtual environment needs ensurepip, which Debian ships apart.

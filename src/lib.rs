@@ -107,6 +107,10 @@ pub use kite_server::websocket;
 /// middleware that runs the handshake, what a handshake negotiated, and
 /// why one failed.
 pub mod tls {
+    /// Certificates from an ACME server, issued and renewed while serving
+    /// (feature `acme`).
+    #[cfg(feature = "acme")]
+    pub use kite_connection_middleware::tls::acme;
     pub use kite_connection_middleware::tls::{
         Certificate, CertificateSelector, ClientCertificateMode, ClientCertificateValidator, HandshakeObserver,
         RootCertStore, TlsError, TlsFilter, TlsHandshake, TlsIo, TlsMiddleware, TlsOptions, TlsVersion,

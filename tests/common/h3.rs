@@ -22,6 +22,15 @@ pub struct H3Client {
 }
 
 pub async fn connect(addr: SocketAddr, certificate: rustls::pki_types::CertificateDer<'static>) -> H3Client {
+    connect_named(addr, certificate, "localhost").await
+}
+
+/// [`connect`] asking for `name` (SNI) and verifying the certificate for it.
+pub async fn connect_named(
+    addr: SocketAddr,
+    certificate: rustls::pki_types::CertificateDer<'static>,
+    name: &str,
+) -> H3Client {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certificate).unwrap();
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -33,7 +42,7 @@ pub async fn connect(addr: SocketAddr, certificate: rustls::pki_types::Certifica
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let connection = tokio::time::timeout(WAIT, endpoint.connect(addr, "localhost").unwrap())
+    let connection = tokio::time::timeout(WAIT, endpoint.connect(addr, name).unwrap())
         .await
         .expect("QUIC handshake in time")
         .expect("QUIC handshake");

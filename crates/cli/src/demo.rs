@@ -40,7 +40,11 @@ const MAX_BYTES: u64 = 1 << 30;
 
 /// The demo routes as a tower service.
 #[derive(Clone, Debug, Default)]
-pub struct Demo;
+pub struct Demo {
+    /// The `--acme` certificate, whose status `/info` shows.
+    #[cfg(feature = "acme")]
+    pub acme: Option<kite_server::acme::Acme>,
+}
 
 impl tower_service::Service<Request<RequestBody>> for Demo {
     type Response = Response<DemoBody>;
@@ -52,6 +56,12 @@ impl tower_service::Service<Request<RequestBody>> for Demo {
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+        #[cfg(feature = "acme")]
+        if request.uri().path() == "/info" {
+            if let Some(acme) = &self.acme {
+                return ready(Ok(full("application/json", info_with_acme(&request, acme).into())));
+            }
+        }
         ready(Ok(route(request)))
     }
 }
@@ -115,6 +125,26 @@ fn websocket(mut request: Request<RequestBody>) -> Response<DemoBody> {
         }),
         Err(rejection) => rejection.into_response(),
     }
+}
+
+/// `/info`, with the ACME certificate's status: its domains, expiry and
+/// renewal time (Unix seconds), how many were issued, the last failure.
+#[cfg(feature = "acme")]
+fn info_with_acme(request: &Request<RequestBody>, acme: &kite_server::acme::Acme) -> String {
+    let mut info: serde_json::Value = serde_json::from_str(&info(request)).unwrap_or_default();
+    let status = acme.status();
+    let unix = |t: Option<std::time::SystemTime>| {
+        t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs())
+    };
+    info["acme"] = serde_json::json!({
+        "domains": status.domains,
+        "not_before": unix(status.not_before),
+        "not_after": unix(status.not_after),
+        "renew_at": unix(status.renew_at),
+        "issued": status.issued,
+        "last_error": status.last_error,
+    });
+    info.to_string()
 }
 
 fn info(request: &Request<RequestBody>) -> String {

@@ -71,6 +71,44 @@ struct Cli {
     #[arg(long, env = "KITE_CERTIFICATE_KEY", requires = "certificate")]
     certificate_key: Option<PathBuf>,
 
+    /// Get the https endpoints' certificate from an ACME server (Let's
+    /// Encrypt) for this domain, at the first start, and renew it while
+    /// serving. Repeat it for more domains (one certificate for all).
+    /// Default: none.
+    #[arg(
+        long = "acme",
+        value_name = "DOMAIN",
+        env = "KITE_ACME",
+        value_delimiter = ',',
+        conflicts_with = "certificate"
+    )]
+    acme: Vec<String>,
+
+    /// The ACME directory URL. Default: Let's Encrypt's production one;
+    /// its staging one is https://acme-staging-v02.api.letsencrypt.org/directory.
+    #[arg(long, env = "KITE_ACME_DIRECTORY", requires = "acme")]
+    acme_directory: Option<String>,
+
+    /// The ACME account's contact, such as mailto:admin@example.com.
+    /// Repeatable. Default: none.
+    #[arg(long, env = "KITE_ACME_CONTACT", requires = "acme")]
+    acme_contact: Vec<String>,
+
+    /// Where the ACME account and certificates are kept. Default:
+    /// $XDG_DATA_HOME/kite/acme, else ~/.local/share/kite/acme.
+    #[arg(long, env = "KITE_ACME_CACHE", requires = "acme")]
+    acme_cache: Option<PathBuf>,
+
+    /// A PEM root to trust for the ACME server's own API (a private ACME
+    /// server, or pebble's test CA). Default: the system's roots.
+    #[arg(long, env = "KITE_ACME_ROOT", requires = "acme")]
+    acme_root: Option<PathBuf>,
+
+    /// The ACME challenge: tls-alpn-01, http-01, or auto (TLS-ALPN-01 when
+    /// offered, else HTTP-01). Default: auto.
+    #[arg(long, env = "KITE_ACME_CHALLENGE", requires = "acme")]
+    acme_challenge: Option<String>,
+
     /// `Development` (the default) creates a development certificate on the
     /// first run; any other value does not.
     #[arg(long, env = "KITE_ENVIRONMENT", default_value = "Development")]
@@ -255,7 +293,11 @@ async fn run(cli: Cli, activated: Vec<std::os::fd::OwnedFd>, mut inherited: hand
             Err(e) => tracing::info!(reason = %e, "upgrades on SIGUSR2 are off"),
         }
     }
-    let served = server.serve(demo::Demo).await;
+    #[cfg(feature = "acme")]
+    let demo = demo::Demo { acme: acme(&cli).ok().flatten() };
+    #[cfg(not(feature = "acme"))]
+    let demo = demo::Demo::default();
+    let served = server.serve(demo).await;
     if let Some(metrics) = metrics {
         metrics.stop().await;
     }
@@ -319,7 +361,10 @@ fn configure(builder: ServerBuilder, cli: &Cli, configured: bool) -> Result<Serv
         (Some(cert), Some(key)) => {
             Some(TlsOptions::new().certificate(Certificate::from_pem_files(cert, key).map_err(|e| e.to_string())?))
         }
-        _ => development_certificate(cli.urls.is_none() && !configured && development)?,
+        _ => match acme_tls(cli)? {
+            Some(tls) => Some(tls),
+            None => development_certificate(cli.urls.is_none() && !configured && development)?,
+        },
     };
     let https = tls.is_some();
     if let Some(tls) = tls {
@@ -332,6 +377,42 @@ fn configure(builder: ServerBuilder, cli: &Cli, configured: bool) -> Result<Serv
         None => kite_server::DEFAULT_URL.to_string(),
     };
     Ok(builder.urls([urls.as_str()]))
+}
+
+/// The ACME certificate the command line asks for (`--acme`): the same
+/// one however often this is called while it lives.
+#[cfg(feature = "acme")]
+fn acme(cli: &Cli) -> Result<Option<kite_server::acme::Acme>, String> {
+    use kite_server::acme::{Acme, AcmeOptions, Challenge};
+    if cli.acme.is_empty() {
+        return Ok(None);
+    }
+    let mut options = AcmeOptions::new(cli.acme.iter().cloned()).contact(cli.acme_contact.clone());
+    if let Some(directory) = &cli.acme_directory {
+        options.directory = directory.clone();
+    }
+    if let Some(cache) = &cli.acme_cache {
+        options.cache_dir = cache.clone();
+    }
+    options.root = cli.acme_root.clone();
+    options.challenge = match cli.acme_challenge.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("auto") => Challenge::Auto,
+        Some("tls-alpn-01") => Challenge::TlsAlpn01,
+        Some("http-01") => Challenge::Http01,
+        Some(other) => return Err(format!("--acme-challenge {other}: use tls-alpn-01, http-01 or auto")),
+    };
+    Ok(Some(Acme::new(options)))
+}
+
+/// TLS options serving the `--acme` certificate, if asked for.
+fn acme_tls(cli: &Cli) -> Result<Option<TlsOptions>, String> {
+    #[cfg(feature = "acme")]
+    return Ok(acme(cli)?.map(|acme| TlsOptions::new().acme_shared(acme)));
+    #[cfg(not(feature = "acme"))]
+    match cli.acme.is_empty() {
+        true => Ok(None),
+        false => Err("this kite was built without the acme feature".into()),
+    }
 }
 
 /// The development certificate's TLS options, creating the certificate

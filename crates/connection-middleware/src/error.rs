@@ -68,6 +68,14 @@ pub enum HandshakeError {
     /// sees it.
     #[error("the connection was dropped during the handshake")]
     Aborted,
+    /// The server name is one of an ACME certificate's domains, and that
+    /// certificate has not been issued yet (the first order is pending or
+    /// failing; `kite::acme` says why).
+    #[error("the ACME certificate for {server_name} is not issued yet")]
+    CertificatePending {
+        /// The server name.
+        server_name: String,
+    },
     /// The peer sent more handshake data than a handshake may hold
     /// unprocessed (a 64 KiB message and a record).
     #[error("over {0} bytes of handshake held unprocessed")]

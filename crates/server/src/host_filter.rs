@@ -70,6 +70,8 @@ fn strip_port(host: &str) -> &str {
 #[derive(Clone)]
 pub(crate) struct HostFilter<S> {
     pub inner: S,
+    /// HTTP-01 answers of the server's ACME certificates.
+    pub acme: Option<Arc<crate::acme_answers::AcmeAnswers>>,
     pub allowed: Option<Arc<AllowedHosts>>,
     pub readiness: Option<Arc<crate::readiness::Readiness>>,
 }
@@ -90,6 +92,9 @@ where
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+        if let Some(page) = self.acme.as_ref().and_then(|acme| acme.answer(request.uri().path())) {
+            return FilterFuture::Answered { status: StatusCode::OK, content_type: "application/octet-stream", page };
+        }
         if let Some((status, text)) = self.readiness.as_ref().and_then(|r| r.answer(request.uri().path())) {
             return FilterFuture::Answered { status, content_type: "text/plain", page: text };
         }

@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod acme_answers;
 mod address;
 mod alt_svc;
 mod builder;
@@ -72,6 +73,9 @@ pub use kite_connection_middleware::client_hello;
 /// The PROXY protocol middleware and its features (`ProxyPeer`,
 /// `ProxyTlvs`), from `kite-connection-middleware`.
 pub use kite_connection_middleware::proxy_protocol;
+/// Certificates from an ACME server (feature `acme`).
+#[cfg(feature = "acme")]
+pub use kite_connection_middleware::tls::acme;
 pub use kite_connection_middleware::tls::{
     Certificate, ClientCertificateMode, TlsFilter, TlsHandshake, TlsOptions, TlsVersion,
 };

@@ -36,6 +36,29 @@ pub fn describe() {
     metrics::describe_gauge!("kite.active_tls_handshakes", "TLS handshakes in progress");
 }
 
+/// Keeps `kite.acme.certificate.expiry` (Unix seconds of `notAfter`) and
+/// `kite.acme.certificate.renew_at` for `acme`'s certificate, tagged with
+/// its first domain, and counts `kite.acme.orders_failed`.
+#[cfg(feature = "acme")]
+pub(crate) fn observe_acme(acme: &kite_connection_middleware::tls::acme::Acme) {
+    use kite_connection_middleware::tls::acme::AcmeStatus;
+    let record = |status: &AcmeStatus| {
+        let domain = status.domains.first().cloned().unwrap_or_default();
+        let unix = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        if let Some(not_after) = status.not_after {
+            metrics::gauge!("kite.acme.certificate.expiry", "domain" => domain.clone()).set(unix(not_after));
+        }
+        if let Some(renew_at) = status.renew_at {
+            metrics::gauge!("kite.acme.certificate.renew_at", "domain" => domain.clone()).set(unix(renew_at));
+        }
+        if status.last_error.is_some() {
+            metrics::counter!("kite.acme.orders_failed", "domain" => domain).increment(1);
+        }
+    };
+    record(&acme.status());
+    acme.on_change(record);
+}
+
 pub(crate) fn rejected_connection(labels: Vec<Label>) {
     metrics::counter!("kite.rejected_connections", labels).increment(1);
 }

@@ -23,8 +23,10 @@ use crate::HandshakeError;
 const MAX_PENDING: usize = 64 * 1024 + super::buffer::RECORD;
 
 /// Reads the ClientHello, asks `config` for the server config that fits
-/// its server name (SNI, lower-cased, `None` if absent or not a DNS name),
-/// and runs the handshake to its end. Returns the stream and the SNI.
+/// its server name (SNI, lower-cased, `None` if absent or not a DNS name)
+/// and whether it offers only ALPN `acme-tls/1` (a TLS-ALPN-01
+/// validation), and runs the handshake to its end. Returns the stream and
+/// the SNI.
 ///
 /// # Errors
 ///
@@ -32,18 +34,21 @@ const MAX_PENDING: usize = 64 * 1024 + super::buffer::RECORD;
 /// is sent), the connection failed, or `config` refused.
 pub(super) async fn accept(
     mut io: Box<dyn ConnectionIo>,
-    config: impl FnOnce(Option<&str>) -> Result<Arc<ServerConfig>, HandshakeError>,
+    config: impl FnOnce(Option<&str>, bool) -> Result<Arc<ServerConfig>, HandshakeError>,
 ) -> Result<(TlsIo, Option<String>), HandshakeError> {
     let mut incoming = Buffer::default();
-    let sni = loop {
+    let (sni, acme_tls) = loop {
         match scan(incoming.filled()) {
             Ok(Scan::More) => read(&mut io, &mut incoming).await?,
-            Ok(Scan::Hello(hello)) => break hello.server_name().and_then(normalise),
+            Ok(Scan::Hello(hello)) => {
+                let acme_tls = hello.alpn() == [b"acme-tls/1".to_vec()];
+                break (hello.server_name().and_then(normalise), acme_tls);
+            }
             // Not a ClientHello rustls would take: it says why, below.
-            Ok(Scan::NotTls) | Err(_) => break None,
+            Ok(Scan::NotTls) | Err(_) => break (None, false),
         }
     };
-    let config = config(sni.as_deref())?;
+    let config = config(sni.as_deref(), acme_tls)?;
     let conn = UnbufferedServerConnection::new(config)?;
     let mut session = Session::new(conn, incoming);
     loop {

@@ -85,6 +85,14 @@ impl TlsMiddleware {
             return Err(TlsError::NoVersion);
         }
         let verifier = verifier::build(&options, &provider)?;
+        #[cfg(feature = "acme")]
+        if let Some(acme) = &options.acme {
+            acme.validate()?;
+            // Its task runs on the runtime the server binds on.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                acme.start();
+            }
+        }
         let middleware = Self {
             inner: Arc::new(Inner {
                 options,
@@ -104,6 +112,12 @@ impl TlsMiddleware {
         Ok(middleware)
     }
 
+    /// The ACME certificate the endpoint serves, if its options have one.
+    #[cfg(feature = "acme")]
+    pub fn acme(&self) -> Option<&crate::tls::acme::Acme> {
+        self.inner.options.acme.as_ref()
+    }
+
     /// Handshakes completed.
     pub fn handshakes(&self) -> u64 {
         self.inner.handshakes.load(Ordering::Relaxed)
@@ -121,7 +135,46 @@ impl TlsMiddleware {
                 return Some(certificate);
             }
         }
+        #[cfg(feature = "acme")]
+        if let Some(acme) = &options.acme {
+            // Its own names get its certificate or none (while pending):
+            // never another certificate for a name it is ordering.
+            if sni.is_some_and(|name| acme.serves(name)) {
+                return acme.certificate();
+            }
+            let fixed = options.sni.get(sni).cloned().or_else(|| options.certificate.clone());
+            return fixed.or_else(|| acme.certificate());
+        }
         options.sni.get(sni).cloned().or_else(|| options.certificate.clone())
+    }
+
+    /// Why no certificate was chosen for `sni`.
+    fn no_certificate(&self, sni: Option<&str>) -> HandshakeError {
+        #[cfg(feature = "acme")]
+        if let (Some(acme), Some(name)) = (&self.inner.options.acme, sni) {
+            if acme.serves(name) {
+                return HandshakeError::CertificatePending { server_name: name.to_owned() };
+            }
+        }
+        HandshakeError::NoCertificate { server_name: sni.map(str::to_owned) }
+    }
+
+    /// The configuration answering a TLS-ALPN-01 challenge for `sni`, if
+    /// one is open: the challenge certificate, ALPN `acme-tls/1` only.
+    #[cfg(feature = "acme")]
+    fn acme_challenge_config(&self, sni: Option<&str>) -> Option<Result<Arc<ServerConfig>, TlsError>> {
+        let certificate = self.inner.options.acme.as_ref()?.challenge_certificate(sni)?;
+        let inner = &self.inner;
+        let config = ServerConfig::builder_with_provider(Arc::clone(&inner.provider))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(TlsError::VersionsAndSuites)
+            .map(|builder| {
+                let mut config =
+                    builder.with_no_client_auth().with_cert_resolver(Arc::new(Fixed(certificate.current())));
+                config.alpn_protocols = vec![crate::tls::acme::ACME_TLS_ALPN.to_vec()];
+                Arc::new(config)
+            });
+        Some(config)
     }
 
     fn config_for(&self, certificate: &Certificate) -> Result<Arc<ServerConfig>, TlsError> {
@@ -159,10 +212,15 @@ impl TlsMiddleware {
         io: Box<dyn ConnectionIo>,
         context: &ConnectionContext,
     ) -> Result<(TlsIo, Option<String>), HandshakeError> {
-        accept::accept(io, |sni| {
-            let certificate = self
-                .choose(context, sni)
-                .ok_or_else(|| HandshakeError::NoCertificate { server_name: sni.map(str::to_owned) })?;
+        accept::accept(io, |sni, acme_tls| {
+            #[cfg(feature = "acme")]
+            if acme_tls {
+                if let Some(config) = self.acme_challenge_config(sni) {
+                    return Ok(config?);
+                }
+            }
+            let _ = acme_tls;
+            let certificate = self.choose(context, sni).ok_or_else(|| self.no_certificate(sni))?;
             Ok(self.config_for(&certificate)?)
         })
         .await
@@ -184,6 +242,16 @@ impl ConnectionMiddleware for TlsMiddleware {
         // Boxed: the handshake's state is gone once it completes, and this
         // future, which lives as long as the connection, stays small.
         let connection = Box::pin(self.secure(connection)).await?;
+        // A TLS-ALPN-01 validation ends with the handshake: it speaks no HTTP.
+        if connection
+            .context()
+            .features()
+            .get::<TlsHandshake>()
+            .is_some_and(|tls| tls.alpn.as_deref() == Some(b"acme-tls/1".as_slice()))
+        {
+            tracing::debug!(connection_id = %connection.context().id(), "answered a TLS-ALPN-01 challenge");
+            return Ok(());
+        }
         next.run(connection).await
     }
 }

@@ -7,6 +7,8 @@
 //! per full handshake (the README has the figures).
 
 mod accept;
+#[cfg(feature = "acme")]
+pub mod acme;
 mod buffer;
 mod certificates;
 mod filter;
@@ -93,6 +95,10 @@ pub enum TlsError {
     /// TLS 1.3 cipher suite.
     #[error("invalid TLS settings: HTTP/3 needs TLS 1.3 and a TLS 1.3 cipher suite, which the endpoint's TLS options leave out")]
     Http3NeedsTls13,
+    /// The ACME options cannot work (no domain, a name that is not a
+    /// domain).
+    #[error("invalid ACME settings: {0}")]
+    Acme(String),
 }
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]

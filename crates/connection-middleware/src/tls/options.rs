@@ -77,6 +77,8 @@ pub struct TlsOptions {
     pub(crate) cipher_suites: Option<Vec<String>>,
     pub(crate) alpn: Vec<Vec<u8>>,
     pub(crate) observers: Vec<Arc<dyn HandshakeObserver>>,
+    #[cfg(feature = "acme")]
+    pub(crate) acme: Option<crate::tls::acme::Acme>,
 }
 
 impl Default for TlsOptions {
@@ -93,6 +95,8 @@ impl Default for TlsOptions {
             cipher_suites: None,
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             observers: Vec::new(),
+            #[cfg(feature = "acme")]
+            acme: None,
         }
     }
 }
@@ -199,8 +203,38 @@ impl TlsOptions {
         self
     }
 
+    /// Serves a certificate from an ACME server for `options.domains`
+    /// (see [`acme`](crate::tls::acme)): it wins over the SNI map and the
+    /// fixed certificate for those names, and serves names it does not
+    /// cover when nothing else does. The endpoint answers TLS-ALPN-01
+    /// challenges itself. Clones of these options share the one
+    /// certificate. Default: none.
+    #[cfg(feature = "acme")]
+    pub fn acme(self, options: crate::tls::acme::AcmeOptions) -> Self {
+        self.acme_shared(crate::tls::acme::Acme::new(options))
+    }
+
+    /// [`acme`](Self::acme) with an [`Acme`](crate::tls::acme::Acme)
+    /// made before, to share one certificate across endpoints or read its
+    /// status. Default: none.
+    #[cfg(feature = "acme")]
+    pub fn acme_shared(mut self, acme: crate::tls::acme::Acme) -> Self {
+        self.acme = Some(acme);
+        self
+    }
+
+    /// The ACME certificate, if the options have one.
+    #[cfg(feature = "acme")]
+    pub fn acme_certificate(&self) -> Option<&crate::tls::acme::Acme> {
+        self.acme.as_ref()
+    }
+
     /// Whether any certificate source is configured.
     pub fn has_certificate(&self) -> bool {
+        #[cfg(feature = "acme")]
+        if self.acme.is_some() {
+            return true;
+        }
         self.certificate.is_some() || !self.sni.is_empty() || self.selector.is_some()
     }
 }

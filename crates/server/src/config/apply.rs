@@ -152,11 +152,11 @@ impl ServerBuilder {
         let certificates = config.kestrel().get("Certificates");
         let own = endpoint.get("Certificate");
         let mut tls = if own.exists() {
-            TlsOptions::new().certificate(load_certificate(config, &own)?)
+            certificate_source(config, &own)?
         } else if certificates.get("Default").exists() {
-            TlsOptions::new().certificate(load_certificate(config, &certificates.get("Default"))?)
+            certificate_source(config, &certificates.get("Default"))?
         } else if certificates.get("Development").exists() {
-            TlsOptions::new().certificate(load_certificate(config, &certificates.get("Development"))?)
+            certificate_source(config, &certificates.get("Development"))?
         } else if let Some(dev) = DevCertificate::find() {
             dev.tls_options().map_err(|e| {
                 own.error(
@@ -224,6 +224,20 @@ fn nullable(node: &Node<'_>) -> Result<Option<Option<u64>>, ConfigError> {
 
 /// A certificate node: `{ "Path": "cert.pem", "KeyPath": "key.pem" }` (PEM;
 /// relative to the configuration file).
+/// TLS options serving the certificate `node` describes: PEM files, or
+/// with the `acme` feature `Acme { Domains, Directory, Contact, CacheDir,
+/// Challenge, Root }`.
+fn certificate_source(config: &Config, node: &Node<'_>) -> Result<TlsOptions, ConfigError> {
+    let acme = node.get("Acme");
+    if acme.exists() {
+        #[cfg(feature = "acme")]
+        return Ok(TlsOptions::new().acme(super::values::acme(config, &acme)?));
+        #[cfg(not(feature = "acme"))]
+        return Err(acme.error("needs Kite built with the `acme` feature", "build with --features acme"));
+    }
+    Ok(TlsOptions::new().certificate(load_certificate(config, node)?))
+}
+
 fn load_certificate(config: &Config, node: &Node<'_>) -> Result<Certificate, ConfigError> {
     if node.get("Subject").exists() || node.get("Store").exists() {
         return Err(

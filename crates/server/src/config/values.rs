@@ -131,6 +131,50 @@ pub fn proxy_protocol(node: &Node<'_>) -> Result<Option<ProxyProtocol>, ConfigEr
     Ok(Some(proxy))
 }
 
+/// A certificate's `Acme`: `{ "Domains": [...], "Directory": "...",
+/// "Contact": "mailto:..." or a list, "CacheDir": "...", "Challenge":
+/// "TlsAlpn01" | "Http01" | "Auto", "Root": "pebble.minica.pem" }`. Paths
+/// are relative to the configuration file.
+#[cfg(feature = "acme")]
+pub fn acme(
+    config: &super::Config,
+    node: &Node<'_>,
+) -> Result<kite_connection_middleware::tls::acme::AcmeOptions, ConfigError> {
+    use kite_connection_middleware::tls::acme::{AcmeOptions, Challenge};
+    let domains_node = node.get("Domains");
+    let domains = domains_node.list()?.unwrap_or_default();
+    if domains.is_empty() {
+        return Err(
+            domains_node.error("is missing or empty", "give the certificate's domains, such as [\"example.com\"]")
+        );
+    }
+    let mut options = AcmeOptions::new(domains);
+    if let Some(directory) = node.get("Directory").string()? {
+        options.directory = directory;
+    }
+    if let Some(contact) = node.get("Contact").list()? {
+        options.contact = contact;
+    }
+    if let Some(dir) = node.get("CacheDir").string()? {
+        options.cache_dir = config.resolve(&dir);
+    }
+    if let Some(root) = node.get("Root").string()? {
+        options.root = Some(config.resolve(&root));
+    }
+    let challenge = node.get("Challenge");
+    if let Some(text) = challenge.string()? {
+        options.challenge = match text.to_ascii_lowercase().replace('-', "").as_str() {
+            "auto" => Challenge::Auto,
+            "tlsalpn01" => Challenge::TlsAlpn01,
+            "http01" => Challenge::Http01,
+            other => {
+                return Err(challenge.error(format!("is \"{other}\", not a challenge"), "use TlsAlpn01, Http01 or Auto"))
+            }
+        };
+    }
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_duration;

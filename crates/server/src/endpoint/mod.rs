@@ -273,6 +273,8 @@ pub(crate) struct PipelineParts {
     pub allowed_hosts: Option<Arc<AllowedHosts>>,
     /// The readiness probe, when set.
     pub readiness: Option<Arc<crate::readiness::Readiness>>,
+    /// The HTTP-01 answers of the endpoints' ACME certificates, if any.
+    pub acme: Option<Arc<crate::acme_answers::AcmeAnswers>>,
     /// MaxConcurrentConnections across the server's endpoints.
     pub max_connections: Option<u64>,
 }
@@ -353,9 +355,9 @@ impl Launcher {
     {
         // The application, behind the readiness probe and the host filter
         // when either is set.
-        let (finish, multiplexed) = match (parts.allowed_hosts, parts.readiness) {
-            (None, None) => serving(service, http),
-            (allowed, readiness) => serving(HostFilter { inner: service, allowed, readiness }, http),
+        let (finish, multiplexed) = match (parts.allowed_hosts, parts.readiness, parts.acme) {
+            (None, None, None) => serving(service, http),
+            (allowed, readiness, acme) => serving(HostFilter { inner: service, acme, allowed, readiness }, http),
         };
         let (middleware, after_tls) = (parts.middleware, parts.after_tls);
         let pipeline_for = move |bound: &BoundSteps<'_>| {

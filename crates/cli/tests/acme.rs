@@ -1,0 +1,82 @@
+//! `kite --acme`: the binary gets its certificate from pebble (Let's
+//! Encrypt's test ACME server) and serves `https://kite.test:PORT/` with
+//! it; curl verifies it against pebble's issuing root, and `/info` shows
+//! the certificate's expiry.
+
+#[path = "../../../tests/common/tools.rs"]
+mod tools;
+
+#[path = "../../../tests/common/pebble.rs"]
+mod pebble;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use pebble::{Pebble, DOMAIN};
+use tokio::io::AsyncBufReadExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kite_acme_serves_a_certificate_from_pebble() {
+    if let Err(message) = pebble::binaries() {
+        tools::missing(&message);
+        return;
+    }
+    if !tools::require_tool("curl") {
+        return;
+    }
+    let port = pebble::free_port();
+    let pebble = Pebble::start(pebble::free_port(), port, Duration::from_secs(3600)).await;
+    let cache = pebble.dir.join("kite-acme-cache");
+    let mut kite = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args(["--urls", &format!("https://127.0.0.1:{port}"), "--acme", DOMAIN])
+        .args(["--acme-directory", &pebble.directory()])
+        .arg("--acme-root")
+        .arg(&pebble.api_root)
+        .arg("--acme-cache")
+        .arg(&cache)
+        .args(["--log", "warn"])
+        .env("KITE_ENVIRONMENT", "Production")
+        .kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kite starts");
+    // It listens at once, before the certificate exists.
+    let mut lines = tokio::io::BufReader::new(kite.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an address").unwrap();
+    assert_eq!(first.as_deref(), Some(format!("Now listening on: https://127.0.0.1:{port}").as_str()));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let root_pem = pebble.dir.join("issuing-root.pem");
+    std::fs::write(&root_pem, pebble.issuing_root_pem().await).unwrap();
+    let curl = |path: &str| {
+        let mut command = tokio::process::Command::new("curl");
+        command
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(&root_pem)
+            .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1")])
+            .arg(format!("https://{DOMAIN}:{port}{path}"));
+        command
+    };
+    // The certificate is ordered in the background: poll until it serves.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let home = loop {
+        let out = curl("/").output().await.unwrap();
+        if out.status.success() {
+            break out;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no certificate in time: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            pebble.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(String::from_utf8_lossy(&home.stdout).contains("Kite"), "the demo's home page");
+    let info = curl("/info").output().await.unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("/info is JSON");
+    assert_eq!(info["acme"]["domains"][0], DOMAIN);
+    assert!(info["acme"]["not_after"].as_u64().is_some(), "{info}");
+    assert_eq!(info["acme"]["issued"], 1);
+    kite.kill().await.unwrap();
+}

@@ -1,0 +1,340 @@
+//! An ACME certificate's shared state: what serves now, the challenge
+//! answers in flight, and the task that keeps the certificate.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use super::issue::{self, AcmeError, Issued};
+use super::{cache, AcmeOptions, LOG_TARGET};
+use crate::tls::{Certificate, TlsError};
+
+/// One ACME certificate for a set of domains, kept up to date by a task of
+/// its own (see the [module](super)). Cloning is cheap and shares the
+/// state.
+#[derive(Clone)]
+pub struct Acme {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub options: AcmeOptions,
+    current: Mutex<Option<Issued>>,
+    /// TLS-ALPN-01 certificates by domain, while their challenge is open.
+    alpn: Mutex<HashMap<String, Certificate>>,
+    /// HTTP-01 key authorizations by token, while their challenge is open.
+    http: Mutex<HashMap<String, String>>,
+    last_error: Mutex<Option<String>>,
+    issued: AtomicU64,
+    started: AtomicBool,
+    listeners: Mutex<Vec<Listener>>,
+}
+
+type Listener = Arc<dyn Fn(&AcmeStatus) + Send + Sync>;
+
+/// What an [`Acme`] has: its certificate's validity and renewal time, and
+/// the last failure, if the last order failed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcmeStatus {
+    /// The certificate's domains.
+    pub domains: Vec<String>,
+    /// When the certificate serving now was issued (`notBefore`); `None`
+    /// before the first one.
+    pub not_before: Option<SystemTime>,
+    /// When it expires (`notAfter`).
+    pub not_after: Option<SystemTime>,
+    /// When it is to be renewed.
+    pub renew_at: Option<SystemTime>,
+    /// Certificates obtained from the ACME server by this process (a
+    /// cached one is not counted).
+    pub issued: u64,
+    /// Why the last order failed and what to fix, until one succeeds.
+    pub last_error: Option<String>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Acme {
+    /// The certificate for `options.domains`, not yet started: the server
+    /// starts it ([`start`](Self::start)) when it binds an endpoint that
+    /// uses it. While one made with the same directory, domains and cache
+    /// directory lives, this returns it (two endpoints, or a configuration
+    /// reloaded, never order the same certificate twice).
+    pub fn new(mut options: AcmeOptions) -> Acme {
+        for domain in &mut options.domains {
+            *domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        }
+        static LIVE: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+        let mut live = lock(&LIVE);
+        live.retain(|weak| weak.strong_count() > 0);
+        let same = |other: &AcmeOptions| {
+            other.directory == options.directory
+                && other.domains == options.domains
+                && other.cache_dir == options.cache_dir
+        };
+        if let Some(shared) = live.iter().filter_map(Weak::upgrade).find(|shared| same(&shared.options)) {
+            return Acme { shared };
+        }
+        let acme = Acme {
+            shared: Arc::new(Shared {
+                options,
+                current: Mutex::default(),
+                alpn: Mutex::default(),
+                http: Mutex::default(),
+                last_error: Mutex::default(),
+                issued: AtomicU64::new(0),
+                started: AtomicBool::new(false),
+                listeners: Mutex::default(),
+            }),
+        };
+        live.push(Arc::downgrade(&acme.shared));
+        acme
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &AcmeOptions {
+        &self.shared.options
+    }
+
+    /// Whether `name` (a server name, lower-case) is one of the domains.
+    pub fn serves(&self, name: &str) -> bool {
+        self.shared.options.domains.iter().any(|d| d == name)
+    }
+
+    /// The certificate serving now; `None` until the first one is issued
+    /// or read from the cache.
+    pub fn certificate(&self) -> Option<Certificate> {
+        lock(&self.shared.current).as_ref().map(|issued| issued.certificate.clone())
+    }
+
+    /// What it has now.
+    pub fn status(&self) -> AcmeStatus {
+        self.shared.status()
+    }
+
+    /// The answer to an HTTP-01 challenge for `token` (the body of
+    /// `GET /.well-known/acme-challenge/{token}`), while it is open.
+    pub fn http01_answer(&self, token: &str) -> Option<String> {
+        lock(&self.shared.http).get(token).cloned()
+    }
+
+    /// Calls `listener` with the status after each certificate is installed
+    /// (issued, renewed, or read from the cache) and after each failed
+    /// order. The server's metrics are one such listener.
+    pub fn on_change(&self, listener: impl Fn(&AcmeStatus) + Send + Sync + 'static) {
+        lock(&self.shared.listeners).push(Arc::new(listener));
+    }
+
+    /// Starts the task that keeps the certificate, on the current tokio
+    /// runtime, once; later calls do nothing. It reads the cache at once,
+    /// so a cached certificate serves from the first handshake. It ends
+    /// when every clone of this `Acme` is gone.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn start(&self) {
+        if self.shared.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match cache::load_certificate(&self.shared.options) {
+            Ok(Some(issued)) => {
+                tracing::info!(
+                    target: LOG_TARGET,
+                    domains = ?self.shared.options.domains,
+                    not_after_unix = unix_seconds(issued.not_after),
+                    "serving the cached certificate"
+                );
+                self.shared.install(issued, false);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(target: LOG_TARGET, error = %e, "the cached certificate cannot be used; ordering a new one")
+            }
+        }
+        let task = tokio::spawn(keep(Arc::downgrade(&self.shared)));
+        // A panic would end renewals silently: say so.
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    tracing::error!(target: LOG_TARGET, "the ACME task panicked; certificates are no longer renewed");
+                }
+            }
+        });
+    }
+
+    /// Checks the options can work: at least one domain, each a DNS name.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Acme`] saying what is wrong.
+    pub fn validate(&self) -> Result<(), TlsError> {
+        let options = &self.shared.options;
+        if options.domains.is_empty() {
+            return Err(TlsError::Acme("no domain is configured for the ACME certificate".into()));
+        }
+        for domain in &options.domains {
+            let dns = rustls_pki_types::ServerName::try_from(domain.as_str());
+            if !matches!(dns, Ok(rustls_pki_types::ServerName::DnsName(_))) || domain.contains('*') {
+                return Err(TlsError::Acme(format!("{domain:?} is not a domain name an ACME server can validate")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The TLS-ALPN-01 certificate for `name`, while its challenge is open.
+    pub(crate) fn challenge_certificate(&self, name: Option<&str>) -> Option<Certificate> {
+        let alpn = lock(&self.shared.alpn);
+        match name {
+            Some(name) => alpn.get(name).cloned(),
+            None => None,
+        }
+    }
+}
+
+impl fmt::Debug for Acme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acme").field("domains", &self.shared.options.domains).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn status(&self) -> AcmeStatus {
+        let current = lock(&self.current);
+        AcmeStatus {
+            domains: self.options.domains.clone(),
+            not_before: current.as_ref().map(|c| c.not_before),
+            not_after: current.as_ref().map(|c| c.not_after),
+            renew_at: current.as_ref().map(|c| c.renew_at),
+            issued: self.issued.load(Ordering::Relaxed),
+            last_error: lock(&self.last_error).clone(),
+        }
+    }
+
+    fn tell(&self) {
+        let status = self.status();
+        let listeners = lock(&self.listeners).clone();
+        for listener in listeners {
+            listener(&status);
+        }
+    }
+
+    /// Serves `issued` from the next handshake on.
+    pub fn install(&self, issued: Issued, fresh: bool) {
+        *lock(&self.current) = Some(issued);
+        if fresh {
+            self.issued.fetch_add(1, Ordering::Relaxed);
+        }
+        *lock(&self.last_error) = None;
+        self.tell();
+    }
+
+    pub fn open_alpn(&self, domain: &str, certificate: Certificate) {
+        lock(&self.alpn).insert(domain.to_string(), certificate);
+    }
+
+    pub fn open_http(&self, token: &str, answer: String) {
+        lock(&self.http).insert(token.to_string(), answer);
+    }
+
+    /// Forgets every challenge answer (an order ended).
+    pub fn close_challenges(&self) {
+        lock(&self.alpn).clear();
+        lock(&self.http).clear();
+    }
+
+    /// How long until the certificate is due for renewal: zero without one.
+    fn until_renewal(&self) -> Duration {
+        match &*lock(&self.current) {
+            Some(issued) => issued.renew_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO),
+            None => Duration::ZERO,
+        }
+    }
+
+    fn failed(&self, error: &AcmeError) {
+        *lock(&self.last_error) = Some(format!("{error} (to fix: {})", error.fix()));
+        self.tell();
+    }
+}
+
+/// The task: orders when there is no certificate or it is due, renews on
+/// schedule, backs off after a failure.
+async fn keep(shared: Weak<Shared>) {
+    let mut account = None;
+    let mut backoff = None;
+    loop {
+        let wait = match shared.upgrade() {
+            Some(shared) => shared.until_renewal(),
+            None => return,
+        };
+        if !wait.is_zero() {
+            tracing::debug!(target: LOG_TARGET, ?wait, "next renewal");
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        let Some(strong) = shared.upgrade() else { return };
+        let started = std::time::Instant::now();
+        let renewal = strong.until_renewal().is_zero() && lock(&strong.current).is_some();
+        tracing::info!(target: LOG_TARGET, domains = ?strong.options.domains, renewal, "ordering a certificate");
+        let ordered = issue::order(&strong, &mut account).await;
+        strong.close_challenges();
+        match ordered {
+            Ok(issued) => {
+                tracing::info!(
+                    target: LOG_TARGET,
+                    domains = ?strong.options.domains,
+                    took = ?started.elapsed(),
+                    not_after_unix = unix_seconds(issued.not_after),
+                    renew_at_unix = unix_seconds(issued.renew_at),
+                    "certificate issued; new handshakes use it"
+                );
+                if let Err(e) = cache::store_certificate(&strong.options, &issued) {
+                    tracing::warn!(target: LOG_TARGET, error = %e, "the certificate serves but cannot be cached");
+                }
+                strong.install(issued, true);
+                backoff = None;
+            }
+            Err(error) => {
+                let delay =
+                    backoff.map_or(strong.options.retry_initial, |d: Duration| d * 2).min(strong.options.retry_max);
+                backoff = Some(delay);
+                let serving = lock(&strong.current).is_some();
+                tracing::error!(
+                    target: LOG_TARGET,
+                    domains = ?strong.options.domains,
+                    %error,
+                    fix = error.fix(),
+                    retry_in = ?delay,
+                    serving_previous = serving,
+                    "the ACME order failed"
+                );
+                if error.forgets_account() {
+                    account = None;
+                }
+                if matches!(error, AcmeError::AccountGone(_)) {
+                    cache::forget_account(&strong.options);
+                }
+                strong.failed(&error);
+                drop(strong);
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// A number from 0 to 1, different each call.
+pub(crate) fn random_fraction() -> f64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A time as Unix seconds, for the log.
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
