@@ -79,4 +79,35 @@ async fn kite_acme_serves_a_certificate_from_pebble() {
     assert!(info["acme"]["not_after"].as_u64().is_some(), "{info}");
     assert_eq!(info["acme"]["issued"], 1);
     kite.kill().await.unwrap();
+    let _ = kite.wait().await;
+
+    // The configuration file's `Certificate: { Acme }`, on the same cache:
+    // the cached certificate serves from the first request, with no order.
+    let config = pebble.dir.join("kite.json");
+    let acme = serde_json::json!({
+        "Domains": [DOMAIN],
+        "Directory": pebble.directory(),
+        "Root": pebble.api_root,
+        "CacheDir": cache,
+    });
+    let endpoints =
+        serde_json::json!({ "Https": { "Url": format!("https://127.0.0.1:{port}"), "Certificate": { "Acme": acme } } });
+    std::fs::write(&config, serde_json::json!({ "Kestrel": { "Endpoints": endpoints } }).to_string()).unwrap();
+    let mut again = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--log", "warn"])
+        .env("KITE_ENVIRONMENT", "Production")
+        .kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kite starts");
+    let mut lines = tokio::io::BufReader::new(again.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an address").unwrap();
+    assert!(first.is_some_and(|l| l.starts_with("Now listening on: https://")));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let out = curl("/plaintext").output().await.unwrap();
+    assert!(out.status.success(), "the cached certificate at once: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"Hello, World!");
+    again.kill().await.unwrap();
 }

@@ -204,7 +204,7 @@ mod tests {
         let (near, far) = tokio::io::duplex(64 * 1024);
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         let (accepted, connected) = tokio::join!(
-            super::super::accept::accept(Box::new(PlainIo(far)), |sni| {
+            super::super::accept::accept(Box::new(PlainIo(far)), |sni, _| {
                 assert_eq!(sni, Some("localhost"));
                 Ok(Arc::new(server))
             }),

@@ -317,6 +317,26 @@ pub(crate) async fn order(shared: &Shared, slot: &mut Option<Account>) -> Result
     Issued::from_pem(chain_pem, key_pem)
 }
 
+/// The ACME server's renewal information for `leaf` (RFC 9773): a time
+/// picked at random in its suggested window, and when to ask again.
+/// `Ok(None)` when the server does not offer it.
+pub(crate) async fn renewal_window(
+    account: &Account,
+    leaf: &CertificateDer<'_>,
+) -> Result<Option<(SystemTime, Duration)>, AcmeError> {
+    let id = instant_acme::CertificateIdentifier::try_from(leaf).map_err(AcmeError::Other)?;
+    let (info, retry_after) = match account.renewal_info(&id).await {
+        Ok(answer) => answer,
+        Err(instant_acme::Error::Unsupported(_)) => return Ok(None),
+        Err(e) => return Err(AcmeError::Other(error_chain(&e))),
+    };
+    let at = |unix: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    let window = &info.suggested_window;
+    let (start, end) = (at(window.start.unix_timestamp()), at(window.end.unix_timestamp()));
+    let span = end.duration_since(start).unwrap_or_default();
+    Ok(Some((start + span.mul_f64(random_fraction()), retry_after)))
+}
+
 /// The refused challenge of a failed order, with the server's words.
 async fn refusal(order: &mut instant_acme::Order, answered: &[(String, ChallengeType)]) -> Option<AcmeError> {
     let mut authorizations = order.authorizations();

@@ -248,6 +248,22 @@ impl Shared {
         lock(&self.http).clear();
     }
 
+    /// Brings the renewal forward to `time` (the ACME server's renewal
+    /// information), never back.
+    fn renew_by(&self, time: SystemTime) {
+        let mut current = lock(&self.current);
+        if let Some(issued) = current.as_mut() {
+            if time < issued.renew_at {
+                tracing::info!(target: LOG_TARGET, renew_at_unix = unix_seconds(time), "the ACME server asks for an earlier renewal");
+                issued.renew_at = time;
+            }
+        }
+    }
+
+    fn leaf(&self) -> Option<rustls_pki_types::CertificateDer<'static>> {
+        lock(&self.current).as_ref()?.certificate.chain().first().cloned()
+    }
+
     /// How long until the certificate is due for renewal: zero without one.
     fn until_renewal(&self) -> Duration {
         match &*lock(&self.current) {
@@ -265,15 +281,39 @@ impl Shared {
 /// The task: orders when there is no certificate or it is due, renews on
 /// schedule, backs off after a failure.
 async fn keep(shared: Weak<Shared>) {
-    let mut account = None;
+    let mut account: Option<instant_acme::Account> = None;
     let mut backoff = None;
+    // When to ask the ACME server's renewal information next (RFC 9773);
+    // `None` once it says it has none.
+    let mut ask_window = Some(std::time::Instant::now());
     loop {
         let wait = match shared.upgrade() {
             Some(shared) => shared.until_renewal(),
             None => return,
         };
         if !wait.is_zero() {
-            tracing::debug!(target: LOG_TARGET, ?wait, "next renewal");
+            let now = std::time::Instant::now();
+            if let (Some(account), Some(at)) = (&account, ask_window) {
+                if at <= now {
+                    let Some(strong) = shared.upgrade() else { return };
+                    let Some(leaf) = strong.leaf() else { continue };
+                    ask_window = match issue::renewal_window(account, &leaf).await {
+                        Ok(Some((time, again))) => {
+                            strong.renew_by(time);
+                            Some(now + again.clamp(Duration::from_secs(60), Duration::from_secs(6 * 3600)))
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            tracing::debug!(target: LOG_TARGET, error = %e, "no renewal information");
+                            Some(now + Duration::from_secs(3600))
+                        }
+                    };
+                    continue;
+                }
+            }
+            let until_ask = ask_window.filter(|_| account.is_some()).map(|at| at.saturating_duration_since(now));
+            let wait = until_ask.map_or(wait, |ask| wait.min(ask));
+            tracing::debug!(target: LOG_TARGET, ?wait, "next renewal or renewal information");
             tokio::time::sleep(wait).await;
             continue;
         }
@@ -298,6 +338,7 @@ async fn keep(shared: Weak<Shared>) {
                 }
                 strong.install(issued, true);
                 backoff = None;
+                ask_window = ask_window.map(|_| std::time::Instant::now());
             }
             Err(error) => {
                 let delay =
