@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use crate::endpoint::BoundListener;
+use kite_connection_middleware::tls::TlsMiddleware;
 
 /// The path prefix of HTTP-01 challenges (RFC 8555 §8.3).
 const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
@@ -18,13 +18,13 @@ pub(crate) struct AcmeAnswers {
 }
 
 impl AcmeAnswers {
-    /// The ACME certificates of `listeners`, each once; `None` when none
-    /// has one. Each gets its metrics.
-    pub fn collect(listeners: &[BoundListener]) -> Option<Self> {
+    /// The ACME certificates of the endpoints' TLS middleware, each once;
+    /// `None` when none has one. Each gets its metrics.
+    pub fn collect<'a>(endpoints: impl Iterator<Item = &'a TlsMiddleware>) -> Option<Self> {
         #[cfg(feature = "acme")]
         {
             let mut certificates: Vec<kite_connection_middleware::tls::acme::Acme> = Vec::new();
-            for acme in listeners.iter().filter_map(|l| l.tls.as_ref()?.acme()) {
+            for acme in endpoints.filter_map(TlsMiddleware::acme) {
                 if !certificates.iter().any(|known| known.options().domains == acme.options().domains) {
                     crate::metrics::observe_acme(acme);
                     certificates.push(acme.clone());
@@ -34,7 +34,7 @@ impl AcmeAnswers {
         }
         #[cfg(not(feature = "acme"))]
         {
-            let _ = listeners;
+            let _ = endpoints;
             None
         }
     }

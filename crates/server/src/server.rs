@@ -169,7 +169,8 @@ impl Server {
             after_tls: self.after_tls,
             allowed_hosts: self.allowed_hosts,
             readiness: readiness.clone(),
-            acme: crate::acme_answers::AcmeAnswers::collect(&self.listeners).map(Arc::new),
+            acme: crate::acme_answers::AcmeAnswers::collect(self.listeners.iter().filter_map(|l| l.tls.as_ref()))
+                .map(Arc::new),
             max_connections: self.options.http.limits.max_concurrent_connections,
         };
         let launcher = Launcher::new(service, self.options.http.clone(), parts);

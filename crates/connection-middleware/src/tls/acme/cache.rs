@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use instant_acme::AccountCredentials;
 use sha2::{Digest, Sha256};
 
-use super::issue::{validity, Issued};
+use super::certificate::{validity, Issued};
 use super::AcmeOptions;
 
 /// A short name for the directory URL: staging and production, or two ACME

@@ -1,5 +1,5 @@
 //! One order against the ACME server: the account, the challenges, the
-//! certificate; and why an order failed, in words that say what to fix.
+//! certificate.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,182 +8,17 @@ use instant_acme::{
 };
 use rustls_pki_types::CertificateDer;
 
-use super::state::{random_fraction, Shared};
-use super::{cache, Challenge, LOG_TARGET};
+use super::certificate::{random_fraction, Issued};
+use super::error::{error_chain, AcmeError};
+use super::{cache, AcmeOptions, Challenge, LOG_TARGET};
 use crate::tls::Certificate;
 
-/// Why an ACME order failed: each variant names what to fix.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AcmeError {
-    /// The directory could not be reached or did not answer as an ACME
-    /// server.
-    #[error("the ACME directory {directory} is unreachable: {reason}")]
-    DirectoryUnreachable {
-        /// The directory URL.
-        directory: String,
-        /// What failed.
-        reason: String,
-    },
-    /// The ACME server's rate limit was reached.
-    #[error("rate limited by the ACME server: {0}")]
-    RateLimited(String),
-    /// The ACME server refused a contact address.
-    #[error("the ACME server refused the contact address: {0}")]
-    BadContact(String),
-    /// A challenge was refused: the ACME server could not validate a
-    /// domain.
-    #[error("the {challenge} challenge for {domain} was refused: {detail}")]
-    ChallengeRefused {
-        /// The domain.
-        domain: String,
-        /// `tls-alpn-01` or `http-01`.
-        challenge: String,
-        /// The ACME server's words.
-        detail: String,
-    },
-    /// The ACME server no longer knows the account (its state was reset);
-    /// the account is made again at the next try.
-    #[error("the ACME server no longer knows the account: {0}")]
-    AccountGone(String),
-    /// No challenge the configuration allows was offered for a domain.
-    #[error("no {wanted} challenge was offered for {domain}")]
-    NoChallenge {
-        /// The domain.
-        domain: String,
-        /// The challenge wanted.
-        wanted: String,
-    },
-    /// Any other failure (the ACME server's problem document, a
-    /// certificate that cannot be read).
-    #[error("{0}")]
-    Other(String),
-}
-
-impl AcmeError {
-    /// What to do about it, for the log.
-    pub fn fix(&self) -> &'static str {
-        match self {
-            AcmeError::DirectoryUnreachable { .. } => {
-                "check the directory URL, the network and DNS, and --acme-root for a private ACME server"
-            }
-            AcmeError::RateLimited(_) => "wait for the limit to pass, or use the staging directory while testing",
-            AcmeError::BadContact(_) => "give a contact the server accepts, such as mailto:admin@example.com",
-            AcmeError::ChallengeRefused { .. } => {
-                "make the domain's DNS point at this server and port 443 (TLS-ALPN-01) or 80 (HTTP-01) reach it"
-            }
-            AcmeError::NoChallenge { .. } => "allow another challenge, or serve an endpoint the challenge needs",
-            AcmeError::AccountGone(_) => "nothing: a new account is made at the next try",
-            AcmeError::Other(_) => "see the error",
-        }
-    }
-
-    /// Whether the account should be made again next time (the failure
-    /// may have been the account itself).
-    pub(crate) fn forgets_account(&self) -> bool {
-        matches!(
-            self,
-            AcmeError::DirectoryUnreachable { .. }
-                | AcmeError::BadContact(_)
-                | AcmeError::AccountGone(_)
-                | AcmeError::Other(_)
-        )
-    }
-
-    fn from_acme(directory: &str, error: instant_acme::Error) -> AcmeError {
-        match error {
-            instant_acme::Error::Api(problem) => {
-                let kind = problem.r#type.as_deref().unwrap_or_default();
-                let detail = problem.detail.clone().unwrap_or_else(|| kind.to_string());
-                if kind.ends_with(":rateLimited") {
-                    AcmeError::RateLimited(detail)
-                } else if kind.ends_with(":invalidContact") || kind.ends_with(":unsupportedContact") {
-                    AcmeError::BadContact(detail)
-                } else if kind.ends_with(":accountDoesNotExist") {
-                    AcmeError::AccountGone(detail)
-                } else if CHALLENGE_PROBLEMS.iter().any(|p| kind.ends_with(p)) {
-                    AcmeError::ChallengeRefused { domain: String::new(), challenge: String::new(), detail }
-                } else {
-                    AcmeError::Other(format!("{kind}: {detail}"))
-                }
-            }
-            e @ (instant_acme::Error::Hyper(_)
-            | instant_acme::Error::Http(_)
-            | instant_acme::Error::InvalidUri(_)
-            | instant_acme::Error::Json(_)
-            | instant_acme::Error::Other(_)) => {
-                AcmeError::DirectoryUnreachable { directory: directory.to_string(), reason: error_chain(&e) }
-            }
-            other => AcmeError::Other(error_chain(&other)),
-        }
-    }
-}
-
-/// The problem types of a failed validation (RFC 8555 §6.7).
-const CHALLENGE_PROBLEMS: [&str; 7] =
-    [":unauthorized", ":connection", ":dns", ":incorrectResponse", ":tls", ":caa", ":rejectedIdentifier"];
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
-
-/// A certificate from the ACME server, with its validity and when it is
-/// to be renewed.
-pub(crate) struct Issued {
-    pub certificate: Certificate,
-    pub chain_pem: String,
-    pub key_pem: String,
-    pub not_before: SystemTime,
-    pub not_after: SystemTime,
-    pub renew_at: SystemTime,
-}
-
-impl Issued {
-    /// Reads a chain and key; renewal at two thirds of the lifetime, less
-    /// a jitter of up to a twentieth of it.
-    pub fn from_pem(chain_pem: String, key_pem: String) -> Result<Issued, AcmeError> {
-        let certificate = Certificate::from_pem(chain_pem.as_bytes(), key_pem.as_bytes())
-            .map_err(|e| AcmeError::Other(format!("the certificate cannot be read: {e}")))?;
-        let leaf = certificate.chain().first().ok_or_else(|| AcmeError::Other("an empty chain".into()))?;
-        let (not_before, not_after, _) = validity(leaf)?;
-        let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-        let jitter = lifetime.mul_f64(random_fraction() / 20.0);
-        let renew_at = not_before + lifetime.mul_f64(2.0 / 3.0) - jitter;
-        Ok(Issued { certificate, chain_pem, key_pem, not_before, not_after, renew_at })
-    }
-}
-
-/// A leaf certificate's `notBefore`, `notAfter` and DNS names.
-pub(crate) fn validity(leaf: &CertificateDer<'_>) -> Result<(SystemTime, SystemTime, Vec<String>), AcmeError> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
-        .map_err(|e| AcmeError::Other(format!("the certificate cannot be parsed: {e}")))?;
-    let at = |time: x509_parser::time::ASN1Time| {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(time.timestamp()).unwrap_or(0))
-    };
-    let validity = parsed.validity();
-    let names = parsed
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    x509_parser::extensions::GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok((at(validity.not_before), at(validity.not_after), names))
+/// Where an order puts its challenge answers while they are open.
+pub(crate) trait Answers: Sync {
+    /// The TLS-ALPN-01 certificate for `domain`.
+    fn open_alpn(&self, domain: &str, certificate: Certificate);
+    /// The HTTP-01 answer for `token`.
+    fn open_http(&self, token: &str, answer: String);
 }
 
 /// The HTTP client talking to the ACME server: Kite's crypto provider,
@@ -221,8 +56,7 @@ fn http_client(
 }
 
 /// The account: from the cache, or made on the ACME server and cached.
-async fn account(shared: &Shared) -> Result<Account, AcmeError> {
-    let options = &shared.options;
+async fn account(options: &AcmeOptions) -> Result<Account, AcmeError> {
     let directory = options.directory.as_str();
     let client = http_client(options.root.as_deref())?;
     let builder = || Ok::<_, instant_acme::Error>(Account::builder_with_http(Box::new(client.clone())));
@@ -248,14 +82,17 @@ async fn account(shared: &Shared) -> Result<Account, AcmeError> {
 
 /// Orders a certificate for the domains, answering each challenge, and
 /// returns it.
-pub(crate) async fn order(shared: &Shared, slot: &mut Option<Account>) -> Result<Issued, AcmeError> {
-    let options = &shared.options;
+pub(crate) async fn order(
+    options: &AcmeOptions,
+    answers: &(dyn Answers + Sync),
+    slot: &mut Option<Account>,
+) -> Result<Issued, AcmeError> {
     let directory = options.directory.as_str();
     let acme = |e| AcmeError::from_acme(directory, e);
     let account = match slot {
         Some(account) => account.clone(),
         None => {
-            let made = account(shared).await?;
+            let made = account(options).await?;
             *slot = Some(made.clone());
             made
         }
@@ -287,9 +124,9 @@ pub(crate) async fn order(shared: &Shared, slot: &mut Option<Account>) -> Result
             let key_authorization = challenge.key_authorization();
             match kind {
                 ChallengeType::TlsAlpn01 => {
-                    shared.open_alpn(&domain, alpn_certificate(&domain, key_authorization.digest().as_ref())?)
+                    answers.open_alpn(&domain, alpn_certificate(&domain, key_authorization.digest().as_ref())?)
                 }
-                _ => shared.open_http(&challenge.token, key_authorization.as_str().to_string()),
+                _ => answers.open_http(&challenge.token, key_authorization.as_str().to_string()),
             }
             tracing::debug!(target: LOG_TARGET, %domain, challenge = challenge_name(&kind), "challenge ready");
             challenge.set_ready().await.map_err(acme)?;

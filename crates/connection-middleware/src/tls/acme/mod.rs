@@ -24,12 +24,15 @@
 //!   `kite::acme` with what to fix.
 
 mod cache;
+mod certificate;
+mod error;
 mod issue;
 mod state;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use error::AcmeError;
 pub use state::{Acme, AcmeStatus};
 
 /// Let's Encrypt's production directory, the default.

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
-use super::issue::{self, AcmeError, Issued};
+use super::certificate::Issued;
+use super::error::AcmeError;
+use super::issue::{self, Answers};
 use super::{cache, AcmeOptions, LOG_TARGET};
 use crate::tls::{Certificate, TlsError};
 
@@ -234,14 +235,6 @@ impl Shared {
         self.tell();
     }
 
-    pub fn open_alpn(&self, domain: &str, certificate: Certificate) {
-        lock(&self.alpn).insert(domain.to_string(), certificate);
-    }
-
-    pub fn open_http(&self, token: &str, answer: String) {
-        lock(&self.http).insert(token.to_string(), answer);
-    }
-
     /// Forgets every challenge answer (an order ended).
     pub fn close_challenges(&self) {
         lock(&self.alpn).clear();
@@ -275,6 +268,16 @@ impl Shared {
     fn failed(&self, error: &AcmeError) {
         *lock(&self.last_error) = Some(format!("{error} (to fix: {})", error.fix()));
         self.tell();
+    }
+}
+
+impl Answers for Shared {
+    fn open_alpn(&self, domain: &str, certificate: Certificate) {
+        lock(&self.alpn).insert(domain.to_string(), certificate);
+    }
+
+    fn open_http(&self, token: &str, answer: String) {
+        lock(&self.http).insert(token.to_string(), answer);
     }
 }
 
@@ -321,7 +324,7 @@ async fn keep(shared: Weak<Shared>) {
         let started = std::time::Instant::now();
         let renewal = strong.until_renewal().is_zero() && lock(&strong.current).is_some();
         tracing::info!(target: LOG_TARGET, domains = ?strong.options.domains, renewal, "ordering a certificate");
-        let ordered = issue::order(&strong, &mut account).await;
+        let ordered = issue::order(&strong.options, &*strong, &mut account).await;
         strong.close_challenges();
         match ordered {
             Ok(issued) => {
@@ -366,13 +369,6 @@ async fn keep(shared: Weak<Shared>) {
             }
         }
     }
-}
-
-/// A number from 0 to 1, different each call.
-pub(crate) fn random_fraction() -> f64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A time as Unix seconds, for the log.
