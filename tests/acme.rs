@@ -28,6 +28,17 @@ use tokio::io::{AsyncWriteExt, BufReader};
 /// How long an issuance may take.
 const ISSUE_WAIT: Duration = Duration::from_secs(30);
 
+/// This test binary's Prometheus recorder, installed once.
+fn recorder() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).expect("the only recorder of this binary");
+        handle
+    })
+}
+
 fn tools_present() -> bool {
     match pebble::binaries() {
         Ok(()) => true,
@@ -147,6 +158,7 @@ async fn tls_alpn_01_issues_on_every_transport_and_serves_http1_http2_and_http3(
     if !tools_present() {
         return;
     }
+    let metrics = recorder();
     for transport in transports() {
         let https = pebble::free_port();
         let pebble = Pebble::start(pebble::free_port(), https, Duration::from_secs(3600)).await;
@@ -169,6 +181,10 @@ async fn tls_alpn_01_issues_on_every_transport_and_serves_http1_http2_and_http3(
         let lifetime = status.not_after.unwrap().duration_since(status.not_before.unwrap()).unwrap();
         let due = status.renew_at.unwrap().duration_since(status.not_before.unwrap()).unwrap();
         assert!(due <= lifetime * 2 / 3 && due >= lifetime * 2 / 3 - lifetime / 20, "renewal at 2/3, less jitter");
+        let expiry = status.not_after.unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let text = metrics.render();
+        let line = format!("kite_acme_certificate_expiry{{domain=\"{DOMAIN}\"}} {expiry}");
+        assert!(text.contains(&line), "{line} in:\n{text}");
         server.stop().await;
         let _ = std::fs::remove_dir_all(&cache);
     }

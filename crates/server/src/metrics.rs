@@ -12,6 +12,9 @@
 //! | `kite.upgraded_connections` | gauge | connections upgraded (WebSockets and others) |
 //! | `kite.tls_handshake.duration` | histogram, seconds | completed TLS handshakes |
 //! | `kite.active_tls_handshakes` | gauge | TLS handshakes in progress |
+//! | `kite.acme.certificate.expiry` | gauge, Unix seconds | an ACME certificate's `notAfter` (tag `domain`; feature `acme`) |
+//! | `kite.acme.certificate.renew_at` | gauge, Unix seconds | when it is to be renewed |
+//! | `kite.acme.orders_failed` | counter | ACME orders that failed |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +37,12 @@ pub fn describe() {
     metrics::describe_gauge!("kite.upgraded_connections", "Connections upgraded to another protocol");
     metrics::describe_histogram!("kite.tls_handshake.duration", metrics::Unit::Seconds, "TLS handshake times");
     metrics::describe_gauge!("kite.active_tls_handshakes", "TLS handshakes in progress");
+    metrics::describe_gauge!("kite.acme.certificate.expiry", "When the ACME certificate expires, in Unix seconds");
+    metrics::describe_gauge!(
+        "kite.acme.certificate.renew_at",
+        "When the ACME certificate is to be renewed, in Unix seconds"
+    );
+    metrics::describe_counter!("kite.acme.orders_failed", "ACME orders that failed");
 }
 
 /// Keeps `kite.acme.certificate.expiry` (Unix seconds of `notAfter`) and
