@@ -30,6 +30,24 @@ impl ConnectionMiddleware for RefuseAll {
     }
 }
 
+/// An application that is never ready: its `poll_ready` fails.
+#[derive(Clone)]
+struct NeverReady;
+
+impl tower_service::Service<http::Request<kite::RequestBody>> for NeverReady {
+    type Response = http::Response<String>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<http::Response<String>, std::io::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), std::io::Error>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("the test's service is never ready")))
+    }
+
+    fn call(&mut self, _request: http::Request<kite::RequestBody>) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(String::new())))
+    }
+}
+
 /// Serves `handle`'s rendering at `/metrics` on a Kite server of its own;
 /// returns its address.
 async fn prometheus_endpoint(handle: PrometheusHandle) -> std::net::SocketAddr {
@@ -96,6 +114,17 @@ async fn every_end_reason_is_tagged_and_scraped() {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).expect("the only recorder of this binary");
     let metrics = prometheus_endpoint(handle).await;
+
+    // An application whose service fails to become ready.
+    let failing = kite::Server::builder().urls(["http://127.0.0.1:0"]).handle_signals(false).bind().await.unwrap();
+    let failing_addr = failing.local_endpoints()[0].as_tcp().expect("tcp");
+    let failing_stop = failing.shutdown_handle();
+    let failing_done = tokio::spawn(failing.serve(NeverReady));
+    let answer = send_and_read_to_close(failing_addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert!(!answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    expect_reason(metrics, failing_addr.port(), ConnectionEndReason::ServiceFailed).await;
+    failing_stop.shutdown();
+    let _ = failing_done.await;
 
     for transport in transports() {
         let mut options = ServerOptions::default();
