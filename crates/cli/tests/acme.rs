@@ -111,3 +111,78 @@ async fn kite_acme_serves_a_certificate_from_pebble() {
     assert_eq!(out.stdout, b"Hello, World!");
     again.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_order_once_and_all_answer_the_challenge_and_serve_the_certificate() {
+    if let Err(message) = pebble::binaries() {
+        tools::missing(&message);
+        return;
+    }
+    if !tools::require_tool("curl") {
+        return;
+    }
+    let port = pebble::free_port();
+    let pebble = Pebble::start(pebble::free_port(), port, Duration::from_secs(3600)).await;
+    let cache = pebble.dir.join("kite-acme-cache");
+    let mut kite = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
+        .args(["--workers", "3", "--shutdown-timeout", "2"])
+        .args(["--urls", &format!("https://127.0.0.1:{port}"), "--acme", DOMAIN])
+        .args(["--acme-directory", &pebble.directory(), "--acme-challenge", "tls-alpn-01"])
+        .arg("--acme-root")
+        .arg(&pebble.api_root)
+        .arg("--acme-cache")
+        .arg(&cache)
+        .args(["--log", "warn"])
+        .env("KITE_ENVIRONMENT", "Production")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kite starts");
+    // SIGTERM to the supervisor, even if the test fails: it stops its
+    // workers (SIGKILL would leave them holding this test's pipes).
+    let _stop = Terminate(kite.id().unwrap());
+    let mut lines = tokio::io::BufReader::new(kite.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an address").unwrap();
+    assert!(first.is_some_and(|l| l.starts_with("Now listening on: https://")));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let root_pem = pebble.dir.join("issuing-root.pem");
+    std::fs::write(&root_pem, pebble.issuing_root_pem().await).unwrap();
+    let get = || {
+        let mut command = tokio::process::Command::new("curl");
+        command
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(&root_pem)
+            .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1")])
+            .arg(format!("https://{DOMAIN}:{port}/info"));
+        command
+    };
+    // pebble's one validation reaches whichever worker the kernel picks:
+    // each answers the challenge from the shared cache.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !get().output().await.unwrap().status.success() {
+        assert!(tokio::time::Instant::now() < deadline, "no certificate in time:\n{}", pebble.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every worker serves it, and pebble issued one certificate.
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let out = get().output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        pids.insert(info["pid"].as_u64().unwrap());
+    }
+    assert!(pids.len() >= 2, "several workers answered: {pids:?}");
+    let issued = pebble.log().matches("Issued certificate serial").count();
+    assert_eq!(issued, 1, "one order for the host's workers:\n{}", pebble.log());
+    drop(_stop);
+    let status = tokio::time::timeout(Duration::from_secs(10), kite.wait()).await.expect("the supervisor stops");
+    assert!(status.unwrap().success());
+}
+
+/// Sends SIGTERM to a process when dropped.
+struct Terminate(u32);
+
+impl Drop for Terminate {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.to_string()]).status();
+    }
+}

@@ -88,10 +88,6 @@ impl TlsMiddleware {
         #[cfg(feature = "acme")]
         if let Some(acme) = &options.acme {
             acme.validate()?;
-            // Its task runs on the runtime the server binds on.
-            if tokio::runtime::Handle::try_current().is_ok() {
-                acme.start();
-            }
         }
         let middleware = Self {
             inner: Arc::new(Inner {
@@ -137,6 +133,9 @@ impl TlsMiddleware {
         }
         #[cfg(feature = "acme")]
         if let Some(acme) = &options.acme {
+            // A server that never started it (a server of one's own) starts
+            // it at the first handshake.
+            acme.start();
             // Its own names get its certificate or none (while pending):
             // never another certificate for a name it is ordering.
             if sni.is_some_and(|name| acme.serves(name)) {

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use instant_acme::AccountCredentials;
 use sha2::{Digest, Sha256};
 
-use super::certificate::{validity, Issued};
+use super::certificate::{validity, ChallengePem, Issued};
 use super::AcmeOptions;
 
 /// A short name for the directory URL: staging and production, or two ACME
@@ -41,6 +41,56 @@ fn write(path: &PathBuf, bytes: &[u8], mode: u32) -> io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
+}
+
+/// Waits for, then holds, the cache directory's lock (an exclusive file
+/// lock, released when the file is dropped or the process ends).
+pub(super) async fn lock(options: &AcmeOptions) -> io::Result<std::fs::File> {
+    std::fs::create_dir_all(&options.cache_dir)?;
+    std::fs::set_permissions(&options.cache_dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = options.cache_dir.join(format!("{}.lock", prefix(options)));
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await.map_err(io::Error::other)?
+}
+
+/// Where an open challenge's answer is kept for the other processes on
+/// the cache; `None` for a name that is not a safe file name.
+fn challenge_path(options: &AcmeOptions, kind: &str, name: &str) -> Option<PathBuf> {
+    let safe = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    (safe && !name.starts_with('.'))
+        .then(|| options.cache_dir.join(format!("{}-{kind}-{name}.challenge", prefix(options))))
+}
+
+pub(super) fn write_http_challenge(options: &AcmeOptions, token: &str, answer: &str) -> io::Result<()> {
+    let path = challenge_path(options, "http", token).ok_or_else(|| io::Error::other("an odd token"))?;
+    write(&path, answer.as_bytes(), 0o600)
+}
+
+pub(super) fn read_http_challenge(options: &AcmeOptions, token: &str) -> Option<String> {
+    std::fs::read_to_string(challenge_path(options, "http", token)?).ok()
+}
+
+pub(super) fn remove_http_challenge(options: &AcmeOptions, token: &str) {
+    if let Some(path) = challenge_path(options, "http", token) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+pub(super) fn write_alpn_challenge(options: &AcmeOptions, domain: &str, pem: &ChallengePem) -> io::Result<()> {
+    let path = challenge_path(options, "alpn", domain).ok_or_else(|| io::Error::other("an odd domain"))?;
+    write(&path, format!("{}\n{}", pem.certificate, pem.key).as_bytes(), 0o600)
+}
+
+pub(super) fn read_alpn_challenge(options: &AcmeOptions, domain: &str) -> Option<ChallengePem> {
+    let both = std::fs::read_to_string(challenge_path(options, "alpn", domain)?).ok()?;
+    let split = both.find("-----BEGIN PRIVATE KEY-----")?;
+    Some(ChallengePem { certificate: both[..split].to_string(), key: both[split..].to_string() })
+}
+
+pub(super) fn remove_alpn_challenge(options: &AcmeOptions, domain: &str) {
+    if let Some(path) = challenge_path(options, "alpn", domain) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The cached account, if any can be read.

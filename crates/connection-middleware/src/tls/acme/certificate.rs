@@ -1,5 +1,5 @@
 //! A certificate from the ACME server: its chain and key, its validity,
-//! and when it is to be renewed.
+//! and when it is to be renewed; and a TLS-ALPN-01 challenge's.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
@@ -66,4 +66,17 @@ pub(crate) fn random_fraction() -> f64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A TLS-ALPN-01 certificate and its key, in PEM.
+pub(crate) struct ChallengePem {
+    pub certificate: String,
+    pub key: String,
+}
+
+impl ChallengePem {
+    /// The certificate, ready for handshakes.
+    pub fn load(&self) -> Option<Certificate> {
+        Certificate::from_pem(self.certificate.as_bytes(), self.key.as_bytes()).ok()
+    }
 }

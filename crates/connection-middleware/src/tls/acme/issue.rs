@@ -8,15 +8,14 @@ use instant_acme::{
 };
 use rustls_pki_types::CertificateDer;
 
-use super::certificate::{random_fraction, Issued};
+use super::certificate::{random_fraction, ChallengePem, Issued};
 use super::error::{error_chain, AcmeError};
 use super::{cache, AcmeOptions, Challenge, LOG_TARGET};
-use crate::tls::Certificate;
 
 /// Where an order puts its challenge answers while they are open.
 pub(crate) trait Answers: Sync {
     /// The TLS-ALPN-01 certificate for `domain`.
-    fn open_alpn(&self, domain: &str, certificate: Certificate);
+    fn open_alpn(&self, domain: &str, pem: ChallengePem);
     /// The HTTP-01 answer for `token`.
     fn open_http(&self, token: &str, answer: String);
 }
@@ -205,12 +204,11 @@ fn challenge_name(kind: &ChallengeType) -> &'static str {
 /// The self-signed certificate a TLS-ALPN-01 validation must see: the
 /// domain, and the key authorization's digest in the critical
 /// `acmeIdentifier` extension (RFC 8737 §3).
-fn alpn_certificate(domain: &str, digest: &[u8]) -> Result<Certificate, AcmeError> {
+fn alpn_certificate(domain: &str, digest: &[u8]) -> Result<ChallengePem, AcmeError> {
     let bad = |e: rcgen::Error| AcmeError::Other(format!("the TLS-ALPN-01 certificate cannot be made: {e}"));
     let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).map_err(bad)?;
     params.custom_extensions.push(rcgen::CustomExtension::new_acme_identifier(digest));
     let key = rcgen::KeyPair::generate().map_err(bad)?;
     let cert = params.self_signed(&key).map_err(bad)?;
-    Certificate::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
-        .map_err(|e| AcmeError::Other(format!("the TLS-ALPN-01 certificate cannot be used: {e}")))
+    Ok(ChallengePem { certificate: cert.pem(), key: key.serialize_pem() })
 }

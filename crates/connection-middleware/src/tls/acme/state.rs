@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
+use super::certificate::ChallengePem;
 use super::certificate::Issued;
 use super::error::AcmeError;
 use super::issue::{self, Answers};
@@ -61,9 +62,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Acme {
-    /// The certificate for `options.domains`, not yet started: the server
-    /// starts it ([`start`](Self::start)) when it binds an endpoint that
-    /// uses it. While one made with the same directory, domains and cache
+    /// The certificate for `options.domains`, not yet started: a Kite
+    /// server starts it ([`start`](Self::start)) when it starts serving an
+    /// endpoint that uses it; elsewhere the first handshake does. While one made with the same directory, domains and cache
     /// directory lives, this returns it (two endpoints, or a configuration
     /// reloaded, never order the same certificate twice).
     pub fn new(mut options: AcmeOptions) -> Acme {
@@ -121,7 +122,9 @@ impl Acme {
     /// The answer to an HTTP-01 challenge for `token` (the body of
     /// `GET /.well-known/acme-challenge/{token}`), while it is open.
     pub fn http01_answer(&self, token: &str) -> Option<String> {
-        lock(&self.shared.http).get(token).cloned()
+        let answer = lock(&self.shared.http).get(token).cloned();
+        // Another process on the same cache (a worker) may hold the order.
+        answer.or_else(|| cache::read_http_challenge(&self.shared.options, token))
     }
 
     /// Calls `listener` with the status after each certificate is installed
@@ -134,7 +137,9 @@ impl Acme {
     /// Starts the task that keeps the certificate, on the current tokio
     /// runtime, once; later calls do nothing. It reads the cache at once,
     /// so a cached certificate serves from the first handshake. It ends
-    /// when every clone of this `Acme` is gone.
+    /// when every clone of this `Acme` is gone. Processes sharing a cache
+    /// directory (a host's workers) order one at a time, under a file lock,
+    /// and the others serve what the first put in the cache.
     ///
     /// # Panics
     ///
@@ -190,11 +195,10 @@ impl Acme {
 
     /// The TLS-ALPN-01 certificate for `name`, while its challenge is open.
     pub(crate) fn challenge_certificate(&self, name: Option<&str>) -> Option<Certificate> {
-        let alpn = lock(&self.shared.alpn);
-        match name {
-            Some(name) => alpn.get(name).cloned(),
-            None => None,
-        }
+        let name = name?;
+        let open = lock(&self.shared.alpn).get(name).cloned();
+        // Another process on the same cache (a worker) may hold the order.
+        open.or_else(|| cache::read_alpn_challenge(&self.shared.options, name)?.load())
     }
 }
 
@@ -237,8 +241,12 @@ impl Shared {
 
     /// Forgets every challenge answer (an order ended).
     pub fn close_challenges(&self) {
-        lock(&self.alpn).clear();
-        lock(&self.http).clear();
+        for domain in std::mem::take(&mut *lock(&self.alpn)).into_keys() {
+            cache::remove_alpn_challenge(&self.options, &domain);
+        }
+        for token in std::mem::take(&mut *lock(&self.http)).into_keys() {
+            cache::remove_http_challenge(&self.options, &token);
+        }
     }
 
     /// Brings the renewal forward to `time` (the ACME server's renewal
@@ -272,11 +280,20 @@ impl Shared {
 }
 
 impl Answers for Shared {
-    fn open_alpn(&self, domain: &str, certificate: Certificate) {
-        lock(&self.alpn).insert(domain.to_string(), certificate);
+    fn open_alpn(&self, domain: &str, pem: ChallengePem) {
+        // In the cache too, for the other processes a validation may reach.
+        if let Err(e) = cache::write_alpn_challenge(&self.options, domain, &pem) {
+            tracing::warn!(target: LOG_TARGET, error = %e, "the challenge is answered by this process only");
+        }
+        if let Some(certificate) = pem.load() {
+            lock(&self.alpn).insert(domain.to_string(), certificate);
+        }
     }
 
     fn open_http(&self, token: &str, answer: String) {
+        if let Err(e) = cache::write_http_challenge(&self.options, token, &answer) {
+            tracing::warn!(target: LOG_TARGET, error = %e, "the challenge is answered by this process only");
+        }
         lock(&self.http).insert(token.to_string(), answer);
     }
 }
@@ -321,6 +338,28 @@ async fn keep(shared: Weak<Shared>) {
             continue;
         }
         let Some(strong) = shared.upgrade() else { return };
+        // One process at a time orders for a cache directory (workers of
+        // one host share it); the others find its certificate there.
+        let held = match cache::lock(&strong.options).await {
+            Ok(held) => Some(held),
+            Err(e) => {
+                tracing::warn!(target: LOG_TARGET, error = %e, "the cache cannot be locked; ordering without the lock");
+                None
+            }
+        };
+        if let Ok(Some(cached)) = cache::load_certificate(&strong.options) {
+            let newer = lock(&strong.current).as_ref().is_none_or(|current| cached.not_after > current.not_after);
+            if newer && cached.renew_at > SystemTime::now() {
+                tracing::info!(
+                    target: LOG_TARGET,
+                    domains = ?strong.options.domains,
+                    not_after_unix = unix_seconds(cached.not_after),
+                    "another process ordered the certificate; serving it from the cache"
+                );
+                strong.install(cached, false);
+                continue;
+            }
+        }
         let started = std::time::Instant::now();
         let renewal = strong.until_renewal().is_zero() && lock(&strong.current).is_some();
         tracing::info!(target: LOG_TARGET, domains = ?strong.options.domains, renewal, "ordering a certificate");
@@ -340,6 +379,7 @@ async fn keep(shared: Weak<Shared>) {
                     tracing::warn!(target: LOG_TARGET, error = %e, "the certificate serves but cannot be cached");
                 }
                 strong.install(issued, true);
+                drop(held);
                 backoff = None;
                 ask_window = ask_window.map(|_| std::time::Instant::now());
             }
@@ -364,7 +404,7 @@ async fn keep(shared: Weak<Shared>) {
                     cache::forget_account(&strong.options);
                 }
                 strong.failed(&error);
-                drop(strong);
+                drop((held, strong));
                 tokio::time::sleep(delay).await;
             }
         }
