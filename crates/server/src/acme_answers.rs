@@ -25,7 +25,7 @@ impl AcmeAnswers {
         {
             let mut certificates: Vec<kite_connection_middleware::tls::acme::Acme> = Vec::new();
             for acme in endpoints.filter_map(TlsMiddleware::acme) {
-                if !certificates.iter().any(|known| known.options().domains == acme.options().domains) {
+                if !certificates.iter().any(|known| known.same(acme)) {
                     // Its task starts with the serving, not the binding: a
                     // process that only binds (a workers' supervisor) orders
                     // nothing.

@@ -103,6 +103,12 @@ impl Acme {
         &self.shared.options
     }
 
+    /// Whether `self` and `other` are the same certificate (clones of one
+    /// `Acme`, or made with the same directory, domains and cache).
+    pub fn same(&self, other: &Acme) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Whether `name` (a server name, lower-case) is one of the domains.
     pub fn serves(&self, name: &str) -> bool {
         self.shared.options.domains.iter().any(|d| d == name)
