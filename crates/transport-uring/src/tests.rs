@@ -161,6 +161,16 @@ async fn an_exhausted_buffer_ring_is_back_pressure_not_failure() {
     // The hog's server side reads nothing: its bytes take the whole ring.
     let flood: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
     hog_client.write_all(&flood).await.unwrap();
+    // Wait until the loop has handed the whole ring to the hog; the kernel
+    // may still hold the flood when `write_all` returns.
+    let (ring_loop, _) = transport.loops.next();
+    let emptied = async {
+        while crate::handle::lock(&ring_loop.shared().buffers).free() > 0 {
+            tokio::task::yield_now().await;
+            std::thread::yield_now();
+        }
+    };
+    tokio::time::timeout(WAIT, emptied).await.expect("the hog's bytes take every buffer");
     // The other connection's bytes cannot be received until buffers free.
     other_client.write_all(b"still here").await.unwrap();
     let mut first = [0u8; 1];
