@@ -4,6 +4,8 @@
 //! binary's recorder).
 
 mod common;
+#[path = "common/h3.rs"]
+mod h3_client;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use kite::middleware::proxy_protocol::{ProxyMode, ProxyProtocol};
 use kite::middleware::{ConnectionError, ConnectionMiddleware, Next};
 use kite::tls::{TlsFilter, TlsOptions};
 use kite::transport::{Connection, ConnectionEndReason};
-use kite::{MinDataRate, ServerOptions};
+use kite::{MinDataRate, Protocols, ServerOptions};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -75,13 +77,22 @@ async fn scrape(metrics: std::net::SocketAddr) -> String {
 /// Waits until a scrape shows `kite.connection.duration` with
 /// `error.type` = `reason` on `port`, or fails naming it.
 async fn expect_reason(metrics: std::net::SocketAddr, port: u16, reason: ConnectionEndReason) {
+    expect_reason_on(metrics, port, "tcp", reason).await
+}
+
+/// [`expect_reason`] for a connection over `network` (`tcp` or `udp`).
+async fn expect_reason_on(metrics: std::net::SocketAddr, port: u16, network: &str, reason: ConnectionEndReason) {
     let wanted = format!("server_port=\"{port}\"");
+    let transport = format!("network_transport=\"{network}\"");
     let tag = format!("error_type=\"{reason}\"");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let text = scrape(metrics).await;
         let found = text.lines().any(|line| {
-            line.starts_with("kite_connection_duration_count{") && line.contains(&wanted) && line.contains(&tag)
+            line.starts_with("kite_connection_duration_count{")
+                && line.contains(&wanted)
+                && line.contains(&transport)
+                && line.contains(&tag)
         });
         if found {
             return;
@@ -148,11 +159,13 @@ async fn every_end_reason_is_tagged_and_scraped() {
                 .listen_with(([127, 0, 0, 1], 0), |listen| listen.use_(refusing_hello).use_https(tls()))
                 .listen_with(([127, 0, 0, 1], 0), |listen| listen.use_https(tls()).use_(TlsFilter::new(|_| false)))
                 .listen_with(([127, 0, 0, 1], 0), |listen| listen.use_(RefuseAll))
+                .listen(([127, 0, 0, 1], 0))
+                .listen_with(([127, 0, 0, 1], 0), |listen| listen.protocols(Protocols::Http3).use_https(tls()))
         })
         .await;
-        assert_eq!(server.addresses.len(), 6, "{:?}", server.addresses);
+        assert_eq!(server.addresses.len(), 8, "{:?}", server.addresses);
         let ports: Vec<u16> = server.addresses.iter().map(|url| port_of(url)).collect();
-        let [plain, tls, proxy, hello, filter, refused] = ports[..] else { unreachable!() };
+        let [plain, tls, proxy, hello, filter, refused, idle_h2, idle_h3] = ports[..] else { unreachable!() };
         let at = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
         use ConnectionEndReason::*;
 
@@ -231,6 +244,27 @@ async fn every_end_reason_is_tagged_and_scraped() {
         assert_eq!(goaway.get(12), Some(&0x7), "a GOAWAY frame: {goaway:?}");
         assert!(goaway.ends_with(&[0, 0, 0, 1]), "PROTOCOL_ERROR: {goaway:?}");
         expect_reason(metrics, plain, ProtocolError).await;
+
+        // An idle HTTP/2 connection (prior knowledge) and an idle HTTP/3
+        // one: the server ends each after the keep-alive timeout.
+        let tcp = TcpStream::connect(at(idle_h2)).await.unwrap();
+        let (mut send, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+        let driver = tokio::spawn(connection);
+        let request = http::Request::get("http://a/plaintext").body(()).unwrap();
+        let (response, _) = send.send_request(request, true).unwrap();
+        assert_eq!(response.await.unwrap().status(), 200);
+        let ended = tokio::time::timeout(WAIT, driver).await.expect("the server ended the idle HTTP/2 connection");
+        assert!(ended.unwrap().is_ok(), "a GOAWAY(NO_ERROR), not a failure");
+        expect_reason(metrics, idle_h2, KeepAliveTimeout).await;
+
+        let mut h3 = h3_client::connect(at(idle_h3), der.clone()).await;
+        assert_eq!(h3.get("/plaintext").await.status, 200);
+        let driver = std::mem::replace(&mut h3.driver, tokio::spawn(std::future::pending()));
+        let ended = tokio::time::timeout(WAIT, driver).await.expect("the server ended the idle HTTP/3 connection");
+        let ended = ended.unwrap();
+        assert!(ended.is_h3_no_error(), "closed with H3_NO_ERROR: {ended:?}");
+        expect_reason_on(metrics, idle_h3, "udp", KeepAliveTimeout).await;
+        h3.close().await;
 
         // The connection middleware endpoints.
         let alert = send_and_read_to_close(at(tls), b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
