@@ -151,7 +151,9 @@ impl Acme {
     ///
     /// Outside a tokio runtime.
     pub fn start(&self) {
-        if self.shared.started.swap(true, Ordering::AcqRel) {
+        // Every handshake calls this: a plain load first keeps the flag's
+        // cache line shared between cores once started.
+        if self.shared.started.load(Ordering::Acquire) || self.shared.started.swap(true, Ordering::AcqRel) {
             return;
         }
         match cache::load_certificate(&self.shared.options) {
