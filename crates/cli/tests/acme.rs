@@ -27,36 +27,22 @@ async fn kite_acme_serves_a_certificate_from_pebble() {
     let port = pebble::free_port();
     let pebble = Pebble::start(pebble::free_port(), port, Duration::from_secs(3600)).await;
     let cache = pebble.dir.join("kite-acme-cache");
-    let mut kite = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args(["--urls", &format!("https://127.0.0.1:{port}"), "--acme", DOMAIN])
-        .args(["--acme-directory", &pebble.directory()])
-        .arg("--acme-root")
-        .arg(&pebble.api_root)
-        .arg("--acme-cache")
-        .arg(&cache)
-        .args(["--log", "warn"])
-        .env("KITE_ENVIRONMENT", "Production")
-        .kill_on_drop(true)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kite starts");
+    let (mut kite, first) = spawn_kite(|kite| {
+        kite.kill_on_drop(true)
+            .args(["--urls", &format!("https://127.0.0.1:{port}"), "--acme", DOMAIN])
+            .args(["--acme-directory", &pebble.directory()])
+            .arg("--acme-root")
+            .arg(&pebble.api_root)
+            .arg("--acme-cache")
+            .arg(&cache);
+    })
+    .await;
     // It listens at once, before the certificate exists.
-    let mut lines = tokio::io::BufReader::new(kite.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an address").unwrap();
-    assert_eq!(first.as_deref(), Some(format!("Now listening on: https://127.0.0.1:{port}").as_str()));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    assert_eq!(first, format!("Now listening on: https://127.0.0.1:{port}"));
 
     let root_pem = pebble.dir.join("issuing-root.pem");
     std::fs::write(&root_pem, pebble.issuing_root_pem().await).unwrap();
-    let curl = |path: &str| {
-        let mut command = tokio::process::Command::new("curl");
-        command
-            .args(["-sS", "--max-time", "5", "--cacert"])
-            .arg(&root_pem)
-            .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1")])
-            .arg(format!("https://{DOMAIN}:{port}{path}"));
-        command
-    };
+    let curl = |path: &str| curl(&root_pem, port, path);
     // The certificate is ordered in the background: poll until it serves.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let home = loop {
@@ -93,19 +79,11 @@ async fn kite_acme_serves_a_certificate_from_pebble() {
     let endpoints =
         serde_json::json!({ "Https": { "Url": format!("https://127.0.0.1:{port}"), "Certificate": { "Acme": acme } } });
     std::fs::write(&config, serde_json::json!({ "Kestrel": { "Endpoints": endpoints } }).to_string()).unwrap();
-    let mut again = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
-        .arg("--config")
-        .arg(&config)
-        .args(["--log", "warn"])
-        .env("KITE_ENVIRONMENT", "Production")
-        .kill_on_drop(true)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kite starts");
-    let mut lines = tokio::io::BufReader::new(again.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an address").unwrap();
-    assert!(first.is_some_and(|l| l.starts_with("Now listening on: https://")));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut again, first) = spawn_kite(|kite| {
+        kite.kill_on_drop(true).arg("--config").arg(&config);
+    })
+    .await;
+    assert!(first.starts_with("Now listening on: https://"), "{first}");
     let out = curl("/plaintext").output().await.unwrap();
     assert!(out.status.success(), "the cached certificate at once: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.stdout, b"Hello, World!");
@@ -124,37 +102,23 @@ async fn workers_order_once_and_all_answer_the_challenge_and_serve_the_certifica
     let port = pebble::free_port();
     let pebble = Pebble::start(pebble::free_port(), port, Duration::from_secs(3600)).await;
     let cache = pebble.dir.join("kite-acme-cache");
-    let mut kite = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"))
-        .args(["--workers", "3", "--shutdown-timeout", "2"])
-        .args(["--urls", &format!("https://127.0.0.1:{port}"), "--acme", DOMAIN])
-        .args(["--acme-directory", &pebble.directory(), "--acme-challenge", "tls-alpn-01"])
-        .arg("--acme-root")
-        .arg(&pebble.api_root)
-        .arg("--acme-cache")
-        .arg(&cache)
-        .args(["--log", "warn"])
-        .env("KITE_ENVIRONMENT", "Production")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kite starts");
+    let (mut kite, first) = spawn_kite(|kite| {
+        kite.args(["--workers", "3", "--shutdown-timeout", "2"])
+            .args(["--urls", &format!("https://127.0.0.1:{port}"), "--acme", DOMAIN])
+            .args(["--acme-directory", &pebble.directory(), "--acme-challenge", "tls-alpn-01"])
+            .arg("--acme-root")
+            .arg(&pebble.api_root)
+            .arg("--acme-cache")
+            .arg(&cache);
+    })
+    .await;
     // SIGTERM to the supervisor, even if the test fails: it stops its
     // workers (SIGKILL would leave them holding this test's pipes).
     let _stop = Terminate(kite.id().unwrap());
-    let mut lines = tokio::io::BufReader::new(kite.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an address").unwrap();
-    assert!(first.is_some_and(|l| l.starts_with("Now listening on: https://")));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    assert!(first.starts_with("Now listening on: https://"), "{first}");
     let root_pem = pebble.dir.join("issuing-root.pem");
     std::fs::write(&root_pem, pebble.issuing_root_pem().await).unwrap();
-    let get = || {
-        let mut command = tokio::process::Command::new("curl");
-        command
-            .args(["-sS", "--max-time", "5", "--cacert"])
-            .arg(&root_pem)
-            .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1")])
-            .arg(format!("https://{DOMAIN}:{port}/info"));
-        command
-    };
+    let get = || curl(&root_pem, port, "/info");
     // pebble's one validation reaches whichever worker the kernel picks:
     // each answers the challenge from the shared cache.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -176,6 +140,41 @@ async fn workers_order_once_and_all_answer_the_challenge_and_serve_the_certifica
     drop(_stop);
     let status = tokio::time::timeout(Duration::from_secs(10), kite.wait()).await.expect("the supervisor stops");
     assert!(status.unwrap().success());
+}
+
+/// Starts `kite` with `args` (logging warnings, in production) and its
+/// stdout piped; returns it and the first line it printed (its first
+/// address), and drains the rest. `args` sets `kill_on_drop` where a
+/// SIGKILL stops it all (not for a supervisor, whose workers would stay).
+async fn spawn_kite(args: impl FnOnce(&mut tokio::process::Command)) -> (tokio::process::Child, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kite"));
+    args(&mut command);
+    let mut kite = command
+        .args(["--log", "warn"])
+        .env("KITE_ENVIRONMENT", "Production")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kite starts");
+    // Stopped, workers and all, if it never prints its address.
+    let stop = Terminate(kite.id().expect("a running child"));
+    let mut lines = tokio::io::BufReader::new(kite.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an address in time");
+    let first = first.unwrap().expect("kite printed its address");
+    std::mem::forget(stop);
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (kite, first)
+}
+
+/// A curl command for `https://kite.test:PORT{path}`, resolved to loopback
+/// and verified against `root_pem`.
+fn curl(root_pem: &std::path::Path, port: u16, path: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("curl");
+    command
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(root_pem)
+        .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1")])
+        .arg(format!("https://{DOMAIN}:{port}{path}"));
+    command
 }
 
 /// Sends SIGTERM to a process when dropped.
