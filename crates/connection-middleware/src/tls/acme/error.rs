@@ -121,3 +121,44 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A problem document as an ACME server sends it.
+    fn problem(kind: &str, detail: &str) -> instant_acme::Error {
+        let json = serde_json::json!({ "type": kind, "detail": detail, "status": 429 });
+        instant_acme::Error::Api(serde_json::from_value(json).unwrap())
+    }
+
+    #[test]
+    fn each_problem_type_names_what_to_fix() {
+        // Let's Encrypt's words for its certificates-per-domain-set limit.
+        let limited = AcmeError::from_acme(
+            "https://acme.test/dir",
+            problem(
+                "urn:ietf:params:acme:error:rateLimited",
+                "too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s",
+            ),
+        );
+        assert!(matches!(limited, AcmeError::RateLimited(ref d) if d.contains("too many certificates")));
+        assert!(limited.fix().contains("staging"), "{}", limited.fix());
+        assert!(!limited.forgets_account(), "a rate limit is no reason for a new account");
+
+        let contact = AcmeError::from_acme("d", problem("urn:ietf:params:acme:error:invalidContact", "bad tel"));
+        assert!(matches!(contact, AcmeError::BadContact(_)) && contact.forgets_account());
+
+        let gone = AcmeError::from_acme("d", problem("urn:ietf:params:acme:error:accountDoesNotExist", "no"));
+        assert!(matches!(gone, AcmeError::AccountGone(_)) && gone.forgets_account());
+
+        for kind in CHALLENGE_PROBLEMS {
+            let refused = AcmeError::from_acme("d", problem(&format!("urn:ietf:params:acme:error{kind}"), "no"));
+            assert!(matches!(refused, AcmeError::ChallengeRefused { .. }), "{kind}");
+            assert!(!refused.forgets_account(), "{kind}");
+        }
+
+        let other = AcmeError::from_acme("d", problem("urn:ietf:params:acme:error:serverInternal", "oops"));
+        assert_eq!(other.to_string(), "urn:ietf:params:acme:error:serverInternal: oops");
+    }
+}
