@@ -37,8 +37,9 @@ pub struct ServerBuilder {
     middleware: Vec<Arc<dyn ConnectionMiddleware>>,
     after_tls: Vec<Arc<dyn ConnectionMiddleware>>,
     pub(crate) allowed_hosts: Option<Vec<String>>,
-    /// The configuration file, watched for changes when `reload_on_change`.
-    pub(crate) config_file: Option<std::path::PathBuf>,
+    /// The configuration file, watched for changes when `reload_on_change`,
+    /// and its stamp from when it was read.
+    pub(crate) config_file: Option<(std::path::PathBuf, Option<crate::config::FileStamp>)>,
     reload_on_change: bool,
     reuse_port: bool,
     inherited: Option<crate::handover::Pool>,
@@ -382,10 +383,11 @@ impl ServerBuilder {
             }
         }
         // With a configuration file, its endpoints follow its changes.
-        let reload = self.config_file.clone().filter(|_| self.reload_on_change).map(|file| {
+        let reload = self.config_file.clone().filter(|_| self.reload_on_change).map(|(file, seen)| {
             let template = self.template();
             ReloadSource {
                 file,
+                seen,
                 transports: transports.clone(),
                 read_endpoints: Box::new(move |config| Ok(template.template().configuration(config)?.config_endpoints)),
                 default_protocols: self.options.http.protocols,

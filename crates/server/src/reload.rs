@@ -4,11 +4,11 @@
 //! and unchanged ones keep serving their connections.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use kite_http_core::Protocols;
 
-use crate::config::Config;
+use crate::config::{file_stamp, Config, FileStamp};
 use crate::endpoint::{self, Launcher, Running, RunningSet};
 use crate::listen::ListenOptions;
 use crate::{ServerError, ShutdownHandle};
@@ -25,28 +25,24 @@ pub(crate) type ReadEndpoints = Box<dyn Fn(&Config) -> Result<Vec<ListenOptions>
 /// Where the configuration comes from, and what rebuilds its endpoints.
 pub(crate) struct ReloadSource {
     pub file: PathBuf,
+    /// The file's stamp when the running configuration was read.
+    pub seen: Option<FileStamp>,
     pub transports: endpoint::Transports,
     pub read_endpoints: ReadEndpoints,
     /// The protocols of an endpoint that names none.
     pub default_protocols: Protocols,
 }
 
-/// The file's identity for change detection: modification time and size.
-fn stamp(file: &PathBuf) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(file).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
-}
-
 /// Watches the file until `shutdown`, rebinding on each change.
 pub(crate) async fn watch(source: ReloadSource, running: RunningSet, launcher: Launcher, shutdown: ShutdownHandle) {
-    let mut last = stamp(&source.file);
+    let mut last = source.seen;
     let mut every = tokio::time::interval(POLL);
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
             _ = every.tick() => {}
         }
-        let now = stamp(&source.file);
+        let now = file_stamp(&source.file);
         if now.is_none() || now == last {
             continue;
         }

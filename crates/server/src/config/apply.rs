@@ -22,7 +22,7 @@ impl ServerBuilder {
     /// value, an unknown protocol name, a missing certificate file, or an
     /// HTTPS-only setting on an http endpoint.
     pub fn configuration(mut self, config: &Config) -> Result<Self, ServerError> {
-        self.config_file = config.file().map(std::path::Path::to_path_buf);
+        self.config_file = config.file().map(|file| (file.to_path_buf(), config.read_stamp()));
         let root = config.root();
         if let Some(urls) = root.get("Urls").string()? {
             self = self.urls([urls]);

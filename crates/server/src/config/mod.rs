@@ -42,6 +42,17 @@ pub struct Config {
     tree: Value,
     /// The file it came from, for messages and relative paths.
     file: Option<PathBuf>,
+    /// The file's stamp from just before it was read.
+    read_stamp: Option<FileStamp>,
+}
+
+/// A file's identity for change detection: modification time and size.
+pub(crate) type FileStamp = (std::time::SystemTime, u64);
+
+/// `path`'s [`FileStamp`], if it can be read.
+pub(crate) fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 impl Config {
@@ -66,11 +77,13 @@ impl Config {
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        // Stamped before the read: a change made while it is read is seen.
+        let read_stamp = file.and_then(file_stamp);
         let tree = match file {
             Some(path) => parse_file(path)?,
             None => Value::Object(Map::new()),
         };
-        let mut config = Self { tree, file: file.map(Path::to_path_buf) };
+        let mut config = Self { tree, file: file.map(Path::to_path_buf), read_stamp };
         config.overlay_env(env);
         Ok(config)
     }
@@ -87,7 +100,7 @@ impl Config {
     {
         let tree = serde_json::from_str(json)
             .map_err(|e| ConfigError::new(None, "", format!("not valid JSON: {e}"), "fix the syntax"))?;
-        let mut config = Self { tree, file: None };
+        let mut config = Self { tree, file: None, read_stamp: None };
         config.overlay_env(env);
         Ok(config)
     }
@@ -121,6 +134,12 @@ impl Config {
     /// The file the configuration came from.
     pub fn file(&self) -> Option<&Path> {
         self.file.as_deref()
+    }
+
+    /// The file's stamp from just before it was read: a reload watcher
+    /// starts from it, so a change made after the read is never missed.
+    pub(crate) fn read_stamp(&self) -> Option<FileStamp> {
+        self.read_stamp
     }
 
     /// Resolves a path from the configuration: relative paths are relative
@@ -227,7 +246,7 @@ impl std::error::Error for ConfigError {}
 #[doc(hidden)]
 pub fn fuzz(text: &str, toml: bool) {
     let Ok(tree) = parse_text(None, text, if toml { "toml" } else { "json" }) else { return };
-    let mut config = Config { tree, file: None };
+    let mut config = Config { tree, file: None, read_stamp: None };
     config.overlay_env([("KITE__Kestrel__Limits__MaxRequestBodySize", "1024")]);
     let _ = crate::Server::builder().configuration(&config);
 }
