@@ -17,11 +17,7 @@ use tokio::io::AsyncBufReadExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kite_acme_serves_a_certificate_from_pebble() {
-    if let Err(message) = pebble::binaries() {
-        tools::missing(&message);
-        return;
-    }
-    if !tools::require_tool("curl") {
+    if !tools_present() {
         return;
     }
     let port = pebble::free_port();
@@ -92,11 +88,7 @@ async fn kite_acme_serves_a_certificate_from_pebble() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_order_once_and_all_answer_the_challenge_and_serve_the_certificate() {
-    if let Err(message) = pebble::binaries() {
-        tools::missing(&message);
-        return;
-    }
-    if !tools::require_tool("curl") {
+    if !tools_present() {
         return;
     }
     let port = pebble::free_port();
@@ -140,6 +132,65 @@ async fn workers_order_once_and_all_answer_the_challenge_and_serve_the_certifica
     drop(_stop);
     let status = tokio::time::timeout(Duration::from_secs(10), kite.wait()).await.expect("the supervisor stops");
     assert!(status.unwrap().success());
+}
+
+/// An https endpoint with an ACME certificate, added to the configuration
+/// file of a running `kite`, gets its certificate by HTTP-01 on the plain
+/// endpoint that was there before: the reloaded endpoint's challenges are
+/// answered as a startup endpoint's are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acme_endpoint_added_by_a_reload_is_answered_over_http_01() {
+    if !tools_present() {
+        return;
+    }
+    let (http, https) = (pebble::free_port(), pebble::free_port());
+    let pebble = Pebble::start(http, https, Duration::from_secs(3600)).await;
+    let config = pebble.dir.join("reloaded.json");
+    let write = |endpoints: serde_json::Value| {
+        std::fs::write(&config, serde_json::json!({ "Kestrel": { "Endpoints": endpoints } }).to_string()).unwrap()
+    };
+    let plain = serde_json::json!({ "Url": format!("http://127.0.0.1:{http}") });
+    write(serde_json::json!({ "Http": plain }));
+    let (mut kite, first) = spawn_kite(|kite| {
+        kite.kill_on_drop(true).arg("--config").arg(&config);
+    })
+    .await;
+    assert_eq!(first, format!("Now listening on: http://127.0.0.1:{http}"));
+
+    let acme = serde_json::json!({
+        "Domains": [DOMAIN],
+        "Directory": pebble.directory(),
+        "Root": pebble.api_root,
+        "CacheDir": pebble.dir.join("kite-acme-cache"),
+        "Challenge": "Http01",
+    });
+    let secure = serde_json::json!({ "Url": format!("https://127.0.0.1:{https}"), "Certificate": { "Acme": acme } });
+    write(serde_json::json!({ "Http": plain, "Https": secure }));
+
+    let root_pem = pebble.dir.join("issuing-root.pem");
+    std::fs::write(&root_pem, pebble.issuing_root_pem().await).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = curl(&root_pem, https, "/plaintext").output().await.unwrap();
+        if out.status.success() {
+            break out;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no certificate in time:\n{}", pebble.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(out.stdout, b"Hello, World!");
+    assert!(pebble.log().contains("Attempting to validate w/ HTTP"), "validated over HTTP-01:\n{}", pebble.log());
+    kite.kill().await.unwrap();
+}
+
+/// Whether pebble and curl are here; if not, says so (failing unless
+/// missing tools may be skipped).
+fn tools_present() -> bool {
+    if let Err(message) = pebble::binaries() {
+        tools::missing(&message);
+        return false;
+    }
+    tools::require_tool("curl")
 }
 
 /// Starts `kite` with `args` (logging warnings, in production) and its

@@ -10,37 +10,46 @@ use kite_connection_middleware::tls::TlsMiddleware;
 const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The ACME certificates of a server's endpoints, for their HTTP-01
-/// answers.
+/// answers. Endpoints join when they are launched, at startup or by a
+/// configuration reload.
 #[derive(Debug, Default)]
 pub(crate) struct AcmeAnswers {
     #[cfg(feature = "acme")]
-    certificates: Vec<kite_connection_middleware::tls::acme::Acme>,
+    certificates: std::sync::RwLock<Vec<kite_connection_middleware::tls::acme::Acme>>,
 }
 
 impl AcmeAnswers {
-    /// The ACME certificates of the endpoints' TLS middleware, each once;
-    /// `None` when none has one. Each gets its metrics.
-    pub fn collect<'a>(endpoints: impl Iterator<Item = &'a TlsMiddleware>) -> Option<Self> {
+    /// The answers of a server whose endpoints are `endpoints`' TLS, and
+    /// that reloads its configuration if `reloads`: `None` when no endpoint
+    /// can ever serve an ACME certificate, so requests skip the check.
+    pub fn for_server<'a>(
+        mut endpoints: impl Iterator<Item = &'a TlsMiddleware>,
+        reloads: bool,
+    ) -> Option<std::sync::Arc<Self>> {
         #[cfg(feature = "acme")]
-        {
-            let mut certificates: Vec<kite_connection_middleware::tls::acme::Acme> = Vec::new();
-            for acme in endpoints.filter_map(TlsMiddleware::acme) {
-                if !certificates.iter().any(|known| known.same(acme)) {
-                    // Its task starts with the serving, not the binding: a
-                    // process that only binds (a workers' supervisor) orders
-                    // nothing.
-                    acme.start();
-                    crate::metrics::observe_acme(acme);
-                    certificates.push(acme.clone());
-                }
+        if reloads || endpoints.any(|tls| tls.acme().is_some()) {
+            return Some(std::sync::Arc::default());
+        }
+        let _ = (endpoints.next(), reloads);
+        None
+    }
+
+    /// Takes in the ACME certificate of an endpoint being launched, once
+    /// per certificate: its task starts with the serving, not the binding
+    /// (a process that only binds, a workers' supervisor, orders nothing),
+    /// it gets its metrics, and its HTTP-01 challenges are answered.
+    pub fn register(&self, tls: &TlsMiddleware) {
+        #[cfg(feature = "acme")]
+        if let Some(acme) = tls.acme() {
+            let mut certificates = self.certificates.write().unwrap_or_else(|p| p.into_inner());
+            if !certificates.iter().any(|known| known.same(acme)) {
+                acme.start();
+                crate::metrics::observe_acme(acme);
+                certificates.push(acme.clone());
             }
-            (!certificates.is_empty()).then_some(Self { certificates })
         }
         #[cfg(not(feature = "acme"))]
-        {
-            let _ = endpoints;
-            None
-        }
+        let _ = tls;
     }
 
     /// The body answering `GET path`, if `path` is an open HTTP-01
@@ -48,7 +57,7 @@ impl AcmeAnswers {
     pub fn answer(&self, path: &str) -> Option<Bytes> {
         let token = path.strip_prefix(CHALLENGE_PATH)?;
         #[cfg(feature = "acme")]
-        for acme in &self.certificates {
+        for acme in self.certificates.read().unwrap_or_else(|p| p.into_inner()).iter() {
             if let Some(answer) = acme.http01_answer(token) {
                 tracing::debug!(target: "kite::acme", token, "answered an HTTP-01 challenge");
                 return Some(Bytes::from(answer));

@@ -169,8 +169,10 @@ impl Server {
             after_tls: self.after_tls,
             allowed_hosts: self.allowed_hosts,
             readiness: readiness.clone(),
-            acme: crate::acme_answers::AcmeAnswers::collect(self.listeners.iter().filter_map(|l| l.tls.as_ref()))
-                .map(Arc::new),
+            acme: crate::acme_answers::AcmeAnswers::for_server(
+                self.listeners.iter().filter_map(|l| l.tls.as_ref()),
+                self.reload.is_some(),
+            ),
             max_connections: self.options.http.limits.max_concurrent_connections,
         };
         let launcher = Launcher::new(service, self.options.http.clone(), parts);

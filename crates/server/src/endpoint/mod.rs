@@ -309,6 +309,9 @@ pub(crate) struct Launcher {
     pipelines: Arc<Pipelines>,
     multiplexed: ServeMultiplexed,
     limit: ConnectionLimit,
+    /// Where a launched endpoint's ACME certificate joins the HTTP-01
+    /// answers.
+    acme: Option<Arc<crate::acme_answers::AcmeAnswers>>,
 }
 
 /// The HTTP step and the HTTP/3 server for one application.
@@ -355,6 +358,7 @@ impl Launcher {
     {
         // The application, behind the readiness probe and the host filter
         // when either is set.
+        let acme = parts.acme.clone();
         let (finish, multiplexed) = match (parts.allowed_hosts, parts.readiness, parts.acme) {
             (None, None, None) => serving(service, http),
             (allowed, readiness, acme) => serving(HostFilter { inner: service, acme, allowed, readiness }, http),
@@ -380,7 +384,12 @@ impl Launcher {
             }
             finish(builder, bound.protocols, bound.alt_svc)
         };
-        Self { pipelines: Arc::new(pipeline_for), multiplexed, limit: ConnectionLimit::new(parts.max_connections) }
+        Self {
+            pipelines: Arc::new(pipeline_for),
+            multiplexed,
+            limit: ConnectionLimit::new(parts.max_connections),
+            acme,
+        }
     }
 
     /// Starts accepting on `bound`.
@@ -390,6 +399,9 @@ impl Launcher {
         let url = bound.url();
         let BoundListener { listener, tls, protocols, steps, name, definition, alt_svc, proxy_protocol } = bound;
         let (limit, tracked) = (self.limit.clone(), Arc::clone(&tracker));
+        if let (Some(answers), Some(tls)) = (&self.acme, &tls) {
+            answers.register(tls);
+        }
         let task = match listener {
             Bound::Stream(listener) => {
                 let shape = BoundSteps {
