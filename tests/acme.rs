@@ -310,6 +310,7 @@ async fn failures_say_what_to_fix_and_handshakes_wait_for_the_certificate() {
     if !tools_present() {
         return;
     }
+    let metrics = recorder();
     // pebble validates TLS-ALPN-01 on a port where nothing listens.
     let https = pebble::free_port();
     let pebble = Pebble::start(pebble::free_port(), pebble::free_port(), Duration::from_secs(3600)).await;
@@ -321,6 +322,13 @@ async fn failures_say_what_to_fix_and_handshakes_wait_for_the_certificate() {
     wait_status(&refused, &pebble, "refusal", |s| s.last_error.is_some()).await;
     let error = refused.status().last_error.unwrap();
     assert!(error.contains("refused") && error.contains(DOMAIN), "{error}");
+    assert_eq!(refused.status().failed_orders, 1, "one order, retried an hour later");
+    let text = metrics.render();
+    let failed = text
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("kite_acme_orders_failed{{domain=\"{DOMAIN}\"}} ")))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(failed.is_some_and(|count| count >= 1), "the failure is counted in:\n{text}");
     // Meanwhile, the name's handshakes fail (no self-signed stand-in).
     let root = pebble.issuing_root().await;
     assert!(pebble::connect(local(https), root, &[b"http/1.1"]).await.is_err(), "no certificate yet");

@@ -47,7 +47,7 @@ pub fn describe() {
 
 /// Keeps `kite.acme.certificate.expiry` (Unix seconds of `notAfter`) and
 /// `kite.acme.certificate.renew_at` for `acme`'s certificate, tagged with
-/// its first domain, and counts `kite.acme.orders_failed`.
+/// its first domain, and `kite.acme.orders_failed`.
 #[cfg(feature = "acme")]
 pub(crate) fn observe_acme(acme: &kite_connection_middleware::tls::acme::Acme) {
     use kite_connection_middleware::tls::acme::AcmeStatus;
@@ -60,9 +60,9 @@ pub(crate) fn observe_acme(acme: &kite_connection_middleware::tls::acme::Acme) {
         if let Some(renew_at) = status.renew_at {
             metrics::gauge!("kite.acme.certificate.renew_at", "domain" => domain.clone()).set(unix(renew_at));
         }
-        if status.last_error.is_some() {
-            metrics::counter!("kite.acme.orders_failed", "domain" => domain).increment(1);
-        }
+        // From the certificate's own count: observing it again (a second
+        // server on the same certificate) never counts a failure twice.
+        metrics::counter!("kite.acme.orders_failed", "domain" => domain).absolute(status.failed_orders);
     };
     record(&acme.status());
     acme.on_change(record);

@@ -31,6 +31,7 @@ pub(crate) struct Shared {
     http: Mutex<HashMap<String, String>>,
     last_error: Mutex<Option<String>>,
     issued: AtomicU64,
+    failed_orders: AtomicU64,
     started: AtomicBool,
     listeners: Mutex<Vec<Listener>>,
 }
@@ -53,6 +54,8 @@ pub struct AcmeStatus {
     /// Certificates obtained from the ACME server by this process (a
     /// cached one is not counted).
     pub issued: u64,
+    /// Orders that failed in this process, renewals included.
+    pub failed_orders: u64,
     /// Why the last order failed and what to fix, until one succeeds.
     pub last_error: Option<String>,
 }
@@ -90,6 +93,7 @@ impl Acme {
                 http: Mutex::default(),
                 last_error: Mutex::default(),
                 issued: AtomicU64::new(0),
+                failed_orders: AtomicU64::new(0),
                 started: AtomicBool::new(false),
                 listeners: Mutex::default(),
             }),
@@ -225,6 +229,7 @@ impl Shared {
             not_after: current.as_ref().map(|c| c.not_after),
             renew_at: current.as_ref().map(|c| c.renew_at),
             issued: self.issued.load(Ordering::Relaxed),
+            failed_orders: self.failed_orders.load(Ordering::Relaxed),
             last_error: lock(&self.last_error).clone(),
         }
     }
@@ -283,6 +288,7 @@ impl Shared {
 
     fn failed(&self, error: &AcmeError) {
         *lock(&self.last_error) = Some(format!("{error} (to fix: {})", error.fix()));
+        self.failed_orders.fetch_add(1, Ordering::Relaxed);
         self.tell();
     }
 }
