@@ -375,7 +375,8 @@ async fn keep(shared: Weak<Shared>) {
             }
         }
         let started = std::time::Instant::now();
-        let renewal = strong.until_renewal().is_zero() && lock(&strong.current).is_some();
+        // Only a due certificate (or none) gets here: one held is renewed.
+        let renewal = lock(&strong.current).is_some();
         tracing::info!(target: LOG_TARGET, domains = ?strong.options.domains, renewal, "ordering a certificate");
         let ordered = issue::order(&strong.options, &*strong, &mut account).await;
         strong.close_challenges();
