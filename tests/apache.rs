@@ -166,7 +166,10 @@ ProxyPass "/unix/" "unix:{sock}|http://localhost/" upgrade=websocket
     }
 
     drop(stop);
-    tokio::time::timeout(WAIT, child.wait()).await.expect("apache2 stops on SIGTERM").unwrap();
+    // A child still in a proxied exchange may take Apache's whole stop
+    // schedule: SIGTERM again at 3, 5 and 7 s, SIGKILL at 9 s.
+    let stopping = Duration::from_secs(20);
+    tokio::time::timeout(stopping, child.wait()).await.expect("apache2 stops on SIGTERM").unwrap();
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
