@@ -167,9 +167,9 @@ where
                     return Poll::Ready(HeadOutcome::End(Err(Error::Io(e))));
                 }
             }
-            if self.read_buf.is_empty() && self.close.is_requested() {
-                return Poll::Ready(HeadOutcome::End(Ok(())));
-            }
+            // Even when a close is requested, read first: a request already
+            // received (a client that wrote as it connected) is answered,
+            // with `Connection: close`, whatever the timing of the close.
             match self.poll_fill(cx) {
                 Poll::Ready(Ok(0)) if self.read_buf.is_empty() => return Poll::Ready(HeadOutcome::End(Ok(()))),
                 Poll::Ready(Ok(0)) => {
